@@ -1,0 +1,122 @@
+"""A local redis-server process with AOF persistence, for tests and ``make run``.
+
+The services count on Redis keeping acknowledged writes across a crash (AOF, fsync every
+second), so the fault tests need a real server they can SIGKILL and SIGSTOP.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import redis
+
+from devstack.ports import ensure_free, free_port
+from devstack.process import ManagedProcess, ProcessStartError
+
+__all__ = ["RedisNotInstalledError", "RedisProcess"]
+
+
+class RedisNotInstalledError(ProcessStartError):
+    """redis-server is not on PATH; installing it is the Makefile's job, not ours."""
+
+
+class RedisProcess(ManagedProcess):
+    """redis-server bound to 127.0.0.1 with its AOF and log under ``data_dir``.
+
+    RDB snapshots are off (``--save ''``) so the AOF alone decides what survives a crash,
+    which is the behaviour the durability tests pin down.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, die_with_parent: bool = True
+    ) -> None:
+        super().__init__(data_dir, "redis.log", die_with_parent=die_with_parent)
+        self.port = port if port is not None else free_port()
+        self._paused = False
+
+    @property
+    def url(self) -> str:
+        """Client URL, database 0: ``redis://127.0.0.1:PORT/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, timeout: float = 2.0) -> redis.Redis:
+        """A short-timeout synchronous client, for probes and test assertions."""
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    def _prepare(self) -> None:
+        ensure_free(self.port, "redis")
+        self._paused = False
+
+    def _command(self) -> list[str]:
+        server = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/sbin")
+        if server is None:
+            raise RedisNotInstalledError(
+                "redis-server not found: run `make deps` (apt-get install redis-server)"
+            )
+        return [
+            server,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.log_path),
+        ]
+
+    def _probe(self) -> bool:
+        """PING answers PONG; while replaying a big AOF Redis answers LOADING instead."""
+        try:
+            with self.client(timeout=1.0) as conn:
+                return bool(conn.ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SHUTDOWN (fsyncs the AOF, then exits); SIGTERM/SIGKILL only if that fails."""
+        if self.is_running():
+            self.resume()
+            try:
+                with self.client(timeout=5.0) as conn:
+                    conn.shutdown()
+            except redis.RedisError:
+                pass  # fall through: the base class sends SIGTERM, which also saves
+        super().stop(timeout)
+        self._paused = False
+
+    def kill(self) -> None:
+        """SIGKILL: only what the AOF had written to the OS survives."""
+        super().kill()
+        self._paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets but answers nothing, like a hung host."""
+        if self.is_running() and not self._paused:
+            self._signal(signal.SIGSTOP)
+            self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`; queued requests are then served."""
+        if self.is_running() and self._paused:
+            self._signal(signal.SIGCONT)
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume`."""
+        return self._paused

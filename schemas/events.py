@@ -1,0 +1,221 @@
+"""The events of the Handoff contract, one pydantic model each.
+
+Every service imports these models: they are the single source of the wire format, and
+`make schemas` generates the checked-in JSON Schema files from them. Field names and limits
+follow ../shared/design/ARCHITECTURE.md. Unknown fields are ignored (not rejected) so that a
+producer on a newer minor version of the contract does not dead-letter on older consumers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+MAX_TEXT_BYTES = 32 * 1024
+MAX_ATTACHMENTS = 20
+
+
+def _utf8_at_most_32_kib(text: str) -> str:
+    # The limit is on the encoded size that travels on Kafka, not on code points.
+    if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise ValueError(f"text is longer than {MAX_TEXT_BYTES} bytes in UTF-8")
+    return text
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=280)]
+Actor = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Text = Annotated[str, AfterValidator(_utf8_at_most_32_kib)]
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+Mode = Literal["ai", "human"]
+Cause = Literal["agent", "operator", "timeout"]
+Sender = Literal["system", "ai", "human"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class EndUser(Model):
+    """An external person on a channel; `external_id` is null for an anonymous user."""
+
+    channel: Id
+    external_id: ExternalId | None = None
+
+
+class Attachment(Model):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    content_type: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    size: Annotated[int, Field(ge=0)]
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class InteractionIds(Model):
+    """The (tenant, agent, end user) triple that owns a mode."""
+
+    tenant_id: Id
+    agent_id: Id
+    user: EndUser
+
+
+class UserMessage(InteractionIds):
+    type: Literal["user_message"] = "user_message"
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    conversation_id: EventId | None = None
+    live_test: bool = False
+    text: Text = ""
+    attachments: Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] = []
+    sent_at: Timestamp
+
+
+class Routing(Model):
+    mode: Mode
+    cause: Cause | None
+    state_version: Annotated[int, Field(ge=0)]
+    decided_at: Timestamp
+    human_since: Timestamp | None
+    expires_at: Timestamp | None
+
+
+class RoutedMessage(Model):
+    type: Literal["routed_message"] = "routed_message"
+    schema_version: Literal[1] = 1
+    message: UserMessage
+    routing: Routing
+
+
+class TranscriptTurn(Model):
+    """One recorded turn of an interaction, attachments kept on the turn they came with."""
+
+    event_id: EventId
+    conversation_id: EventId | None = None
+    role: Literal["user", "ai", "system", "human"]
+    text: Text
+    attachments: list[Attachment] = []
+    at: Timestamp
+
+
+class HandoffTicket(InteractionIds):
+    type: Literal["handoff_ticket"] = "handoff_ticket"
+    schema_version: Literal[1] = 1
+    ticket_id: EventId
+    cause: Cause
+    actor: Actor
+    reason: Reason
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    state_version: Annotated[int, Field(ge=0)]
+    command_id: EventId | None = None
+    transcript: list[TranscriptTurn]
+
+
+class HandoffCommand(InteractionIds):
+    type: Literal["handoff_command"] = "handoff_command"
+    schema_version: Literal[1] = 1
+    command_id: EventId
+    action: Literal["to_human", "to_ai"]
+    source: Literal["agent", "operator"]
+    actor: Actor
+    reason: Reason
+    live_test: bool = False
+    # Operators only. 0 means "no timeout" for this handoff; null means the published default.
+    idle_timeout_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None
+    requested_at: Timestamp
+
+
+class ModeChanged(InteractionIds):
+    type: Literal["mode_changed"] = "mode_changed"
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    from_mode: Mode
+    to_mode: Mode
+    cause: Cause
+    actor: Actor
+    reason: Reason
+    changed_at: Timestamp
+    expires_at: Timestamp | None
+    # The idle timeout in force after the change, so the event carries the whole state.
+    idle_timeout_minutes: int | None = None
+    state_version: Annotated[int, Field(ge=1)]
+    command_id: EventId | None
+
+
+class CommandRejected(InteractionIds):
+    type: Literal["command_rejected"] = "command_rejected"
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    command_id: EventId
+    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    detail: str
+    rejected_at: Timestamp
+
+
+class AgentReply(InteractionIds):
+    type: Literal["agent_reply"] = "agent_reply"
+    schema_version: Literal[1] = 1
+    reply_id: EventId
+    conversation_id: EventId | None = None
+    in_reply_to: EventId
+    text: Text
+    state_version: Annotated[int, Field(ge=0)]
+
+
+class OutboundMessage(InteractionIds):
+    type: Literal["outbound_message"] = "outbound_message"
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    conversation_id: EventId | None = None
+    sender: Sender
+    text: Text
+    attachments: Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] = []
+    in_reply_to: EventId | None = None
+    sent_at: Timestamp
+
+
+class DeadLetterError(Model):
+    kind: Literal["undecodable", "invalid_json", "schema_invalid", "too_large", "unknown_type"]
+    detail: str
+
+
+class DeadLetter(Model):
+    type: Literal["dead_letter"] = "dead_letter"
+    schema_version: Literal[1] = 1
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    error: DeadLetterError
+    raw: str  # the original value bytes, base64
+    received_at: Timestamp
+
+
+EVENT_MODELS: tuple[type[Model], ...] = (
+    UserMessage,
+    RoutedMessage,
+    HandoffTicket,
+    HandoffCommand,
+    ModeChanged,
+    CommandRejected,
+    AgentReply,
+    OutboundMessage,
+    DeadLetter,
+)

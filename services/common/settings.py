@@ -1,0 +1,88 @@
+"""Settings every service shares. Each service's own class extends this one (env prefix `HANDOFF_`)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class Topics:
+    inbound: str
+    ai_requests: str
+    human_queue: str
+    agent_replies: str
+    outbound: str
+    commands: str
+    events: str
+    dead_letter: str
+
+    def all(self) -> list[str]:
+        return [
+            self.inbound,
+            self.ai_requests,
+            self.human_queue,
+            self.agent_replies,
+            self.outbound,
+            self.commands,
+            self.events,
+            self.dead_letter,
+        ]
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Stable per running instance: it names the Kafka transactional id, so a restarted
+    # instance fences its dead predecessor and aborts the transaction it left open.
+    instance_id: str = Field(default_factory=socket.gethostname)
+    log_level: str = "INFO"
+    # Message text, reasons and end-user ids stay out of the logs unless this is turned off.
+    log_redact: bool = True
+    http_host: str = "127.0.0.1"
+    # How many seconds an "idle timeout minute" lasts. 60 in production; tests shrink it.
+    minute_seconds: float = 60.0
+
+    topic_prefix: str = ""
+    topic_inbound: str = "chat.inbound"
+    topic_ai_requests: str = "chat.ai-requests"
+    topic_human_queue: str = "chat.human-queue"
+    topic_agent_replies: str = "agent.replies"
+    topic_outbound: str = "chat.outbound"
+    topic_commands: str = "handoff.commands"
+    topic_events: str = "handoff.events"
+    topic_dead_letter: str = "chat.dead-letter"
+    topic_partitions: int = 6
+
+    consumer_max_records: int = 500
+    consumer_poll_ms: int = 100
+    transaction_timeout_ms: int = 10_000
+
+    @property
+    def topics(self) -> Topics:
+        p = self.topic_prefix
+        return Topics(
+            inbound=p + self.topic_inbound,
+            ai_requests=p + self.topic_ai_requests,
+            human_queue=p + self.topic_human_queue,
+            agent_replies=p + self.topic_agent_replies,
+            outbound=p + self.topic_outbound,
+            commands=p + self.topic_commands,
+            events=p + self.topic_events,
+            dead_letter=p + self.topic_dead_letter,
+        )
+
+    @property
+    def minute_ms(self) -> int:
+        return int(self.minute_seconds * 1000)
+
+    def group_id(self, service: str) -> str:
+        return f"{self.topic_prefix}handoff-{service}"
+
+    def transactional_id(self, service: str) -> str:
+        return f"{self.topic_prefix}handoff-{service}-{self.instance_id}"

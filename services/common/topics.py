@@ -1,0 +1,50 @@
+"""`python -m services.common.topics`: creates the contract's topics (idempotent).
+
+handoff.events keeps its records forever (retention.ms=-1): it is the log the mode state can
+be rebuilt from. chat.dead-letter keeps 30 days. The rest use the broker's retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from services.common.settings import CommonSettings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def topic_configs(settings: CommonSettings) -> dict[str, dict[str, str]]:
+    topics = settings.topics
+    configs: dict[str, dict[str, str]] = {name: {} for name in topics.all()}
+    configs[topics.events] = {"retention.ms": "-1"}
+    configs[topics.dead_letter] = {"retention.ms": str(30 * DAY_MS)}
+    return configs
+
+
+async def ensure_topics(settings: CommonSettings, replication: int = 1) -> list[str]:
+    """Creates the missing topics; returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, settings.topic_partitions, replication, topic_configs=config)
+            for name, config in topic_configs(settings).items()
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created them meanwhile
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+if __name__ == "__main__":
+    created = asyncio.run(ensure_topics(CommonSettings()))
+    print("created topics: " + (", ".join(created) if created else "none (all existed)"))

@@ -1,0 +1,1 @@
+"""The handoff service: owner of the mode state, its commands and the agent versions."""

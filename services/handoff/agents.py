@@ -1,0 +1,95 @@
+"""`python -m services.handoff.agents`: Apply and Publish agent versions from a terminal.
+
+python -m services.handoff.agents apply --tenant acme --agent support --enabled --idle-timeout 30
+python -m services.handoff.agents publish --tenant acme --agent support --version 1
+python -m services.handoff.agents show --tenant acme --agent support
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.events import Id
+from services.handoff.domain import DEFAULT_NOTICE, HandoffConfig
+from services.handoff.settings import HandoffSettings
+from services.handoff.store import ModeStore, UnknownVersionError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.handoff.agents")
+    sub = parser.add_subparsers(dest="action", required=True)
+    for name in ("apply", "publish", "show"):
+        p = sub.add_parser(name)
+        p.add_argument("--tenant", required=True)
+        p.add_argument("--agent", required=True)
+        if name == "apply":
+            p.add_argument("--enabled", action="store_true", help="handoff enabled")
+            p.add_argument("--idle-timeout", type=int, default=None, help="minutes, 1-10080")
+            p.add_argument("--instructions", default="")
+            p.add_argument("--notice", default=DEFAULT_NOTICE)
+            p.add_argument("--publish", action="store_true", help="publish it right away")
+        if name == "publish":
+            p.add_argument("--version", type=int, required=True)
+    return parser
+
+
+def validate_config(
+    enabled: bool, idle: int | None, instructions: str, notice: str
+) -> HandoffConfig:
+    if idle is not None and not 1 <= idle <= 10080:
+        raise ValueError("idle timeout must be 1-10080 minutes (or omitted for none)")
+    if len(instructions) > 2000:
+        raise ValueError("instructions must be at most 2000 characters")
+    if not 1 <= len(notice) <= 1000:
+        raise ValueError("notice text must be 1-1000 characters")
+    return HandoffConfig(enabled, idle, instructions, notice)
+
+
+async def run(args: argparse.Namespace) -> int:
+    store = ModeStore.from_url(HandoffSettings().redis_url)
+    await store.load_functions()
+    try:
+        if args.action == "apply":
+            config = validate_config(
+                args.enabled, args.idle_timeout, args.instructions, args.notice
+            )
+            now = datetime.now(UTC).isoformat()
+            n = await store.apply_agent_version(
+                args.tenant, args.agent, config, now, f"cli:{getpass.getuser()}"
+            )
+            print(f"applied version {n}")
+            if args.publish:
+                await store.publish_agent_version(args.tenant, args.agent, n)
+                print(f"published version {n}")
+        elif args.action == "publish":
+            await store.publish_agent_version(args.tenant, args.agent, args.version)
+            print(f"published version {args.version}")
+        versions, published = await store.agent_versions(args.tenant, args.agent)
+        if args.action == "show":
+            doc = {"published": published, "versions": [asdict(v) for v in versions]}
+            print(json.dumps(doc, indent=2))
+        return 0
+    finally:
+        await store.close()
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    try:
+        TypeAdapter(Id).validate_python(args.tenant)
+        TypeAdapter(Id).validate_python(args.agent)
+        return asyncio.run(run(args))
+    except (ValueError, ValidationError, UnknownVersionError) as exc:
+        print(f"error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""The handoff service's state client: the one way other services read and touch mode state.
+
+The router and the reply gate import `StateClient` (a library call, no network hop to the
+handoff service): each batch costs one Redis round trip, a pipeline of one function call per
+record. Writes of mode state stay in the handoff service (`store.ModeStore`); the two writes
+made here, extending an idle lease and recording a transcript turn, are part of routing a
+message and happen inside the same atomic function that reads the mode.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal, Self
+
+import redis.asyncio as aioredis
+
+from services.common import metrics
+from services.handoff.domain import ModeState
+from services.handoff.keys import InteractionKeys
+
+LIBRARY = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class StateLimits:
+    """Retention of what the functions store; the same for every service of one deployment."""
+
+    marker_ttl_ms: int = 7 * DAY_MS
+    transcript_cap: int = 500
+    history_cap: int = 1000
+
+
+@dataclass(frozen=True)
+class RouteRequest:
+    ikey: str
+    event_id: str
+    src: str  # topic/partition/offset of the inbound record
+    turn_json: str  # the transcript turn; '' records nothing
+    stateless: bool  # Live Test or anonymous: AI, no state touched
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    status: Literal["routed", "replay", "duplicate"]
+    mode: Literal["ai", "human"] = "ai"
+    cause: str | None = None
+    version: int = 0
+    decided_at_ms: int = 0
+    human_since_ms: int | None = None
+    expires_at_ms: int | None = None
+    stateless: bool = False
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    ikey: str
+    reply_id: str
+    in_reply_to: str
+    src: str
+    state_version: int
+    turn_json: str
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    status: Literal["decided", "replay", "duplicate"]
+    verdict: str = ""
+    current_version: int | None = None
+
+    @property
+    def forwarded(self) -> bool:
+        return self.verdict == "forwarded"
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class StateClient:
+    """Reads mode state and runs the routing and reply-gate functions."""
+
+    def __init__(self, redis: aioredis.Redis, limits: StateLimits | None = None) -> None:
+        self.redis = redis
+        self.limits = limits or StateLimits()
+
+    @classmethod
+    def from_url(cls, url: str, limits: StateLimits | None = None) -> Self:
+        return cls(aioredis.from_url(url, decode_responses=True), limits)
+
+    async def load_functions(self) -> None:
+        """Loads (or replaces) the function library; every service does it at start."""
+        await self.redis.function_load(LIBRARY, replace=True)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def _pipeline(self, call: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        started = time.perf_counter()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            results: list[Any] = await pipe.execute(raise_on_error=True)
+        metrics.REDIS_SECONDS.labels(call=call).observe(time.perf_counter() - started)
+        return results
+
+    async def route_batch(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
+        """One round trip for the whole batch; results in request order (R13)."""
+        lim = self.limits
+        commands = []
+        for r in requests:
+            k = InteractionKeys(r.ikey)
+            commands.append(
+                ("FCALL", "ho_route", 3, k.seen(r.event_id), k.deadlines, k.outbox,
+                 k.tag, r.ikey, r.src, r.turn_json, "1" if r.stateless else "0",
+                 lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap)
+            )  # fmt: skip
+        return [_route_decision(json.loads(raw)) for raw in await self._pipeline("route", commands)]
+
+    async def gate_batch(self, requests: Sequence[GateRequest]) -> list[GateVerdict]:
+        lim = self.limits
+        commands = []
+        for r in requests:
+            k = InteractionKeys(r.ikey)
+            commands.append(
+                ("FCALL", "ho_gate", 2, k.reply(r.reply_id), k.seen(r.in_reply_to),
+                 k.tag, r.ikey, r.src, r.state_version, r.turn_json,
+                 lim.marker_ttl_ms, lim.transcript_cap)
+            )  # fmt: skip
+        verdicts = []
+        for raw in await self._pipeline("gate", commands):
+            d = json.loads(raw)
+            verdicts.append(
+                GateVerdict(d["status"], d.get("verdict", ""), _opt_int(d.get("current_version")))
+            )
+        return verdicts
+
+    async def read_state(self, ikey: str) -> ModeState:
+        return ModeState.from_redis(await self.redis.hgetall(InteractionKeys(ikey).state))
+
+    async def history(self, ikey: str, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """Mode changes, newest first."""
+        raw = await self.redis.lrange(InteractionKeys(ikey).history, offset, offset + limit - 1)
+        return [json.loads(item) for item in raw]
+
+    async def transcript(self, ikey: str, last: int) -> list[dict[str, Any]]:
+        """The last `last` recorded turns, oldest first."""
+        entries = await self.redis.xrevrange(InteractionKeys(ikey).transcript, count=last)
+        return [json.loads(fields["turn"]) for _, fields in reversed(entries)]
+
+
+def _route_decision(d: dict[str, Any]) -> RouteDecision:
+    if d["status"] == "duplicate":
+        return RouteDecision("duplicate")
+    return RouteDecision(
+        status=d["status"],
+        mode="human" if d["mode"] == "human" else "ai",
+        cause=d.get("cause"),
+        version=int(d["version"]),
+        decided_at_ms=int(d["decided_at"]),
+        human_since_ms=_opt_int(d.get("human_since")),
+        expires_at_ms=_opt_int(d.get("expires_at")),
+        stateless=bool(d.get("stateless")),
+    )

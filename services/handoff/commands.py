@@ -1,0 +1,207 @@
+"""Handling a HandoffCommand: decide (domain), write (store), and say what to emit (R2, R3, R7).
+
+The same `CommandService.execute` serves the Kafka consumer of handoff.commands and, later,
+the operator HTTP API, so both emit the same events and notices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from schemas import (
+    CommandRejected,
+    HandoffCommand,
+    HandoffTicket,
+    OutboundMessage,
+    TranscriptTurn,
+    interaction_key,
+)
+from services.common import metrics
+from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.settings import Topics
+from services.handoff.domain import (
+    Rejection,
+    Transition,
+    at_ms,
+    derived_id,
+    notice_text,
+    optional_at_ms,
+    plan_transition,
+)
+from services.handoff.events import change_record, mode_changed
+from services.handoff.store import CommandSnapshot, ModeStore
+
+log = structlog.get_logger()
+
+Role = Literal["events", "outbound", "human_queue"]
+MAX_CONFLICT_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command produced: its outcome code and the records to emit, by topic role."""
+
+    code: str  # "accepted" or a rejection code
+    outputs: list[tuple[Role, str, str]]  # (role, key, JSON value)
+    state_version: int | None = None
+
+    def to_outputs(self, topics: Topics) -> list[Output]:
+        by_role = {
+            "events": topics.events,
+            "outbound": topics.outbound,
+            "human_queue": topics.human_queue,
+        }
+        return [Output(by_role[role], key, value.encode()) for role, key, value in self.outputs]
+
+
+class CommandService:
+    def __init__(self, store: ModeStore, minute_ms: int, ticket_turns: int) -> None:
+        self._store = store
+        self._minute_ms = minute_ms
+        self._ticket_turns = ticket_turns
+
+    async def execute(self, command: HandoffCommand, src: str) -> CommandResult:
+        """Decides and stores the command once; a replay of `src` returns the stored result."""
+        ikey = interaction_key(command)
+        if command.user.external_id is not None:
+            await self._store.remember_user_agent(
+                command.tenant_id, command.user.channel, command.user.external_id, command.agent_id
+            )
+        for _ in range(MAX_CONFLICT_RETRIES):
+            snap = await self._store.command_snapshot(
+                ikey, command.tenant_id, command.agent_id, self._ticket_turns
+            )
+            decision = plan_transition(
+                command, snap.state, snap.published, snap.now_ms, self._minute_ms
+            )
+            stored = await self._store.apply(
+                ikey, command.command_id, src, *self._plan(command, decision, snap)
+            )
+            if stored["status"] == "conflict":
+                continue  # another change won the race: decide again on the new state
+            if stored["status"] == "duplicate":
+                metrics.DUPLICATES.labels(topic="handoff.commands").inc()
+                return CommandResult("duplicate", [])
+            result = CommandResult(
+                stored["code"], [tuple(o) for o in stored["outputs"]], stored.get("version")
+            )  # type: ignore[misc]
+            if stored["status"] == "applied":
+                metrics.COMMANDS.labels(result=result.code).inc()
+                log.info(
+                    "command_handled",
+                    interaction=ikey,
+                    command_id=command.command_id,
+                    result=result.code,
+                )
+            return result
+        raise RuntimeError(f"command {command.command_id}: state kept changing, gave up")
+
+    def _plan(
+        self, command: HandoffCommand, decision: Transition | Rejection, snap: CommandSnapshot
+    ) -> tuple[int, Any, Any, dict[str, Any], str]:
+        """(expected_version, new_state, change, result, transcript turn) for ModeStore.apply."""
+        ikey = interaction_key(command)
+        if isinstance(decision, Rejection):
+            rejected = CommandRejected(
+                tenant_id=command.tenant_id,
+                agent_id=command.agent_id,
+                user=command.user,
+                event_id=derived_id("rejected", command.command_id),
+                command_id=command.command_id,
+                code=decision.code,
+                detail=decision.detail,
+                rejected_at=at_ms(snap.now_ms),
+            )
+            result = {
+                "code": decision.code,
+                "outputs": [("events", ikey, rejected.model_dump_json())],
+            }
+            return snap.state.version, None, None, result, ""
+        change = change_record(ikey, decision.before, decision.after, decision.event_id)
+        outputs: list[tuple[Role, str, str]] = [
+            ("events", ikey, mode_changed(change, self._minute_ms).model_dump_json())
+        ]
+        turn = ""
+        if decision.after.mode == "human":
+            notice = self._notice(command, snap)
+            ticket = self._ticket(command, decision, snap, notice)
+            outputs += [
+                ("outbound", ikey, notice.model_dump_json()),
+                ("human_queue", ikey, ticket.model_dump_json()),
+            ]
+            turn = ticket.transcript[-1].model_dump_json()
+        result = {"code": "accepted", "outputs": outputs, "version": decision.after.version}
+        return snap.state.version, decision.after, change, result, turn
+
+    def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:
+        """R3: the one system message that tells the user a human teammate has it."""
+        last_conversation = next(
+            (
+                t.get("conversation_id")
+                for t in reversed(snap.transcript)
+                if t.get("conversation_id")
+            ),
+            None,
+        )
+        return OutboundMessage(
+            tenant_id=command.tenant_id,
+            agent_id=command.agent_id,
+            user=command.user,
+            event_id=derived_id("notice", command.command_id),
+            conversation_id=last_conversation,
+            sender="system",
+            text=notice_text(snap.published),
+            sent_at=at_ms(snap.now_ms),
+        )
+
+    def _ticket(
+        self,
+        command: HandoffCommand,
+        decision: Transition,
+        snap: CommandSnapshot,
+        notice: OutboundMessage,
+    ) -> HandoffTicket:
+        turns = [TranscriptTurn.model_validate(t) for t in snap.transcript]
+        turns.append(
+            TranscriptTurn(
+                event_id=notice.event_id, role="system", text=notice.text, at=notice.sent_at
+            )
+        )
+        return HandoffTicket(
+            tenant_id=command.tenant_id,
+            agent_id=command.agent_id,
+            user=command.user,
+            ticket_id=derived_id("ticket", command.command_id),
+            cause=command.source,
+            actor=command.actor,
+            reason=command.reason,
+            created_at=at_ms(snap.now_ms),
+            expires_at=optional_at_ms(decision.after.expires_at_ms),
+            state_version=decision.after.version,
+            command_id=command.command_id,
+            transcript=turns,
+        )
+
+
+class CommandConsumer:
+    """The batch handler of handoff.commands: one command at a time, in order."""
+
+    def __init__(self, service: CommandService, topics: Topics) -> None:
+        self._service = service
+        self._topics = topics
+
+    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+        outputs: list[Output] = []
+        for record in records:
+            command = decode(record, HandoffCommand)
+            if not isinstance(command, HandoffCommand):
+                outputs.append(output_for_dead_letter(self._topics.dead_letter, command))
+                continue
+            src = f"{record.topic}/{record.partition}/{record.offset}"
+            result = await self._service.execute(command, src)
+            outputs += result.to_outputs(self._topics)
+        return outputs

@@ -1,0 +1,194 @@
+"""The handoff domain: mode state, agent handoff settings and the rules of R2, R3, R5-R7.
+
+Pure functions and dataclasses, no I/O: the service layer reads a snapshot from Redis, asks
+these functions what should happen, and writes the answer back in one atomic, version-checked
+step (services/handoff/lua/handoff.lua).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from schemas import HandoffCommand
+
+Mode = Literal["ai", "human"]
+Cause = Literal["agent", "operator", "timeout"]
+IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every derived id
+
+DEFAULT_NOTICE = (
+    "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
+)
+
+
+def derived_id(*parts: object) -> str:
+    """A stable id for an output, so a replayed input yields byte-identical records."""
+    return str(uuid.uuid5(IDS, "\x1f".join(str(p) for p in parts)))
+
+
+def at_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def optional_at_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else at_ms(ms)
+
+
+@dataclass(frozen=True)
+class HandoffConfig:
+    """The handoff section of an agent version."""
+
+    enabled: bool = False
+    idle_timeout_minutes: int | None = None
+    instructions: str = ""
+    notice_text: str = DEFAULT_NOTICE
+
+
+@dataclass(frozen=True)
+class AgentVersion:
+    version: int
+    handoff: HandoffConfig
+    created_at: str = ""
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class ModeState:
+    """One interaction's mode. Version 0 is the implicit initial state: AI, never changed."""
+
+    mode: Mode = "ai"
+    cause: Cause | None = None
+    actor: str = ""
+    reason: str = ""
+    changed_at_ms: int | None = None
+    expires_at_ms: int | None = None
+    idle_ms: int | None = None
+    human_since_ms: int | None = None
+    version: int = 0
+    command_id: str | None = None
+
+    @classmethod
+    def from_redis(cls, raw: dict[str, str]) -> ModeState:
+        def opt_int(name: str) -> int | None:
+            value = raw.get(name, "")
+            return int(value) if value else None
+
+        if not raw:
+            return cls()
+        return cls(
+            mode="human" if raw.get("mode") == "human" else "ai",
+            cause=_cause(raw.get("cause", "")),
+            actor=raw.get("actor", ""),
+            reason=raw.get("reason", ""),
+            changed_at_ms=opt_int("changed_at"),
+            expires_at_ms=opt_int("expires_at"),
+            idle_ms=opt_int("idle_ms"),
+            human_since_ms=opt_int("human_since"),
+            version=int(raw.get("version", "0") or 0),
+            command_id=raw.get("command_id") or None,
+        )
+
+    def to_redis(self) -> dict[str, str]:
+        def s(value: object) -> str:
+            return "" if value is None else str(value)
+
+        return {
+            "mode": self.mode,
+            "cause": s(self.cause),
+            "actor": self.actor,
+            "reason": self.reason,
+            "changed_at": s(self.changed_at_ms),
+            "expires_at": s(self.expires_at_ms),
+            "idle_ms": s(self.idle_ms),
+            "human_since": s(self.human_since_ms),
+            "version": str(self.version),
+            "command_id": s(self.command_id),
+        }
+
+
+def _cause(value: str) -> Cause | None:
+    if value == "agent" or value == "operator" or value == "timeout":
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Transition:
+    before: ModeState
+    after: ModeState
+    event_id: str = field(default="")
+
+
+def check_command(command: HandoffCommand, published: AgentVersion | None) -> Rejection | None:
+    """R2 and R7: may this command change a live user's mode at all?"""
+    if command.live_test:
+        return Rejection("live_test", "Live Test conversations never change a live user's mode.")
+    if command.user.external_id is None:
+        return Rejection("anonymous_user", "Handoff needs an identified user (external_id).")
+    if command.source == "agent" and command.action == "to_ai":
+        return Rejection("not_allowed", "An agent cannot take a conversation back from a human.")
+    if command.source == "agent" and command.idle_timeout_minutes is not None:
+        return Rejection("not_allowed", "Only operators may override the idle timeout.")
+    if command.action == "to_human":
+        if published is None:
+            return Rejection("agent_not_published", "The agent has no published version.")
+        if not published.handoff.enabled:
+            return Rejection(
+                "handoff_disabled",
+                f"Handoff is disabled in published version {published.version}.",
+            )
+    return None
+
+
+def idle_timeout_ms(
+    command: HandoffCommand, published: AgentVersion | None, minute_ms: int
+) -> int | None:
+    """R5: the operator's override wins (0 = none); else the published version's setting."""
+    minutes = command.idle_timeout_minutes
+    if minutes is None and published is not None:
+        minutes = published.handoff.idle_timeout_minutes
+    return minutes * minute_ms if minutes else None
+
+
+def plan_transition(
+    command: HandoffCommand,
+    state: ModeState,
+    published: AgentVersion | None,
+    now_ms: int,
+    minute_ms: int,
+) -> Transition | Rejection:
+    """The new state a command asks for, or why it cannot have it."""
+    rejection = check_command(command, published)
+    if rejection is not None:
+        return rejection
+    to_mode: Mode = "human" if command.action == "to_human" else "ai"
+    if state.mode == to_mode:
+        return Rejection("already_in_mode", f"The interaction is already in {to_mode} mode.")
+    idle = idle_timeout_ms(command, published, minute_ms) if to_mode == "human" else None
+    after = ModeState(
+        mode=to_mode,
+        cause=command.source,
+        actor=command.actor,
+        reason=command.reason,
+        changed_at_ms=now_ms,
+        expires_at_ms=now_ms + idle if idle else None,
+        idle_ms=idle,
+        human_since_ms=now_ms if to_mode == "human" else None,
+        version=state.version + 1,
+        command_id=command.command_id,
+    )
+    return Transition(state, after, derived_id("mode_changed", command.command_id, after.version))
+
+
+def notice_text(published: AgentVersion | None) -> str:
+    if published is None or not published.handoff.notice_text.strip():
+        return DEFAULT_NOTICE
+    return published.handoff.notice_text

@@ -1,0 +1,51 @@
+"""Turning state changes into the contract's events.
+
+A change record is the flat dict stored in an interaction's history and in the timeout
+outbox (written by handoff.lua for timeouts, by `change_record` for commands); every
+ModeChanged, whoever emits it, is made from one by `mode_changed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import ModeChanged, parse_interaction_key
+from services.handoff.domain import ModeState, at_ms, optional_at_ms
+
+
+def change_record(ikey: str, before: ModeState, after: ModeState, event_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "ikey": ikey,
+        "from_mode": before.mode,
+        "to_mode": after.mode,
+        "cause": after.cause,
+        "actor": after.actor,
+        "reason": after.reason,
+        "changed_at": after.changed_at_ms,
+        "expires_at": after.expires_at_ms,
+        "idle_ms": after.idle_ms,
+        "version": after.version,
+        "command_id": after.command_id,
+    }
+
+
+def mode_changed(change: dict[str, Any], minute_ms: int) -> ModeChanged:
+    ids = parse_interaction_key(change["ikey"])
+    idle_ms = change.get("idle_ms")
+    return ModeChanged(
+        tenant_id=ids.tenant_id,
+        agent_id=ids.agent_id,
+        user=ids.user,
+        event_id=change["event_id"],
+        from_mode=change["from_mode"],
+        to_mode=change["to_mode"],
+        cause=change["cause"],
+        actor=change["actor"],
+        reason=change["reason"],
+        changed_at=at_ms(change["changed_at"]),
+        expires_at=optional_at_ms(change.get("expires_at")),
+        idle_timeout_minutes=round(idle_ms / minute_ms) if idle_ms else None,
+        state_version=change["version"],
+        command_id=change.get("command_id"),
+    )

@@ -1,0 +1,87 @@
+"""Where an interaction's state lives in Redis.
+
+Every interaction belongs to one of SHARDS shards; the shard's hash tag `{hN}` opens each of
+its key names, so the interaction's keys, the shard's deadline index and its outbox share one
+Redis Cluster slot and one function can update them together. (The contract suggests the
+interaction key itself as the tag; the shard tag keeps that promise, one interaction's keys on
+one slot, and adds the deadline index to it.) SHARDS is part of the data layout: changing it
+strands existing state, so it is a constant, not a setting.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+SHARDS = 64
+
+
+def shard_of(ikey: str) -> int:
+    return zlib.crc32(ikey.encode()) % SHARDS
+
+
+def shard_tag(shard: int) -> str:
+    return f"{{h{shard}}}"
+
+
+@dataclass(frozen=True)
+class InteractionKeys:
+    ikey: str
+
+    @property
+    def tag(self) -> str:
+        return shard_tag(shard_of(self.ikey))
+
+    def _key(self, kind: str) -> str:
+        return f"ho:{kind}:{self.tag}:{self.ikey}"
+
+    @property
+    def state(self) -> str:
+        return self._key("state")
+
+    @property
+    def lease(self) -> str:
+        return self._key("lease")
+
+    @property
+    def history(self) -> str:
+        return self._key("history")
+
+    @property
+    def transcript(self) -> str:
+        return self._key("transcript")
+
+    @property
+    def deadlines(self) -> str:
+        return deadlines_key(self.tag)
+
+    @property
+    def outbox(self) -> str:
+        return outbox_key(self.tag)
+
+    def seen(self, event_id: str) -> str:
+        return f"{self._key('seen')}\x1f{event_id}"
+
+    def reply(self, reply_id: str) -> str:
+        return f"{self._key('reply')}\x1f{reply_id}"
+
+    def command(self, command_id: str) -> str:
+        return f"{self._key('cmd')}\x1f{command_id}"
+
+
+def deadlines_key(tag: str) -> str:
+    return f"ho:deadlines:{tag}"
+
+
+def outbox_key(tag: str) -> str:
+    return f"ho:outbox:{tag}"
+
+
+def agent_key(tenant_id: str, agent_id: str) -> str:
+    # Ids match ^[A-Za-z0-9][A-Za-z0-9._-]*$, so they never contain a brace.
+    return f"ho:agent:{{{tenant_id}:{agent_id}}}"
+
+
+def user_agents_key(tenant_id: str, channel: str, external_id: str) -> str:
+    """The agents a user has talked to (for the operator view of R8). Its own slot."""
+    return f"ho:user:{tenant_id}:{channel}:{external_id}"

@@ -1,0 +1,64 @@
+"""Routing rules that need no I/O: who is stateless, what a routed record and a turn look like."""
+
+from __future__ import annotations
+
+from schemas import AgentReply, OutboundMessage, RoutedMessage, Routing, TranscriptTurn, UserMessage
+from services.handoff.client import RouteDecision
+from services.handoff.domain import at_ms, optional_at_ms
+
+
+def is_stateless(message: UserMessage) -> bool:
+    """R12 and R2: Live Test and anonymous users are always the AI's and never touch state."""
+    return message.live_test or message.user.external_id is None
+
+
+def user_turn(message: UserMessage) -> TranscriptTurn:
+    """R4: the turn as recorded, attachments kept on it."""
+    return TranscriptTurn(
+        event_id=message.event_id,
+        conversation_id=message.conversation_id,
+        role="user",
+        text=message.text,
+        attachments=message.attachments,
+        at=message.sent_at,
+    )
+
+
+def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessage:
+    cause = decision.cause if decision.cause in ("agent", "operator", "timeout") else None
+    return RoutedMessage(
+        message=message,
+        routing=Routing(
+            mode=decision.mode,
+            cause=cause,  # type: ignore[arg-type]
+            state_version=decision.version,
+            decided_at=at_ms(decision.decided_at_ms),
+            human_since=optional_at_ms(decision.human_since_ms),
+            expires_at=optional_at_ms(decision.expires_at_ms),
+        ),
+    )
+
+
+def ai_turn(reply: AgentReply, at_ms_: int) -> TranscriptTurn:
+    return TranscriptTurn(
+        event_id=reply.reply_id,
+        conversation_id=reply.conversation_id,
+        role="ai",
+        text=reply.text,
+        at=at_ms(at_ms_),
+    )
+
+
+def forwarded_reply(reply: AgentReply, sent_at_ms: int) -> OutboundMessage:
+    """R9: what the user receives when the gate lets an agent reply through."""
+    return OutboundMessage(
+        tenant_id=reply.tenant_id,
+        agent_id=reply.agent_id,
+        user=reply.user,
+        event_id=reply.reply_id,
+        conversation_id=reply.conversation_id,
+        sender="ai",
+        text=reply.text,
+        in_reply_to=reply.in_reply_to,
+        sent_at=at_ms(sent_at_ms),
+    )

@@ -1,0 +1,119 @@
+"""Batch handlers of the router: chat.inbound (routing) and agent.replies (the reply gate).
+
+Each handler turns one polled batch into the records to produce; the TransactionalProcessor
+commits them with the batch's offsets. Redis is asked once per batch (a pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from schemas import AgentReply, UserMessage, interaction_key
+from services.common import metrics
+from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.settings import Topics
+from services.handoff.client import GateRequest, RouteRequest, StateClient
+from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_message, user_turn
+
+log = structlog.get_logger()
+
+
+def source_of(record: Record) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+class InboundRouter:
+    def __init__(self, state: StateClient, topics: Topics) -> None:
+        self._state = state
+        self._topics = topics
+
+    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+        decoded = [(r, decode(r, UserMessage)) for r in records]
+        messages = [(r, m) for r, m in decoded if isinstance(m, UserMessage)]
+        requests = [
+            RouteRequest(
+                ikey=interaction_key(m),
+                event_id=m.event_id,
+                src=source_of(r),
+                turn_json="" if is_stateless(m) else user_turn(m).model_dump_json(),
+                stateless=is_stateless(m),
+            )
+            for r, m in messages
+        ]
+        decisions = iter(await self._state.route_batch(requests) if requests else [])
+        outputs = []
+        for record, item in decoded:
+            if not isinstance(item, UserMessage):
+                outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
+                continue
+            decision = next(decisions)
+            ikey = interaction_key(item)
+            if decision.status == "duplicate":
+                metrics.DUPLICATES.labels(topic=record.topic).inc()
+                log.info("duplicate_dropped", interaction=ikey, event_id=item.event_id)
+                continue
+            topic = (
+                self._topics.human_queue if decision.mode == "human" else self._topics.ai_requests
+            )
+            outputs.append(Output.of(topic, ikey, routed_message(item, decision)))
+            metrics.MESSAGES_ROUTED.labels(mode=decision.mode).inc()
+            log.debug(
+                "routed",
+                interaction=ikey,
+                event_id=item.event_id,
+                mode=decision.mode,
+                state_version=decision.version,
+                replay=decision.status == "replay",
+            )
+        return outputs
+
+
+class ReplyGate:
+    def __init__(self, state: StateClient, topics: Topics) -> None:
+        self._state = state
+        self._topics = topics
+
+    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+        decoded = [(r, decode(r, AgentReply)) for r in records]
+        replies = [(r, m) for r, m in decoded if isinstance(m, AgentReply)]
+        requests = [
+            GateRequest(
+                ikey=interaction_key(m),
+                reply_id=m.reply_id,
+                in_reply_to=m.in_reply_to,
+                src=source_of(r),
+                state_version=m.state_version,
+                turn_json=ai_turn(m, r.timestamp).model_dump_json(),
+            )
+            for r, m in replies
+        ]
+        verdicts = iter(await self._state.gate_batch(requests) if requests else [])
+        outputs = []
+        for record, item in decoded:
+            if not isinstance(item, AgentReply):
+                outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
+                continue
+            verdict = next(verdicts)
+            ikey = interaction_key(item)
+            if verdict.status == "duplicate":
+                metrics.DUPLICATES.labels(topic=record.topic).inc()
+                continue
+            if verdict.forwarded:
+                outputs.append(
+                    Output.of(self._topics.outbound, ikey, forwarded_reply(item, record.timestamp))
+                )
+            if verdict.status == "decided":
+                metrics.REPLIES.labels(verdict=verdict.verdict).inc()
+                log.log(
+                    20 if verdict.forwarded else 30,
+                    "reply_gated",
+                    interaction=ikey,
+                    reply_id=item.reply_id,
+                    in_reply_to=item.in_reply_to,
+                    verdict=verdict.verdict,
+                    reply_version=item.state_version,
+                    current_version=verdict.current_version,
+                )
+        return outputs

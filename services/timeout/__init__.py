@@ -1,0 +1,1 @@
+"""The timeout worker: emits the ModeChanged of every idle-timeout revert, once (R5)."""

@@ -1,0 +1,125 @@
+"""Session fixtures: a real Kafka (KRaft, from the Maven jars) and a real redis-server on free
+ports in a temp dir, the topics, and the three services running against them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.kafka import KafkaProcess
+from devstack.redis import RedisProcess
+from services.common.settings import CommonSettings
+from services.common.topics import ensure_topics
+from services.handoff.store import ModeStore
+from tests.support.bus import Bus
+from tests.support.services import ServiceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def kafka(stack_dir: Path) -> Iterator[KafkaProcess]:
+    broker = KafkaProcess(stack_dir / "kafka", extra_props={"num.partitions": "3"})
+    broker.start()
+    broker.wait_ready(120)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(stack_dir: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(stack_dir / "redis")
+    server.start()
+    server.wait_ready(30)
+    yield server
+    server.stop()
+
+
+def service_env(kafka: KafkaProcess, redis_url: str, prefix: str = "") -> dict[str, str]:
+    return {
+        "HANDOFF_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "HANDOFF_REDIS_URL": redis_url,
+        "HANDOFF_TOPIC_PREFIX": prefix,
+        "HANDOFF_TOPIC_PARTITIONS": "3",
+        "HANDOFF_MINUTE_SECONDS": "1",  # an idle-timeout "minute" lasts one second in tests
+        "HANDOFF_TIMEOUT_TICK_MS": "50",
+        "HANDOFF_CONSUMER_POLL_MS": "50",
+        "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_TEST_LOG_LEVEL", "INFO"),
+        "PYTHONPATH": str(ROOT),
+        "PATH": os.environ.get("PATH", ""),
+    }
+
+
+def settings_for(env: dict[str, str]) -> CommonSettings:
+    return CommonSettings(
+        kafka_bootstrap=env["HANDOFF_KAFKA_BOOTSTRAP"],
+        redis_url=env["HANDOFF_REDIS_URL"],
+        topic_prefix=env["HANDOFF_TOPIC_PREFIX"],
+        topic_partitions=int(env["HANDOFF_TOPIC_PARTITIONS"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def env(kafka: KafkaProcess, redis_server: RedisProcess) -> dict[str, str]:
+    return service_env(kafka, redis_server.url)
+
+
+@pytest.fixture(scope="session")
+def settings(env: dict[str, str]) -> CommonSettings:
+    return settings_for(env)
+
+
+@pytest.fixture(scope="session")
+async def topics_ready(settings: CommonSettings) -> None:
+    await ensure_topics(settings)
+
+
+@pytest.fixture(scope="session")
+def services(
+    topics_ready: None, env: dict[str, str], stack_dir: Path
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Router, handoff and TWO timeout workers, so every timeout test also proves 'once'."""
+    procs = {
+        "router": ServiceProcess("services.router", env, stack_dir / "services", "r1"),
+        "handoff": ServiceProcess("services.handoff", env, stack_dir / "services", "h1"),
+        "timeout-1": ServiceProcess("services.timeout", env, stack_dir / "services", "t1"),
+        "timeout-2": ServiceProcess("services.timeout", env, stack_dir / "services", "t2"),
+    }
+    for proc in procs.values():
+        proc.start()
+    for proc in procs.values():
+        proc.wait_ready(60)
+    yield procs
+    for proc in procs.values():
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def bus(services: dict[str, ServiceProcess], settings: CommonSettings) -> AsyncIterator[Bus]:
+    b = Bus(settings.kafka_bootstrap, settings.topics)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+@pytest.fixture(scope="session")
+async def store(redis_server: RedisProcess) -> AsyncIterator[ModeStore]:
+    s = ModeStore.from_url(redis_server.url)
+    await s.load_functions()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant per test: tests share the stack, never an interaction."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,42 @@
+"""The Handoff services as real child processes, for the integration and fault tests."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from pathlib import Path
+
+from devstack.ports import free_port
+from devstack.process import ManagedProcess
+
+PORT_SETTING = {
+    "services.router": "HANDOFF_ROUTER_HTTP_PORT",
+    "services.handoff": "HANDOFF_HANDOFF_HTTP_PORT",
+    "services.timeout": "HANDOFF_TIMEOUT_HTTP_PORT",
+}
+
+
+class ServiceProcess(ManagedProcess):
+    """`python -m <module>` with the given HANDOFF_* settings; ready when /readyz says so."""
+
+    def __init__(self, module: str, env: dict[str, str], data_dir: Path, instance: str) -> None:
+        super().__init__(data_dir, f"{module.rsplit('.', 1)[-1]}-{instance}.log")
+        self.name = f"{module}[{instance}]"
+        self.module = module
+        self.http_port = free_port()
+        self.env = {**env, PORT_SETTING[module]: str(self.http_port), "HANDOFF_INSTANCE_ID": instance}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _command(self) -> list[str]:
+        # `env` execs the interpreter, so the child's pid is the service's own (SIGKILL hits it).
+        return ["env", *(f"{k}={v}" for k, v in self.env.items()), sys.executable, "-m", self.module]
+
+    def _probe(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
