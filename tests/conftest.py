@@ -12,11 +12,11 @@ import pytest
 
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
+from devstack.services import ServiceProcess
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
-from tests.support.services import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 

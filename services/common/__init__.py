@@ -1,1 +1,1 @@
-"""Pieces every Handoff service shares: settings, logging, metrics, the Kafka processor, HTTP ops."""
+"""What every Handoff service shares: settings, logging, metrics, Kafka processor, ops HTTP."""

@@ -22,11 +22,11 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from schemas import DeadLetter, DeadLetterError
@@ -36,7 +36,19 @@ from services.common.settings import CommonSettings
 log = structlog.get_logger()
 
 MAX_VALUE_BYTES = 1024 * 1024
-Record = ConsumerRecord  # of bytes keys and values
+
+
+class Record(Protocol):
+    """What the handlers read of an aiokafka ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

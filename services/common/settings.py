@@ -1,4 +1,4 @@
-"""Settings every service shares. Each service's own class extends this one (env prefix `HANDOFF_`)."""
+"""Settings every service shares; each service's own class extends it (env prefix `HANDOFF_`)."""
 
 from __future__ import annotations
 

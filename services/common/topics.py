@@ -7,6 +7,7 @@ be rebuilt from. chat.dead-letter keeps 30 days. The rest use the broker's reten
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -36,10 +37,8 @@ async def ensure_topics(settings: CommonSettings, replication: int = 1) -> list[
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile elsewhere
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process created them meanwhile
         return [t.name for t in wanted]
     finally:
         await admin.close()

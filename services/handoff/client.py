@@ -14,12 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, cast
 
 import redis.asyncio as aioredis
 
 from services.common import metrics
-from services.handoff.domain import ModeState
+from services.handoff.domain import ModeState, parse_cause
 from services.handoff.keys import InteractionKeys
 
 LIBRARY = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
@@ -48,7 +48,7 @@ class RouteRequest:
 class RouteDecision:
     status: Literal["routed", "replay", "duplicate"]
     mode: Literal["ai", "human"] = "ai"
-    cause: str | None = None
+    cause: Literal["agent", "operator", "timeout"] | None = None
     version: int = 0
     decided_at_ms: int = 0
     human_since_ms: int | None = None
@@ -146,7 +146,8 @@ class StateClient:
         return verdicts
 
     async def read_state(self, ikey: str) -> ModeState:
-        return ModeState.from_redis(await self.redis.hgetall(InteractionKeys(ikey).state))
+        raw = await self.redis.hgetall(InteractionKeys(ikey).state)
+        return ModeState.from_redis(cast(dict[str, str], raw))
 
     async def history(self, ikey: str, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         """Mode changes, newest first."""
@@ -156,7 +157,11 @@ class StateClient:
     async def transcript(self, ikey: str, last: int) -> list[dict[str, Any]]:
         """The last `last` recorded turns, oldest first."""
         entries = await self.redis.xrevrange(InteractionKeys(ikey).transcript, count=last)
-        return [json.loads(fields["turn"]) for _, fields in reversed(entries)]
+        return [json.loads(fields["turn"]) for _, fields in reversed(cast(list[Any], entries))]
+
+
+def _cause(value: Any) -> Literal["agent", "operator", "timeout"] | None:
+    return parse_cause(value or "")
 
 
 def _route_decision(d: dict[str, Any]) -> RouteDecision:
@@ -165,7 +170,7 @@ def _route_decision(d: dict[str, Any]) -> RouteDecision:
     return RouteDecision(
         status=d["status"],
         mode="human" if d["mode"] == "human" else "ai",
-        cause=d.get("cause"),
+        cause=_cause(d.get("cause")),
         version=int(d["version"]),
         decided_at_ms=int(d["decided_at"]),
         human_since_ms=_opt_int(d.get("human_since")),

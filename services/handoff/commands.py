@@ -86,9 +86,8 @@ class CommandService:
             if stored["status"] == "duplicate":
                 metrics.DUPLICATES.labels(topic="handoff.commands").inc()
                 return CommandResult("duplicate", [])
-            result = CommandResult(
-                stored["code"], [tuple(o) for o in stored["outputs"]], stored.get("version")
-            )  # type: ignore[misc]
+            outputs = [(role, key, value) for role, key, value in stored["outputs"]]
+            result = CommandResult(stored["code"], outputs, stored.get("version"))
             if stored["status"] == "applied":
                 metrics.COMMANDS.labels(result=result.code).inc()
                 log.info(
@@ -116,11 +115,11 @@ class CommandService:
                 detail=decision.detail,
                 rejected_at=at_ms(snap.now_ms),
             )
-            result = {
+            rejection = {
                 "code": decision.code,
                 "outputs": [("events", ikey, rejected.model_dump_json())],
             }
-            return snap.state.version, None, None, result, ""
+            return snap.state.version, None, None, rejection, ""
         change = change_record(ikey, decision.before, decision.after, decision.event_id)
         outputs: list[tuple[Role, str, str]] = [
             ("events", ikey, mode_changed(change, self._minute_ms).model_dump_json())
@@ -134,7 +133,11 @@ class CommandService:
                 ("human_queue", ikey, ticket.model_dump_json()),
             ]
             turn = ticket.transcript[-1].model_dump_json()
-        result = {"code": "accepted", "outputs": outputs, "version": decision.after.version}
+        result: dict[str, Any] = {
+            "code": "accepted",
+            "outputs": outputs,
+            "version": decision.after.version,
+        }
         return snap.state.version, decision.after, change, result, turn
 
     def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:

@@ -79,7 +79,7 @@ class ModeState:
             return cls()
         return cls(
             mode="human" if raw.get("mode") == "human" else "ai",
-            cause=_cause(raw.get("cause", "")),
+            cause=parse_cause(raw.get("cause", "")),
             actor=raw.get("actor", ""),
             reason=raw.get("reason", ""),
             changed_at_ms=opt_int("changed_at"),
@@ -108,10 +108,11 @@ class ModeState:
         }
 
 
-def _cause(value: str) -> Cause | None:
-    if value == "agent" or value == "operator" or value == "timeout":
-        return value
-    return None
+_CAUSES: dict[str, Cause] = {"agent": "agent", "operator": "operator", "timeout": "timeout"}
+
+
+def parse_cause(value: str) -> Cause | None:
+    return _CAUSES.get(value)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
@@ -135,7 +135,8 @@ class ModeStore(StateClient):
     async def agent_versions(
         self, tenant_id: str, agent_id: str
     ) -> tuple[list[AgentVersion], int | None]:
-        return _versions(await self.redis.hgetall(agent_key(tenant_id, agent_id)))
+        raw = await self.redis.hgetall(agent_key(tenant_id, agent_id))
+        return _versions(cast(dict[str, str], raw))
 
     # Timeouts ------------------------------------------------------------------------------
 

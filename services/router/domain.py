@@ -25,12 +25,11 @@ def user_turn(message: UserMessage) -> TranscriptTurn:
 
 
 def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessage:
-    cause = decision.cause if decision.cause in ("agent", "operator", "timeout") else None
     return RoutedMessage(
         message=message,
         routing=Routing(
             mode=decision.mode,
-            cause=cause,  # type: ignore[arg-type]
+            cause=decision.cause,
             state_version=decision.version,
             decided_at=at_ms(decision.decided_at_ms),
             human_since=optional_at_ms(decision.human_since_ms),

@@ -26,7 +26,9 @@ async def publish_agent(
     store: ModeStore, who: Who, enabled: bool = True, idle: int | None = None, publish: bool = True
 ) -> int:
     config = HandoffConfig(enabled=enabled, idle_timeout_minutes=idle, notice_text=NOTICE)
-    n = await store.apply_agent_version(who.tenant, who.agent, config, "2026-01-01T00:00:00Z", "test")
+    n = await store.apply_agent_version(
+        who.tenant, who.agent, config, "2026-01-01T00:00:00Z", "test"
+    )
     if publish:
         await store.publish_agent_version(who.tenant, who.agent, n)
     return n
@@ -93,7 +95,9 @@ async def test_r4_messages_in_human_mode_go_to_the_desk_with_attachments(
 
     sent = []
     for n in range(3):
-        topic, routed = await route(bus, who, f"follow-up {n}", attachments=[attachment(n), attachment(n + 10)])
+        topic, routed = await route(
+            bus, who, f"follow-up {n}", attachments=[attachment(n), attachment(n + 10)]
+        )
         sent.append(routed["message"]["event_id"])
         assert topic == bus.topics.human_queue
         assert routed["routing"]["mode"] == "human" and routed["routing"]["cause"] == "agent"
@@ -139,7 +143,9 @@ async def test_r2_handoff_rejected_where_it_does_not_exist(
 
     await bus.send(bus.topics.commands, command, key=who.key)
 
-    rejected = await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == command["command_id"])
+    rejected = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == command["command_id"]
+    )
     assert [(r["type"], r["code"]) for r in rejected] == [("command_rejected", expected_code)]
     topic, routed = await route(bus, who)
     assert topic == bus.topics.ai_requests and routed["routing"]["mode"] == "ai"
@@ -163,7 +169,11 @@ async def test_r5_idle_timeout_moves_with_messages_then_reverts_once(
         expiries.append(routed["routing"]["expires_at"])
     assert expiries == sorted(expiries) and len(set(expiries)) == 3  # each message moves it
 
-    reverts = await bus.wait_for(bus.topics.events, lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key, timeout=15)
+    reverts = await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key,
+        timeout=15,
+    )
     assert reverts[0]["from_mode"] == "human" and reverts[0]["to_mode"] == "ai"
     assert reverts[0]["state_version"] == changed["state_version"] + 1
 
@@ -172,7 +182,14 @@ async def test_r5_idle_timeout_moves_with_messages_then_reverts_once(
     assert routed["routing"]["cause"] == "timeout"
     assert routed["routing"]["state_version"] == changed["state_version"] + 1
     # Both workers have swept past the expiry many times by now: still exactly one event.
-    assert len(bus.on(bus.topics.events, lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key)) == 1
+    assert (
+        len(
+            bus.on(
+                bus.topics.events, lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key
+            )
+        )
+        == 1
+    )
 
 
 async def test_r6_without_timeout_human_mode_lasts_until_an_operator_returns_it(
@@ -190,7 +207,9 @@ async def test_r6_without_timeout_human_mode_lasts_until_an_operator_returns_it(
 
     command = who.command("to_ai", source="operator", reason="Resolved by phone.")
     await bus.send(bus.topics.commands, command, key=who.key)
-    back = await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == command["command_id"])
+    back = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == command["command_id"]
+    )
     assert back[0]["to_mode"] == "ai" and back[0]["cause"] == "operator"
     assert back[0]["actor"] == "operator:jane"
     topic, routed = await route(bus, who)
@@ -204,7 +223,9 @@ async def test_r7_operator_switches_need_published_handoff_only_towards_human(
     await publish_agent(store, who, enabled=True)
     to_human = who.command("to_human", source="operator", idle_timeout_minutes=0)
     await bus.send(bus.topics.commands, to_human, key=who.key)
-    changed = await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == to_human["command_id"])
+    changed = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == to_human["command_id"]
+    )
     assert changed[0]["cause"] == "operator" and changed[0]["expires_at"] is None
 
     await publish_agent(store, who, enabled=False)  # handoff switched off later
@@ -213,9 +234,13 @@ async def test_r7_operator_switches_need_published_handoff_only_towards_human(
     await bus.send(bus.topics.commands, to_ai, key=who.key)
     await bus.send(bus.topics.commands, again, key=who.key)
 
-    back = await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == to_ai["command_id"])
+    back = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == to_ai["command_id"]
+    )
     assert back[0]["type"] == "mode_changed" and back[0]["to_mode"] == "ai"
-    refused = await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == again["command_id"])
+    refused = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == again["command_id"]
+    )
     assert refused[0]["type"] == "command_rejected" and refused[0]["code"] == "handoff_disabled"
 
 
@@ -252,7 +277,12 @@ async def test_r8_history_keeps_every_change_with_cause_actor_and_reason(
         ("human", "agent", "Billing dispute.", 1),
     ]
     state = await store.read_state(who.key)
-    assert (state.mode, state.cause, state.actor, state.version) == ("ai", "operator", "operator:jane", 2)
+    assert (state.mode, state.cause, state.actor, state.version) == (
+        "ai",
+        "operator",
+        "operator:jane",
+        2,
+    )
 
 
 async def test_r9_reply_for_a_stale_state_version_never_reaches_the_user(
@@ -291,10 +321,15 @@ async def test_r9_reply_at_the_current_version_is_forwarded_and_recorded(
         routed["message"]["event_id"],
     )
     turns = await store.transcript(who.key, 5)
-    assert [(t["role"], t["text"]) for t in turns] == [("user", "what are your hours?"), ("ai", "9 to 5.")]
+    assert [(t["role"], t["text"]) for t in turns] == [
+        ("user", "what are your hours?"),
+        ("ai", "9 to 5."),
+    ]
 
 
-async def test_r10_same_event_id_twice_is_routed_once(bus: Bus, store: ModeStore, tenant: str) -> None:
+async def test_r10_same_event_id_twice_is_routed_once(
+    bus: Bus, store: ModeStore, tenant: str
+) -> None:
     who = Who(tenant, "support")
     message = who.message("double tap")
     await bus.send(bus.topics.inbound, message, key=who.key)
@@ -330,7 +365,9 @@ async def test_r11_bad_records_go_to_dead_letter_and_good_ones_around_them_are_r
     await bus.wait_routed(before["event_id"])
     await bus.wait_routed(after["event_id"])
     letters = [
-        v for v in bus.on(bus.topics.dead_letter) if v["key"] == who.key and v["source_topic"] == bus.topics.inbound
+        v
+        for v in bus.on(bus.topics.dead_letter)
+        if v["key"] == who.key and v["source_topic"] == bus.topics.inbound
     ]
     assert [v["error"]["kind"] for v in letters] == [
         "undecodable",
@@ -368,7 +405,9 @@ async def test_r12_live_test_is_answered_by_ai_and_touches_no_live_state(
     turns_before = await store.transcript(who.key, 50)
 
     topic, routed = await route(bus, who, "editor testing", live_test=True)
-    reply = who.reply(routed["message"]["event_id"], routed["routing"]["state_version"], "test answer")
+    reply = who.reply(
+        routed["message"]["event_id"], routed["routing"]["state_version"], "test answer"
+    )
     await bus.send(bus.topics.agent_replies, reply, key=who.key)
 
     assert topic == bus.topics.ai_requests and routed["routing"]["mode"] == "ai"
@@ -389,4 +428,3 @@ async def test_r13_one_interactions_records_keep_their_order(bus: Bus, tenant: s
         bus.topics.ai_requests, lambda v: v.get("message", {}).get("event_id") in ids, count=60
     )
     assert [r["message"]["text"] for r in routed] == [f"m{n}" for n in range(60)]
-

@@ -8,6 +8,7 @@ output topics; `wait_for` waits on a condition with a deadline, never a bare sle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -34,7 +35,9 @@ class Bus:
         self.topics = topics
         self.records: list[Seen] = []
         self._changed = asyncio.Event()
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
+        )
         self._consumer = AIOKafkaConsumer(
             topics.ai_requests,
             topics.human_queue,
@@ -76,7 +79,9 @@ class Bus:
 
     async def send(self, topic: str, value: dict[str, Any] | bytes, key: str | None = None) -> None:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        await self._producer.send_and_wait(topic, raw, key=key.encode() if key is not None else None)
+        await self._producer.send_and_wait(
+            topic, raw, key=key.encode() if key is not None else None
+        )
 
     def on(self, topic: str, where: Callable[[Any], bool] = lambda v: True) -> list[Any]:
         return [s.value for s in self.records if s.topic == topic and where(s.value)]
@@ -94,10 +99,8 @@ class Bus:
             if remaining <= 0:
                 raise AssertionError(f"{len(found)}/{count} records on {topic} after {timeout}s")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
-            except TimeoutError:
-                pass
 
     def routed(self, event_id: str) -> list[tuple[str, Any]]:
         """(topic, value) of every routed copy of a user message."""
@@ -117,8 +120,6 @@ class Bus:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{event_id} not routed after {timeout}s")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
         return self.routed(event_id)[0]

@@ -52,7 +52,9 @@ class Who:
             **extra,
         }
 
-    def command(self, action: str = "to_human", source: str = "agent", **extra: Any) -> dict[str, Any]:
+    def command(
+        self, action: str = "to_human", source: str = "agent", **extra: Any
+    ) -> dict[str, Any]:
         return {
             "type": "handoff_command",
             "schema_version": 1,
@@ -67,7 +69,9 @@ class Who:
             **extra,
         }
 
-    def reply(self, in_reply_to: str, state_version: int, text: str = "AI answer") -> dict[str, Any]:
+    def reply(
+        self, in_reply_to: str, state_version: int, text: str = "AI answer"
+    ) -> dict[str, Any]:
         return {
             "type": "agent_reply",
             "schema_version": 1,

@@ -1,4 +1,4 @@
-"""The Handoff services as real child processes, for the integration and fault tests."""
+"""The Handoff services as real child processes: for `make run` and the integration tests."""
 
 from __future__ import annotations
 
@@ -19,12 +19,23 @@ PORT_SETTING = {
 class ServiceProcess(ManagedProcess):
     """`python -m <module>` with the given HANDOFF_* settings; ready when /readyz says so."""
 
-    def __init__(self, module: str, env: dict[str, str], data_dir: Path, instance: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        env: dict[str, str],
+        data_dir: Path,
+        instance: str,
+        http_port: int | None = None,
+    ) -> None:
         super().__init__(data_dir, f"{module.rsplit('.', 1)[-1]}-{instance}.log")
         self.name = f"{module}[{instance}]"
         self.module = module
-        self.http_port = free_port()
-        self.env = {**env, PORT_SETTING[module]: str(self.http_port), "HANDOFF_INSTANCE_ID": instance}
+        self.http_port = http_port or free_port()
+        self.env = {
+            **env,
+            PORT_SETTING[module]: str(self.http_port),
+            "HANDOFF_INSTANCE_ID": instance,
+        }
 
     @property
     def url(self) -> str:
@@ -32,7 +43,13 @@ class ServiceProcess(ManagedProcess):
 
     def _command(self) -> list[str]:
         # `env` execs the interpreter, so the child's pid is the service's own (SIGKILL hits it).
-        return ["env", *(f"{k}={v}" for k, v in self.env.items()), sys.executable, "-m", self.module]
+        return [
+            "env",
+            *(f"{k}={v}" for k, v in self.env.items()),
+            sys.executable,
+            "-m",
+            self.module,
+        ]
 
     def _probe(self) -> bool:
         try:

@@ -1,0 +1,65 @@
+# Handoff — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else they call installs itself on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TENANT ?= acme
+AGENT ?= support
+
+.PHONY: run test deps system-deps lint schemas schemas-check jars agent unit integration clean
+
+run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it)
+	$(PY) -m devstack.system --data .run
+
+test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis
+	$(MAKE) --no-print-directory lint schemas-check
+	$(PY) -m pytest -q
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+
+integration: deps
+	$(PY) -m pytest -q tests/integration
+
+deps: $(STAMP) system-deps jars
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+system-deps: ## redis-server and Java 17 + Maven (for Kafka's jars), from the system's packages
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+jars: $(STAMP) ## Kafka's jars from Maven Central into ~/.cache/handoff (once)
+	$(PY) -c 'from devstack.kafka_jars import kafka_jars_dir; print("kafka jars:", kafka_jars_dir())'
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services schemas devstack
+
+schemas: $(STAMP) ## regenerate schemas/json from the models
+	$(PY) -m schemas
+
+schemas-check: $(STAMP)
+	$(PY) -m schemas --check
+
+agent: $(STAMP) ## apply + publish an agent version with handoff on (TENANT, AGENT, IDLE=minutes)
+	$(PY) -m services.handoff.agents apply --tenant $(TENANT) --agent $(AGENT) --enabled \
+	  $(if $(IDLE),--idle-timeout $(IDLE)) --publish
+
+clean:
+	rm -rf .run

@@ -1,0 +1,207 @@
+"""Processes that die: a router SIGKILLed mid-batch, a timeout worker down while a lease expires.
+
+Each test runs its own services on topics of its own prefix and its own Redis database, so
+killing them leaves the shared stack alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.kafka import KafkaProcess
+from devstack.redis import RedisProcess
+from devstack.services import ServiceProcess
+from services.common.topics import ensure_topics
+from services.handoff.store import ModeStore
+from tests.conftest import service_env, settings_for
+from tests.integration.test_rules import publish_agent
+from tests.support.bus import Bus
+from tests.support.events import Who
+
+pytestmark = pytest.mark.integration
+
+_next_db = iter(range(1, 16))
+
+
+class Sandbox:
+    """Services of one test on prefixed topics and a Redis database of their own."""
+
+    def __init__(self, kafka: KafkaProcess, redis: RedisProcess, root: Path) -> None:
+        self.prefix = f"x{uuid.uuid4().hex[:8]}."
+        self.redis_url = redis.url.rsplit("/", 1)[0] + f"/{next(_next_db)}"
+        self.env = service_env(kafka, self.redis_url, self.prefix)
+        self.settings = settings_for(self.env)
+        self.root = root
+        self.procs: list[ServiceProcess] = []
+
+    def service(self, module: str, instance: str) -> ServiceProcess:
+        proc = ServiceProcess(module, self.env, self.root, instance)
+        self.procs.append(proc)
+        proc.start()
+        proc.wait_ready(60)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+@pytest.fixture
+async def sandbox(
+    kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
+) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
+    box = Sandbox(kafka, redis_server, tmp_path)
+    await ensure_topics(box.settings)
+    bus = Bus(box.settings.kafka_bootstrap, box.settings.topics)
+    store = ModeStore.from_url(box.redis_url)
+    await store.load_functions()
+    await bus.start()
+    try:
+        yield box, bus, store
+    finally:
+        box.stop()
+        await bus.stop()
+        await store.close()
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Polls `condition` (sync or async) until true, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _value(condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)  # polling interval of the condition, not synchronisation
+
+
+async def _value(result: Any) -> bool:
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+def routed_outputs(bus: Bus) -> Iterator[tuple[str, dict[str, Any]]]:
+    for s in bus.records:
+        if (
+            s.topic in (bus.topics.ai_requests, bus.topics.human_queue)
+            and s.value.get("type") == "routed_message"
+        ):
+            yield s.topic, s.value
+
+
+async def test_router_killed_mid_batch_loses_and_duplicates_nothing(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    router = box.service("services.router", "r")
+    users = [Who("acme", "support", user=f"u{n}") for n in range(30)]
+    human = users[:10]
+    for who in human:
+        await publish_agent(store, who)
+        command = who.command("to_human")
+        await bus.send(bus.topics.commands, command, key=who.key)
+        await bus.wait_for(
+            bus.topics.events, lambda v, c=command: v.get("command_id") == c["command_id"]
+        )
+
+    sent: dict[str, list[str]] = defaultdict(list)
+
+    async def produce(rounds: int) -> None:
+        for n in range(rounds):
+            for who in users:
+                message = who.message(f"{n}")
+                sent[who.key].append(message["event_id"])
+                await bus.send(bus.topics.inbound, message, key=who.key)
+
+    producing = asyncio.create_task(produce(60))  # 1,800 messages
+    await wait_until(lambda: len(list(routed_outputs(bus))) >= 300, 60, "routing under way")
+    router.kill()
+    await wait_until(lambda: sum(map(len, sent.values())) >= 1200, 60, "more input")
+    router.start()
+    router.wait_ready(60)
+    await producing
+    total = sum(map(len, sent.values()))
+    await wait_until(lambda: len(list(routed_outputs(bus))) >= total, 90, "all routed")
+
+    outputs = list(routed_outputs(bus))
+    ids = [v["message"]["event_id"] for _, v in outputs]
+    assert len(ids) == len(set(ids)) == total  # nothing lost, nothing twice
+    assert set(ids) == {e for events in sent.values() for e in events}
+    by_key: dict[str, list[str]] = defaultdict(list)
+    for _, v in outputs:
+        m = v["message"]
+        by_key[
+            f"{m['tenant_id']}:{m['agent_id']}:{m['user']['channel']}:{m['user']['external_id']}"
+        ].append(m["event_id"])
+    for key, events in sent.items():
+        assert by_key[key] == events, f"order broken for {key}"
+    human_keys = {w.key for w in human}
+    assert all(
+        topic == bus.topics.human_queue
+        for topic, v in outputs
+        if f"acme:support:web:{v['message']['user']['external_id']}" in human_keys
+    )
+
+
+async def test_timeout_worker_down_while_lease_expires(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    box.service("services.router", "r")
+    who, canary = Who("acme", "support", user="bob"), Who("acme", "support", user="carol")
+    await publish_agent(store, who, idle=1)  # one second in tests
+    command = who.command("to_human")
+    await bus.send(bus.topics.commands, command, key=who.key)
+    changed = (
+        await bus.wait_for(
+            bus.topics.events, lambda v: v.get("command_id") == command["command_id"]
+        )
+    )[0]
+    expires_ms = (await store.read_state(who.key)).expires_at_ms
+    assert expires_ms is not None
+
+    async def lease_expired() -> bool:
+        seconds, micros = await store.redis.time()
+        return bool(seconds * 1000 + micros // 1000 > expires_ms)
+
+    await wait_until(lease_expired, 10, "the lease to run out")
+    message = who.message("anyone?")
+    await bus.send(bus.topics.inbound, message, key=who.key)
+    topic, routed = await bus.wait_routed(message["event_id"])
+
+    assert topic == bus.topics.ai_requests  # R5 without the worker
+    assert routed["routing"]["cause"] == "timeout"
+    assert routed["routing"]["state_version"] == changed["state_version"] + 1
+    assert not bus.on(bus.topics.events, lambda v: v.get("cause") == "timeout")
+
+    box.service("services.timeout", "t")
+    reverts = await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("cause") == "timeout" and v["user"]["external_id"] == "bob",
+    )
+    assert reverts[0]["state_version"] == changed["state_version"] + 1
+    # A later expiry, emitted after the first: the worker has swept again, and bob's is still one.
+    c2 = canary.command("to_human")
+    await bus.send(bus.topics.commands, c2, key=canary.key)
+    await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("cause") == "timeout" and v["user"]["external_id"] == "carol",
+        timeout=20,
+    )
+    assert (
+        len(
+            bus.on(
+                bus.topics.events,
+                lambda v: v.get("cause") == "timeout" and v["user"]["external_id"] == "bob",
+            )
+        )
+        == 1
+    )
