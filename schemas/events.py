@@ -53,6 +53,13 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Event(Model):
+    """Every value on a topic opens with its model's name and the contract's version."""
+
+    type: str
+    schema_version: Literal[1] = 1
+
+
 class EndUser(Model):
     """An external person on a channel; `external_id` is null for an anonymous user."""
 
@@ -76,9 +83,8 @@ class InteractionIds(Model):
     user: EndUser
 
 
-class UserMessage(InteractionIds):
+class UserMessage(InteractionIds, Event):
     type: Literal["user_message"] = "user_message"
-    schema_version: Literal[1] = 1
     event_id: EventId
     conversation_id: EventId | None = None
     live_test: bool = False
@@ -96,9 +102,8 @@ class Routing(Model):
     expires_at: Timestamp | None
 
 
-class RoutedMessage(Model):
+class RoutedMessage(Event):
     type: Literal["routed_message"] = "routed_message"
-    schema_version: Literal[1] = 1
     message: UserMessage
     routing: Routing
 
@@ -114,9 +119,8 @@ class TranscriptTurn(Model):
     at: Timestamp
 
 
-class HandoffTicket(InteractionIds):
+class HandoffTicket(InteractionIds, Event):
     type: Literal["handoff_ticket"] = "handoff_ticket"
-    schema_version: Literal[1] = 1
     ticket_id: EventId
     cause: Cause
     actor: Actor
@@ -128,9 +132,8 @@ class HandoffTicket(InteractionIds):
     transcript: list[TranscriptTurn]
 
 
-class HandoffCommand(InteractionIds):
+class HandoffCommand(InteractionIds, Event):
     type: Literal["handoff_command"] = "handoff_command"
-    schema_version: Literal[1] = 1
     command_id: EventId
     action: Literal["to_human", "to_ai"]
     source: Literal["agent", "operator"]
@@ -142,9 +145,8 @@ class HandoffCommand(InteractionIds):
     requested_at: Timestamp
 
 
-class ModeChanged(InteractionIds):
+class ModeChanged(InteractionIds, Event):
     type: Literal["mode_changed"] = "mode_changed"
-    schema_version: Literal[1] = 1
     event_id: EventId
     from_mode: Mode
     to_mode: Mode
@@ -159,9 +161,8 @@ class ModeChanged(InteractionIds):
     command_id: EventId | None
 
 
-class CommandRejected(InteractionIds):
+class CommandRejected(InteractionIds, Event):
     type: Literal["command_rejected"] = "command_rejected"
-    schema_version: Literal[1] = 1
     event_id: EventId
     command_id: EventId
     code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -169,9 +170,8 @@ class CommandRejected(InteractionIds):
     rejected_at: Timestamp
 
 
-class AgentReply(InteractionIds):
+class AgentReply(InteractionIds, Event):
     type: Literal["agent_reply"] = "agent_reply"
-    schema_version: Literal[1] = 1
     reply_id: EventId
     conversation_id: EventId | None = None
     in_reply_to: EventId
@@ -179,9 +179,8 @@ class AgentReply(InteractionIds):
     state_version: Annotated[int, Field(ge=0)]
 
 
-class OutboundMessage(InteractionIds):
+class OutboundMessage(InteractionIds, Event):
     type: Literal["outbound_message"] = "outbound_message"
-    schema_version: Literal[1] = 1
     event_id: EventId
     conversation_id: EventId | None = None
     sender: Sender
@@ -196,9 +195,8 @@ class DeadLetterError(Model):
     detail: str
 
 
-class DeadLetter(Model):
+class DeadLetter(Event):
     type: Literal["dead_letter"] = "dead_letter"
-    schema_version: Literal[1] = 1
     source_topic: str
     partition: int
     offset: int

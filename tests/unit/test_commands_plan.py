@@ -1,0 +1,112 @@
+"""What an accepted or rejected command emits (CommandService._plan, R2 R3), without Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import (
+    CommandRejected,
+    HandoffCommand,
+    HandoffTicket,
+    ModeChanged,
+    OutboundMessage,
+    TranscriptTurn,
+)
+from services.handoff.commands import CommandService
+from services.handoff.domain import ModeState, derived_id, plan_transition
+from services.handoff.store import CommandSnapshot
+from tests.unit.builders import MINUTE_MS, NOW_MS, attachment, command, published
+
+NOTICE = "Jane from support will reply here shortly."
+IKEY = "acme:support:web:alice"
+TRANSCRIPT = [
+    {
+        "event_id": "m-1",
+        "conversation_id": "c-7",
+        "role": "user",
+        "text": "my order is broken",
+        "attachments": [attachment()],
+        "at": "2024-05-01T11:58:00Z",
+    },
+    {"event_id": "r-1", "role": "ai", "text": "Sorry!", "at": "2024-05-01T11:59:00Z"},
+]
+
+
+AT_V2 = ModeState(version=2)
+
+
+def run_plan(cmd: HandoffCommand, state: ModeState = AT_V2, **kw: Any) -> tuple[Any, ...]:
+    snap = CommandSnapshot(
+        now_ms=NOW_MS,
+        state=state,
+        published=kw.get("version", published(idle=30, notice=NOTICE)),
+        transcript=TRANSCRIPT,
+    )
+    decision = plan_transition(cmd, snap.state, snap.published, snap.now_ms, MINUTE_MS)
+    service = CommandService(store=None, minute_ms=MINUTE_MS, ticket_turns=20)  # type: ignore[arg-type]
+    return service._plan(cmd, decision, snap)
+
+
+def test_accepted_to_human_emits_mode_changed_notice_and_ticket() -> None:
+    expected_version, new_state, change, result, turn = run_plan(command())
+    assert expected_version == 2
+    assert new_state.mode == "human" and new_state.version == 3
+    assert change["event_id"] == derived_id("mode_changed", "cmd-1", 3)
+    assert result["code"] == "accepted" and result["version"] == 3
+    assert [(role, key) for role, key, _ in result["outputs"]] == [
+        ("events", IKEY),
+        ("outbound", IKEY),
+        ("human_queue", IKEY),
+    ]
+    values = [value for _, _, value in result["outputs"]]
+    changed = ModeChanged.model_validate_json(values[0])
+    notice = OutboundMessage.model_validate_json(values[1])
+    ticket = HandoffTicket.model_validate_json(values[2])
+
+    expires = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    assert (changed.from_mode, changed.to_mode, changed.cause) == ("ai", "human", "agent")
+    assert (changed.actor, changed.reason) == ("agent:support@3", "The user asked for a person.")
+    assert (changed.state_version, changed.command_id) == (3, "cmd-1")
+    assert (changed.expires_at, changed.idle_timeout_minutes) == (expires, 30)
+
+    assert (notice.sender, notice.text) == ("system", NOTICE)
+    assert notice.conversation_id == "c-7"  # the user's latest conversation
+    assert notice.event_id == derived_id("notice", "cmd-1")
+
+    assert (ticket.cause, ticket.reason, ticket.expires_at) == ("agent", changed.reason, expires)
+    assert (ticket.state_version, ticket.command_id) == (3, "cmd-1")
+    assert [t.event_id for t in ticket.transcript] == ["m-1", "r-1", notice.event_id]
+    assert ticket.transcript[0].attachments[0].model_dump() == attachment()
+    last = ticket.transcript[-1]
+    assert (last.role, last.text, last.at) == ("system", NOTICE, notice.sent_at)
+    assert TranscriptTurn.model_validate_json(turn) == last
+
+
+def test_a_replayed_command_plans_byte_identical_outputs() -> None:  # R10
+    assert run_plan(command()) == run_plan(command())
+
+
+def test_accepted_to_ai_emits_only_mode_changed() -> None:
+    human = ModeState(mode="human", cause="agent", version=5, human_since_ms=NOW_MS - 1)
+    _, new_state, _, result, turn = run_plan(command("to_ai", "operator"), human)
+    assert new_state.mode == "ai"
+    assert [role for role, _, _ in result["outputs"]] == ["events"]
+    changed = ModeChanged.model_validate_json(result["outputs"][0][2])
+    assert (changed.from_mode, changed.to_mode, changed.cause) == ("human", "ai", "operator")
+    assert changed.expires_at is None and changed.state_version == 6
+    assert turn == ""
+
+
+def test_rejection_emits_one_command_rejected_and_no_state() -> None:
+    expected_version, new_state, change, result, turn = run_plan(
+        command(), version=published(enabled=False)
+    )
+    assert (expected_version, new_state, change, turn) == (2, None, None, "")
+    assert result["code"] == "handoff_disabled"
+    [(role, key, value)] = result["outputs"]
+    assert (role, key) == ("events", IKEY)
+    rejected = CommandRejected.model_validate_json(value)
+    assert (rejected.code, rejected.command_id) == ("handoff_disabled", "cmd-1")
+    assert rejected.event_id == derived_id("rejected", "cmd-1")
+    assert rejected.rejected_at == datetime(2024, 5, 1, 12, tzinfo=UTC)

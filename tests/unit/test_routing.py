@@ -1,0 +1,78 @@
+"""Router rules without I/O (services/router/domain.py): R4, R9, R12."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from services.handoff.client import RouteDecision
+from services.router.domain import forwarded_reply, is_stateless, routed_message, user_turn
+from tests.unit.builders import NOW_MS, attachment, message, reply
+
+
+@pytest.mark.parametrize(
+    ("extra", "stateless"),
+    [
+        ({}, False),
+        ({"live_test": True}, True),
+        ({"user": {"channel": "web", "external_id": None}}, True),
+        ({"user": {"channel": "web"}, "live_test": True}, True),
+    ],
+)
+def test_is_stateless_for_live_test_and_anonymous_users(extra: dict, stateless: bool) -> None:
+    assert is_stateless(message(**extra)) is stateless
+
+
+def test_routed_message_carries_the_message_untouched_and_the_routing() -> None:
+    attachments = [attachment(0), attachment(1)]
+    msg = message(attachments=attachments)
+    decision = RouteDecision(
+        status="routed",
+        mode="human",
+        cause="operator",
+        version=6,
+        decided_at_ms=NOW_MS,
+        human_since_ms=NOW_MS - 60_000,
+        expires_at_ms=NOW_MS + 600_000,
+    )
+    routed = json.loads(routed_message(msg, decision).model_dump_json())
+    assert routed["type"] == "routed_message"
+    assert routed["message"] == json.loads(msg.model_dump_json())
+    assert routed["message"]["attachments"] == attachments
+    assert routed["routing"] == {
+        "mode": "human",
+        "cause": "operator",
+        "state_version": 6,
+        "decided_at": "2024-05-01T12:00:00Z",
+        "human_since": "2024-05-01T11:59:00Z",
+        "expires_at": "2024-05-01T12:10:00Z",
+    }
+
+
+def test_routing_of_a_never_changed_interaction() -> None:
+    decision = RouteDecision(status="routed", decided_at_ms=NOW_MS)
+    routing = routed_message(message(), decision).routing
+    assert (routing.mode, routing.cause, routing.state_version) == ("ai", None, 0)
+    assert routing.human_since is None and routing.expires_at is None
+
+
+def test_user_turn_keeps_the_attachments_on_the_turn() -> None:
+    msg = message(attachments=[attachment(3)])
+    turn = user_turn(msg)
+    assert (turn.role, turn.event_id, turn.text, turn.at) == ("user", "m-1", "hello", msg.sent_at)
+    assert turn.attachments == msg.attachments
+
+
+def test_forwarded_reply() -> None:
+    r = reply()
+    out = forwarded_reply(r, NOW_MS)
+    assert out.sender == "ai"
+    assert (out.tenant_id, out.agent_id, out.user) == (r.tenant_id, r.agent_id, r.user)
+    assert out.event_id == r.reply_id
+    assert out.in_reply_to == r.in_reply_to == "m-1"
+    assert out.conversation_id == "c-1"
+    assert out.text == r.text
+    assert out.attachments == []
+    assert out.sent_at == datetime(2024, 5, 1, 12, tzinfo=UTC)
