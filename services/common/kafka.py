@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 from pydantic import BaseModel, ValidationError
 
@@ -194,8 +195,8 @@ class TransactionalProcessor:
                 try:
                     await self._process(batches)
                     self.healthy, backoff = True, 0.1
-                except asyncio.CancelledError:
-                    raise
+                except (asyncio.CancelledError, ProducerFenced):
+                    raise  # fenced: another live instance has our transactional id; stop
                 except Exception:
                     self.healthy = False
                     log.exception("batch_failed", service=self._service, retry_in_s=backoff)

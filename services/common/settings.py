@@ -59,6 +59,11 @@ class CommonSettings(BaseSettings):
     topic_dead_letter: str = "chat.dead-letter"
     topic_partitions: int = 6
 
+    # What the state functions keep (see services/handoff/client.py StateLimits).
+    dedupe_ttl_hours: float = 168.0
+    transcript_max_turns: int = 500
+    history_max_changes: int = 1000
+
     consumer_max_records: int = 500
     consumer_poll_ms: int = 100
     transaction_timeout_ms: int = 10_000

@@ -19,7 +19,7 @@ log = structlog.get_logger()
 async def main() -> None:
     settings = HandoffSettings()
     configure_logging(settings.log_level, settings.log_redact)
-    store = ModeStore.from_url(settings.redis_url)
+    store = ModeStore.from_settings(settings)
     await store.load_functions()
     commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
     topics = settings.topics

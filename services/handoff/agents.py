@@ -53,7 +53,7 @@ def validate_config(
 
 
 async def run(args: argparse.Namespace) -> int:
-    store = ModeStore.from_url(HandoffSettings().redis_url)
+    store = ModeStore.from_settings(HandoffSettings())
     await store.load_functions()
     try:
         if args.action == "apply":

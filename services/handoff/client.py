@@ -17,11 +17,15 @@ from importlib import resources
 from typing import Any, Literal, Self, cast
 
 import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ResponseError
 
 from services.common import metrics
+from services.common.settings import CommonSettings
 from services.handoff.domain import ModeState, parse_cause
 from services.handoff.keys import InteractionKeys
 
+log = structlog.get_logger()
 LIBRARY = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
 DAY_MS = 24 * 3600 * 1000
 
@@ -33,6 +37,14 @@ class StateLimits:
     marker_ttl_ms: int = 7 * DAY_MS
     transcript_cap: int = 500
     history_cap: int = 1000
+
+    @classmethod
+    def of(cls, settings: CommonSettings) -> StateLimits:
+        return cls(
+            marker_ttl_ms=int(settings.dedupe_ttl_hours * 3600 * 1000),
+            transcript_cap=settings.transcript_max_turns,
+            history_cap=settings.history_max_changes,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,14 @@ class StateClient:
         self.limits = limits or StateLimits()
 
     @classmethod
-    def from_url(cls, url: str, limits: StateLimits | None = None) -> Self:
-        return cls(aioredis.from_url(url, decode_responses=True), limits)
+    def from_settings(cls, settings: CommonSettings) -> Self:
+        return cls(
+            aioredis.from_url(settings.redis_url, decode_responses=True), StateLimits.of(settings)
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(aioredis.from_url(url, decode_responses=True))
 
     async def load_functions(self) -> None:
         """Loads (or replaces) the function library; every service does it at start."""
@@ -106,6 +124,17 @@ class StateClient:
         await self.redis.aclose()
 
     async def _pipeline(self, call: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        try:
+            return await self._run_pipeline(call, commands)
+        except ResponseError as exc:
+            if "Function not found" not in str(exc):
+                raise
+            # Redis lost its functions (a FLUSHALL, or data lost without AOF): reload, retry.
+            log.warning("redis_functions_reloaded", call=call)
+            await self.load_functions()
+            return await self._run_pipeline(call, commands)
+
+    async def _run_pipeline(self, call: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         started = time.perf_counter()
         async with self.redis.pipeline(transaction=False) as pipe:
             for command in commands:

@@ -98,13 +98,13 @@ class ModeStore(StateClient):
         """
         k = InteractionKeys(ikey)
         lim = self.limits
-        raw = await self.redis.fcall(
-            "ho_apply", 2, k.command(command_id), k.deadlines,
+        [raw] = await self._pipeline("apply", [(
+            "FCALL", "ho_apply", 2, k.command(command_id), k.deadlines,
             k.tag, ikey, src, expected_version,
             json.dumps(new_state.to_redis()) if new_state else "",
             json.dumps(change) if change else "", json.dumps(result),
             lim.marker_ttl_ms, lim.history_cap, turn_json, lim.transcript_cap,
-        )  # fmt: skip
+        )])  # fmt: skip
         decoded: dict[str, Any] = json.loads(raw)
         return decoded
 
@@ -124,7 +124,8 @@ class ModeStore(StateClient):
 
     async def publish_agent_version(self, tenant_id: str, agent_id: str, version: int) -> None:
         try:
-            await self.redis.fcall("ho_agent_publish", 1, agent_key(tenant_id, agent_id), version)
+            call = ("FCALL", "ho_agent_publish", 1, agent_key(tenant_id, agent_id), version)
+            await self._pipeline("agent_publish", [call])
         except ResponseError as exc:
             if "NO_SUCH_VERSION" in str(exc):
                 raise UnknownVersionError(
@@ -142,15 +143,12 @@ class ModeStore(StateClient):
 
     async def expire_due(self, limit_per_shard: int) -> int:
         """Reverts every expired lease of every shard; the reverts land in the outboxes."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(SHARDS):
-                tag = shard_tag(shard)
-                pipe.fcall(
-                    "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
-                    tag, limit_per_shard, self.limits.history_cap,
-                )  # fmt: skip
-            counts = await pipe.execute()
-        return sum(int(c) for c in counts)
+        calls = [
+            ("FCALL", "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
+             tag, limit_per_shard, self.limits.history_cap)
+            for tag in map(shard_tag, range(SHARDS))
+        ]  # fmt: skip
+        return sum(int(c) for c in await self._pipeline("expire_due", calls))
 
     async def ensure_outbox_groups(self) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:

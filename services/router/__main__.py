@@ -19,7 +19,7 @@ log = structlog.get_logger()
 async def main() -> None:
     settings = RouterSettings()
     configure_logging(settings.log_level, settings.log_redact)
-    state = StateClient.from_url(settings.redis_url)
+    state = StateClient.from_settings(settings)
     await state.load_functions()
     topics = settings.topics
     processors = [

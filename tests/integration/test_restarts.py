@@ -205,3 +205,24 @@ async def test_timeout_worker_down_while_lease_expires(
         )
         == 1
     )
+
+
+async def test_services_reload_their_redis_functions_when_redis_lost_them(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    box.service("services.router", "r")
+    who = Who("acme", "support", user="dana")
+    await publish_agent(store, who)
+
+    await store.redis.function_flush()  # what a Redis that lost its data looks like to us
+    command = who.command("to_human")
+    await bus.send(bus.topics.commands, command, key=who.key)
+    await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == command["command_id"])
+    await store.redis.function_flush()
+    message = who.message("hello?")
+    await bus.send(bus.topics.inbound, message, key=who.key)
+
+    topic, _ = await bus.wait_routed(message["event_id"])
+    assert topic == bus.topics.human_queue

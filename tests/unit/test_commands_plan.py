@@ -20,7 +20,7 @@ from tests.unit.builders import MINUTE_MS, NOW_MS, attachment, command, publishe
 
 NOTICE = "Jane from support will reply here shortly."
 IKEY = "acme:support:web:alice"
-TRANSCRIPT = [
+TRANSCRIPT: list[dict[str, Any]] = [
     {
         "event_id": "m-1",
         "conversation_id": "c-7",

@@ -58,13 +58,13 @@ def test_interaction_key_format(external_id: str | None, key: str) -> None:
     assert parse_interaction_key(key) == interaction
 
 
-@settings(database=None, max_examples=300)
+@settings(database=None)
 @given(interactions)
 def test_interaction_key_round_trip(interaction: InteractionIds) -> None:
     assert parse_interaction_key(interaction_key(interaction)) == interaction
 
 
-@settings(database=None, max_examples=300)
+@settings(database=None)
 @given(interactions)
 def test_every_key_of_an_interaction_shares_one_hash_tag(interaction: InteractionIds) -> None:
     k = InteractionKeys(interaction_key(interaction))

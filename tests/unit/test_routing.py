@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.unit.builders import NOW_MS, attachment, message, reply
         ({"user": {"channel": "web"}, "live_test": True}, True),
     ],
 )
-def test_is_stateless_for_live_test_and_anonymous_users(extra: dict, stateless: bool) -> None:
+def test_is_stateless(extra: dict[str, Any], stateless: bool) -> None:
     assert is_stateless(message(**extra)) is stateless
 
 
