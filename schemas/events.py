@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,15 +36,22 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must hold printable characters only")
+    return value
+
+
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 ExternalId = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(min_length=1, max_length=256), AfterValidator(_printable)
 ]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=280)]
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, AfterValidator(_utf8_at_most_32_kib)]
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+# RFC 3339: an offset is required (a naive time would be read in the host's time zone).
+Timestamp = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 Mode = Literal["ai", "human"]
 Cause = Literal["agent", "operator", "timeout"]
 Sender = Literal["system", "ai", "human"]

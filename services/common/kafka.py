@@ -92,6 +92,8 @@ def decode(record: Record, model: type[M]) -> M | DeadLetter:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return dead_letter(record, "invalid_json", str(exc))
+    except RecursionError:  # a small record can still nest deeper than the parser goes
+        return dead_letter(record, "invalid_json", "JSON nested too deeply")
     expected = model.model_fields["type"].default if "type" in model.model_fields else None
     if isinstance(data, dict) and expected and data.get("type", expected) != expected:
         return dead_letter(record, "unknown_type", f"type {data.get('type')!r}, want {expected!r}")

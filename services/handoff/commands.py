@@ -67,7 +67,7 @@ class CommandService:
     async def execute(self, command: HandoffCommand, src: str) -> CommandResult:
         """Decides and stores the command once; a replay of `src` returns the stored result."""
         ikey = interaction_key(command)
-        if command.user.external_id is not None:
+        if command.user.external_id is not None and not command.live_test:
             await self._store.remember_user_agent(
                 command.tenant_id, command.user.channel, command.user.external_id, command.agent_id
             )

@@ -226,3 +226,38 @@ async def test_services_reload_their_redis_functions_when_redis_lost_them(
 
     topic, _ = await bus.wait_routed(message["event_id"])
     assert topic == bus.topics.human_queue
+
+
+async def test_a_command_on_an_expired_lease_sees_the_user_back_on_ai(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    """No user message and no timeout worker since the expiry: the command still sees R5."""
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    who = Who("acme", "support", user="erin")
+    await publish_agent(store, who, idle=1)
+    first = who.command("to_human")
+    await bus.send(bus.topics.commands, first, key=who.key)
+    await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == first["command_id"])
+    expires_ms = (await store.read_state(who.key)).expires_at_ms
+    assert expires_ms is not None
+
+    async def lease_expired() -> bool:
+        seconds, micros = await store.redis.time()
+        return bool(seconds * 1000 + micros // 1000 > expires_ms)
+
+    await wait_until(lease_expired, 10, "the lease to run out")
+    again = who.command("to_human", reason="Asked again for a person.")
+    await bus.send(bus.topics.commands, again, key=who.key)
+
+    changed = await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") == again["command_id"]
+    )
+    assert changed[0]["type"] == "mode_changed" and changed[0]["from_mode"] == "ai"
+    assert changed[0]["state_version"] == 3  # 1 handoff, 2 timeout revert, 3 this handoff
+    history = await store.history(who.key)
+    assert [(h["cause"], h["version"]) for h in history] == [
+        ("agent", 3),
+        ("timeout", 2),
+        ("agent", 1),
+    ]

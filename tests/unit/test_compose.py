@@ -225,7 +225,7 @@ def image_tag(image: str) -> str | None:
 
 
 def kafka_env() -> dict[str, str]:
-    return {k: str(v) for k, v in (environment(KAFKA)).items() if v is not None}
+    return {k: str(v) for k, v in environment(KAFKA).items() if v is not None}
 
 
 # --- the Dockerfile ------------------------------------------------------------------------
@@ -420,7 +420,8 @@ def test_healthchecks_probe_readyz_on_the_http_port(monkeypatch: pytest.MonkeyPa
         assert int(probed) == port, (
             f"service {name!r}: healthcheck probes port {probed}, but {field} is {port}"
         )
-        assert test[0] == "CMD" and test[1] in {"python", "python3"} and test[2] == "-c", (
+        is_python = len(test) == 4 and test[1] in {"python", "python3"} and test[2] == "-c"
+        assert test[0] == "CMD" and is_python, (
             f"service {name!r}: healthcheck {test} is not `CMD python -c ...` (slim has no curl)"
         )
         compile(test[3], f"<healthcheck of {name}>", "exec")
@@ -485,7 +486,8 @@ def test_restart_policies() -> None:
     for name in SERVICES:
         restart = SERVICES[name].get("restart")
         if name in ours() and module_of(name) == "services.common.topics":
-            assert restart == "no", f"one-shot service {name!r} has restart {restart!r}"
+            hint = ' (an unquoted YAML no; write "no")' if restart is False else ""
+            assert restart == "no", f"one-shot service {name!r} has restart {restart!r}{hint}"
         else:
             assert restart == "unless-stopped", f"service {name!r} has restart {restart!r}"
 
@@ -541,6 +543,7 @@ def test_kafka_advertises_the_bootstrap_address(monkeypatch: pytest.MonkeyPatch)
     advertised = {
         url.split("://", 1)[1]
         for url in kafka_env().get("KAFKA_ADVERTISED_LISTENERS", "").split(",")
+        if "://" in url
     }
     for name in ours():
         with monkeypatch.context() as patch:

@@ -15,8 +15,9 @@ ids_ = st.from_regex(ID_PATTERN, fullmatch=True)
 # 1-256 printable characters, with the ones that matter to keys made likely.
 external_ids = st.text(
     st.one_of(
-        st.sampled_from(":{}"),
-        st.characters(blacklist_categories=("Cc", "Cs")),
+        st.sampled_from(":{} "),
+        # Printable as str.isprintable() has it: no controls, formats, separators but ' '.
+        st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")),
     ),
     min_size=1,
     max_size=256,

@@ -181,8 +181,13 @@ local function ho_apply(keys, args)
   local turn, transcript_cap = args[10], tonumber(args[11])
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
+  local current = load_state(key('state', tag, ikey))
+  if lease_expired(tag, ikey, current) then
+    -- The user is back on AI already (R5); make it so, then let the caller decide again.
+    current = revert_expired(tag, ikey, current, now_ms(), history_cap)
+    return cjson.encode({status = 'conflict', version = current.version})
+  end
   if state_json ~= '' then
-    local current = load_state(key('state', tag, ikey))
     if current.version ~= expected then
       return cjson.encode({status = 'conflict', version = current.version})
     end
