@@ -7,6 +7,7 @@ one, so all of them live here once instead of being re-done per server.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -99,7 +100,8 @@ class ManagedProcess:
         self._close_log()
         self._prepare()
         self._log_file = self.log_path.open("ab")
-        self._log_file.write(f"==== devstack: starting {self.name} at {time.ctime()} ====\n".encode())
+        banner = f"==== devstack: starting {self.name} at {time.ctime()} ====\n"
+        self._log_file.write(banner.encode())
         self._log_file.flush()
         self._log_offset = self._log_file.tell()
         self._proc = subprocess.Popen(
@@ -181,10 +183,8 @@ class ManagedProcess:
 
     def _signal(self, sig: signal.Signals) -> None:
         if self._proc is not None and self._proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(sig)
-            except ProcessLookupError:
-                pass
 
     def _close_log(self) -> None:
         if self._log_file is not None:

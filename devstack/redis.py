@@ -54,7 +54,7 @@ class RedisProcess(ManagedProcess):
         self._paused = False
 
     def _command(self) -> list[str]:
-        server = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/sbin")
+        server = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin")
         if server is None:
             raise RedisNotInstalledError(
                 "redis-server not found: run `make deps` (apt-get install redis-server)"

@@ -18,7 +18,7 @@ from schemas.events import (
     TranscriptTurn,
     UserMessage,
 )
-from schemas.interaction import interaction_key, parse_interaction_key
+from schemas.interaction import ids_of, interaction_key, parse_interaction_key
 
 __all__ = [
     "EVENT_MODELS",
@@ -37,6 +37,7 @@ __all__ = [
     "Routing",
     "TranscriptTurn",
     "UserMessage",
+    "ids_of",
     "interaction_key",
     "parse_interaction_key",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.events import InteractionIds
 
 
@@ -20,3 +22,8 @@ def parse_interaction_key(key: str) -> InteractionIds:
             "user": {"channel": channel, "external_id": external_id or None},
         }
     )
+
+
+def ids_of(ids: InteractionIds) -> dict[str, Any]:
+    """The interaction fields, to open another event about the same interaction."""
+    return {"tenant_id": ids.tenant_id, "agent_id": ids.agent_id, "user": ids.user}

@@ -18,6 +18,7 @@ from schemas import (
     HandoffTicket,
     OutboundMessage,
     TranscriptTurn,
+    ids_of,
     interaction_key,
 )
 from services.common import metrics
@@ -106,9 +107,7 @@ class CommandService:
         ikey = interaction_key(command)
         if isinstance(decision, Rejection):
             rejected = CommandRejected(
-                tenant_id=command.tenant_id,
-                agent_id=command.agent_id,
-                user=command.user,
+                **ids_of(command),
                 event_id=derived_id("rejected", command.command_id),
                 command_id=command.command_id,
                 code=decision.code,
@@ -151,9 +150,7 @@ class CommandService:
             None,
         )
         return OutboundMessage(
-            tenant_id=command.tenant_id,
-            agent_id=command.agent_id,
-            user=command.user,
+            **ids_of(command),
             event_id=derived_id("notice", command.command_id),
             conversation_id=last_conversation,
             sender="system",
@@ -175,9 +172,7 @@ class CommandService:
             )
         )
         return HandoffTicket(
-            tenant_id=command.tenant_id,
-            agent_id=command.agent_id,
-            user=command.user,
+            **ids_of(command),
             ticket_id=derived_id("ticket", command.command_id),
             cause=command.source,
             actor=command.actor,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import ModeChanged, parse_interaction_key
+from schemas import ModeChanged, ids_of, parse_interaction_key
 from services.handoff.domain import ModeState, at_ms, optional_at_ms
 
 
@@ -34,9 +34,7 @@ def mode_changed(change: dict[str, Any], minute_ms: int) -> ModeChanged:
     ids = parse_interaction_key(change["ikey"])
     idle_ms = change.get("idle_ms")
     return ModeChanged(
-        tenant_id=ids.tenant_id,
-        agent_id=ids.agent_id,
-        user=ids.user,
+        **ids_of(ids),
         event_id=change["event_id"],
         from_mode=change["from_mode"],
         to_mode=change["to_mode"],

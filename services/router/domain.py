@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from schemas import AgentReply, OutboundMessage, RoutedMessage, Routing, TranscriptTurn, UserMessage
+from schemas import (
+    AgentReply,
+    OutboundMessage,
+    RoutedMessage,
+    Routing,
+    TranscriptTurn,
+    UserMessage,
+    ids_of,
+)
 from services.handoff.client import RouteDecision
 from services.handoff.domain import at_ms, optional_at_ms
 
@@ -51,9 +59,7 @@ def ai_turn(reply: AgentReply, at_ms_: int) -> TranscriptTurn:
 def forwarded_reply(reply: AgentReply, sent_at_ms: int) -> OutboundMessage:
     """R9: what the user receives when the gate lets an agent reply through."""
     return OutboundMessage(
-        tenant_id=reply.tenant_id,
-        agent_id=reply.agent_id,
-        user=reply.user,
+        **ids_of(reply),
         event_id=reply.reply_id,
         conversation_id=reply.conversation_id,
         sender="ai",

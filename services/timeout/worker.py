@@ -14,10 +14,9 @@ import asyncio
 import time
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from services.common import metrics
-from services.common.kafka import Output, send_idempotent
+from services.common.kafka import Output, idempotent_producer, send_idempotent
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore
 from services.timeout.settings import TimeoutSettings
@@ -26,11 +25,19 @@ log = structlog.get_logger()
 
 
 class TimeoutWorker:
-    def __init__(self, store: ModeStore, producer: AIOKafkaProducer, settings: TimeoutSettings):
+    def __init__(self, store: ModeStore, settings: TimeoutSettings) -> None:
         self._store = store
-        self._producer = producer
+        self._producer = idempotent_producer(settings)
         self._settings = settings
         self.healthy = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        await self._store.ensure_outbox_groups()
+        self.healthy = True
+
+    async def stop(self) -> None:
+        await self._producer.stop()
 
     async def sweep_once(self) -> int:
         """Reverts what is due, publishes what the outbox holds; returns how many it published."""
@@ -64,8 +71,6 @@ class TimeoutWorker:
         return len(entries)
 
     async def run(self) -> None:
-        await self._store.ensure_outbox_groups()
-        self.healthy = True
         while True:
             try:
                 published = await self.sweep_once()

@@ -82,6 +82,18 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str) ->
         await asyncio.sleep(0.05)  # polling interval of the condition, not synchronisation
 
 
+async def wait_for_lease_expiry(store: ModeStore, who: Who) -> None:
+    """Waits until Redis' clock, the one the services use, is past the idle lease."""
+    expires_ms = (await store.read_state(who.key)).expires_at_ms
+    assert expires_ms is not None
+
+    async def lease_expired() -> bool:
+        seconds, micros = await store.redis.time()
+        return bool(seconds * 1000 + micros // 1000 > expires_ms)
+
+    await wait_until(lease_expired, 10, "the lease to run out")
+
+
 async def _value(result: Any) -> bool:
     return bool(await result) if inspect.isawaitable(result) else bool(result)
 
@@ -165,14 +177,7 @@ async def test_timeout_worker_down_while_lease_expires(
             bus.topics.events, lambda v: v.get("command_id") == command["command_id"]
         )
     )[0]
-    expires_ms = (await store.read_state(who.key)).expires_at_ms
-    assert expires_ms is not None
-
-    async def lease_expired() -> bool:
-        seconds, micros = await store.redis.time()
-        return bool(seconds * 1000 + micros // 1000 > expires_ms)
-
-    await wait_until(lease_expired, 10, "the lease to run out")
+    await wait_for_lease_expiry(store, who)
     message = who.message("anyone?")
     await bus.send(bus.topics.inbound, message, key=who.key)
     topic, routed = await bus.wait_routed(message["event_id"])
@@ -239,14 +244,7 @@ async def test_a_command_on_an_expired_lease_sees_the_user_back_on_ai(
     first = who.command("to_human")
     await bus.send(bus.topics.commands, first, key=who.key)
     await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == first["command_id"])
-    expires_ms = (await store.read_state(who.key)).expires_at_ms
-    assert expires_ms is not None
-
-    async def lease_expired() -> bool:
-        seconds, micros = await store.redis.time()
-        return bool(seconds * 1000 + micros // 1000 > expires_ms)
-
-    await wait_until(lease_expired, 10, "the lease to run out")
+    await wait_for_lease_expiry(store, who)
     again = who.command("to_human", reason="Asked again for a person.")
     await bus.send(bus.topics.commands, again, key=who.key)
 

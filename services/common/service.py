@@ -1,0 +1,50 @@
+"""The edge every service shares: start the workers, serve ops HTTP, stop in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+
+from services.common.http import ops_app, run_until_first_exit, serve
+from services.common.settings import CommonSettings
+
+log = structlog.get_logger()
+
+
+class Worker(Protocol):
+    """A long-running loop (a Kafka processor, the timeout sweeper)."""
+
+    healthy: bool
+
+    async def start(self) -> None: ...
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Store(Protocol):
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+async def run_service(
+    name: str, settings: CommonSettings, port: int, store: Store, workers: Sequence[Worker]
+) -> None:
+    """Runs until Ctrl-C/SIGTERM (uvicorn returns) or a worker fails (re-raised: exit != 0)."""
+
+    async def readiness() -> dict[str, bool]:
+        return {"redis": await store.ping(), "workers": all(w.healthy for w in workers)}
+
+    try:
+        for worker in workers:
+            await worker.start()
+        log.info("service_started", service=name, http_port=port)
+        await run_until_first_exit(
+            *(w.run() for w in workers),
+            serve(ops_app(name, readiness), settings.http_host, port),
+        )
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await store.close()
