@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
+from fastapi import FastAPI
 
 from services.common.http import ops_app, run_until_first_exit, serve
 from services.common.settings import CommonSettings
@@ -29,9 +30,17 @@ class Store(Protocol):
 
 
 async def run_service(
-    name: str, settings: CommonSettings, port: int, store: Store, workers: Sequence[Worker]
+    name: str,
+    settings: CommonSettings,
+    port: int,
+    store: Store,
+    workers: Sequence[Worker],
+    app: FastAPI | None = None,
 ) -> None:
-    """Runs until Ctrl-C/SIGTERM (uvicorn returns) or a worker fails (re-raised: exit != 0)."""
+    """Runs until Ctrl-C/SIGTERM (uvicorn returns) or a worker fails (re-raised: exit != 0).
+
+    `app` is the service's own HTTP app, if it has one; the ops endpoints are added to it.
+    """
 
     async def readiness() -> dict[str, bool]:
         return {"redis": await store.ping(), "workers": all(w.healthy for w in workers)}
@@ -42,7 +51,7 @@ async def run_service(
         log.info("service_started", service=name, http_port=port)
         await run_until_first_exit(
             *(w.run() for w in workers),
-            serve(ops_app(name, readiness), settings.http_host, port),
+            serve(ops_app(name, readiness, app), settings.http_host, port),
         )
     finally:
         for worker in workers:

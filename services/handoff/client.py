@@ -20,10 +20,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ResponseError
 
+from schemas import parse_interaction_key
 from services.common import metrics
 from services.common.settings import CommonSettings
 from services.handoff.domain import ModeState, parse_cause
-from services.handoff.keys import InteractionKeys
+from services.handoff.keys import InteractionKeys, user_agents_key
 
 log = structlog.get_logger()
 LIBRARY = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
@@ -146,7 +147,7 @@ class StateClient:
     async def route_batch(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
         """One round trip for the whole batch; results in request order (R13)."""
         lim = self.limits
-        commands = []
+        commands: list[tuple[Any, ...]] = []
         for r in requests:
             k = InteractionKeys(r.ikey)
             commands.append(
@@ -154,7 +155,10 @@ class StateClient:
                  k.tag, r.ikey, r.src, r.turn_json, "1" if r.stateless else "0",
                  lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap)
             )  # fmt: skip
-        return [_route_decision(json.loads(raw)) for raw in await self._pipeline("route", commands)]
+        # The operator view lists a user's agents (R8); idempotent, in the same round trip.
+        commands += [_remember_agent(r.ikey) for r in requests if not r.stateless]
+        results = await self._pipeline("route", commands)
+        return [_route_decision(json.loads(raw)) for raw in results[: len(requests)]]
 
     async def gate_batch(self, requests: Sequence[GateRequest]) -> list[GateVerdict]:
         lim = self.limits
@@ -174,6 +178,11 @@ class StateClient:
             )
         return verdicts
 
+    async def user_agents(self, tenant_id: str, channel: str, external_id: str) -> list[str]:
+        """The agents a user has talked to or been handed off by (R8), sorted."""
+        members = await self.redis.smembers(user_agents_key(tenant_id, channel, external_id))
+        return sorted(cast(set[str], members))
+
     async def read_state(self, ikey: str) -> ModeState:
         raw = await self.redis.hgetall(InteractionKeys(ikey).state)
         return ModeState.from_redis(cast(dict[str, str], raw))
@@ -191,6 +200,15 @@ class StateClient:
 
 def _cause(value: Any) -> Literal["agent", "operator", "timeout"] | None:
     return parse_cause(value or "")
+
+
+def _remember_agent(ikey: str) -> tuple[str, str, str]:
+    ids = parse_interaction_key(ikey)
+    return (
+        "SADD",
+        user_agents_key(ids.tenant_id, ids.user.channel, ids.user.external_id or ""),
+        ids.agent_id,
+    )
 
 
 def _route_decision(d: dict[str, Any]) -> RouteDecision:

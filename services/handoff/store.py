@@ -111,6 +111,13 @@ class ModeStore(StateClient):
     async def remember_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> None:
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 
+    async def record_turn(self, ikey: str, turn_json: str) -> None:
+        """Adds a turn to the transcript (a human agent's reply, sent from the desk)."""
+        k = InteractionKeys(ikey)
+        await self.redis.xadd(
+            k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
+        )
+
     # Agent versions -------------------------------------------------------------------------
 
     async def apply_agent_version(

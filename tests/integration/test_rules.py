@@ -123,6 +123,7 @@ async def test_r1_mode_belongs_to_one_agent(bus: Bus, store: ModeStore, tenant: 
 
     assert topic_support == bus.topics.human_queue
     assert topic_sales == bus.topics.ai_requests and routed["routing"]["state_version"] == 0
+    assert await store.user_agents(tenant, "web", "alice") == ["sales", "support"]
 
 
 @pytest.mark.parametrize(
