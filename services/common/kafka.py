@@ -121,7 +121,7 @@ def output_for_dead_letter(topic: str, letter: DeadLetter) -> Output:
 BatchHandler = Callable[[Sequence[Record]], Awaitable[list[Output]]]
 
 
-class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+class WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     """Holds a rebalance until the batch in flight is committed or aborted."""
 
     def __init__(self, lock: asyncio.Lock) -> None:
@@ -174,7 +174,7 @@ class TransactionalProcessor:
             fetch_max_wait_ms=s.consumer_poll_ms,
         )
         await self._producer.start()
-        self._consumer.subscribe(self._topics, listener=_WaitForBatch(self._lock))
+        self._consumer.subscribe(self._topics, listener=WaitForBatch(self._lock))
         await self._consumer.start()
         self.healthy = True
 

@@ -19,6 +19,7 @@ class Topics:
     commands: str
     events: str
     dead_letter: str
+    timeout_shards: str
 
     def all(self) -> list[str]:
         return [
@@ -30,6 +31,7 @@ class Topics:
             self.commands,
             self.events,
             self.dead_letter,
+            self.timeout_shards,
         ]
 
 
@@ -57,6 +59,9 @@ class CommonSettings(BaseSettings):
     topic_commands: str = "handoff.commands"
     topic_events: str = "handoff.events"
     topic_dead_letter: str = "chat.dead-letter"
+    # Internal: never holds records. Its partitions are the state shards; the timeout
+    # workers' consumer group splits them, and its committed offsets checkpoint each outbox.
+    topic_timeout_shards: str = "handoff.timeout-shards"
     topic_partitions: int = 6
 
     # What the state functions keep (see services/handoff/client.py StateLimits).
@@ -80,6 +85,7 @@ class CommonSettings(BaseSettings):
             commands=p + self.topic_commands,
             events=p + self.topic_events,
             dead_letter=p + self.topic_dead_letter,
+            timeout_shards=p + self.topic_timeout_shards,
         )
 
     @property

@@ -2,6 +2,7 @@
 
 handoff.events keeps its records forever (retention.ms=-1): it is the log the mode state can
 be rebuilt from. chat.dead-letter keeps 30 days. The rest use the broker's retention.
+handoff.timeout-shards (internal, empty) has one partition per state shard.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from services.common.settings import CommonSettings
+from services.handoff.keys import SHARDS
 
 DAY_MS = 24 * 3600 * 1000
 
 
-def topic_configs(settings: CommonSettings) -> dict[str, dict[str, str]]:
+def topic_specs(settings: CommonSettings) -> dict[str, tuple[int, dict[str, str]]]:
+    """Topic name -> (partitions, configs)."""
     topics = settings.topics
-    configs: dict[str, dict[str, str]] = {name: {} for name in topics.all()}
-    configs[topics.events] = {"retention.ms": "-1"}
-    configs[topics.dead_letter] = {"retention.ms": str(30 * DAY_MS)}
-    return configs
+    specs: dict[str, tuple[int, dict[str, str]]] = {
+        name: (settings.topic_partitions, {}) for name in topics.all()
+    }
+    specs[topics.events] = (settings.topic_partitions, {"retention.ms": "-1"})
+    specs[topics.dead_letter] = (settings.topic_partitions, {"retention.ms": str(30 * DAY_MS)})
+    specs[topics.timeout_shards] = (SHARDS, {})
+    return specs
 
 
 async def ensure_topics(settings: CommonSettings, replication: int = 1) -> list[str]:
@@ -32,8 +38,8 @@ async def ensure_topics(settings: CommonSettings, replication: int = 1) -> list[
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.topic_partitions, replication, topic_configs=config)
-            for name, config in topic_configs(settings).items()
+            NewTopic(name, partitions, replication, topic_configs=config)
+            for name, (partitions, config) in topic_specs(settings).items()
             if name not in existing
         ]
         if wanted:

@@ -6,6 +6,7 @@ Only the handoff service (and its timeout worker) use this module; see client.py
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -14,7 +15,6 @@ from redis.exceptions import ResponseError
 from services.handoff.client import StateClient
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
-    SHARDS,
     InteractionKeys,
     agent_key,
     deadlines_key,
@@ -22,8 +22,6 @@ from services.handoff.keys import (
     shard_tag,
     user_agents_key,
 )
-
-OUTBOX_GROUP = "timeout"
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,8 @@ class CommandSnapshot:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    tag: str
-    entry_id: str
+    shard: int
+    seq: int  # 1, 2, 3... per shard, in the order the reverts happened
     change: dict[str, Any]
 
 
@@ -148,47 +146,27 @@ class ModeStore(StateClient):
 
     # Timeouts ------------------------------------------------------------------------------
 
-    async def expire_due(self, limit_per_shard: int) -> int:
-        """Reverts every expired lease of every shard; the reverts land in the outboxes."""
+    async def expire_due(self, shards: Iterable[int], limit_per_shard: int) -> int:
+        """Reverts every expired lease of these shards; the reverts land in their outboxes."""
         calls = [
             ("FCALL", "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
              tag, limit_per_shard, self.limits.history_cap)
-            for tag in map(shard_tag, range(SHARDS))
+            for tag in map(shard_tag, shards)
         ]  # fmt: skip
-        return sum(int(c) for c in await self._pipeline("expire_due", calls))
+        return sum(int(c) for c in await self._pipeline("expire_due", calls)) if calls else 0
 
-    async def ensure_outbox_groups(self) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(SHARDS):
-                pipe.xgroup_create(
-                    outbox_key(shard_tag(shard)), OUTBOX_GROUP, id="0", mkstream=True
-                )
-            results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+    async def read_outbox(self, shard: int, after: int, count: int) -> list[OutboxEntry]:
+        """The shard's queued reverts numbered above `after` (its checkpoint), oldest first."""
+        key = outbox_key(shard_tag(shard))
+        entries = await self.redis.xrange(key, min=f"0-{after + 1}", count=count)
+        return [
+            OutboxEntry(shard, int(entry_id.split("-")[1]), json.loads(fields["change"]))
+            for entry_id, fields in cast(list[Any], entries)
+        ]
 
-    async def read_outbox(self, consumer: str, count: int, min_idle_ms: int) -> list[OutboxEntry]:
-        """New outbox entries, plus entries another worker claimed and never acknowledged."""
+    async def trim_outbox(self, upto: dict[int, int]) -> None:
+        """Drops entries already published (numbered up to `upto[shard]`)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in range(SHARDS):
-                key = outbox_key(shard_tag(shard))
-                pipe.xautoclaim(key, OUTBOX_GROUP, consumer, min_idle_ms, "0-0", count=count)
-                pipe.xreadgroup(OUTBOX_GROUP, consumer, {key: ">"}, count=count)
-            results = await pipe.execute()
-        entries = []
-        for shard in range(SHARDS):
-            tag = shard_tag(shard)
-            claimed = results[2 * shard][1]
-            fresh = results[2 * shard + 1][0][1] if results[2 * shard + 1] else []
-            for entry_id, fields in [*claimed, *fresh]:
-                if fields:  # a claimed entry deleted meanwhile has no fields
-                    entries.append(OutboxEntry(tag, entry_id, json.loads(fields["change"])))
-        return entries
-
-    async def ack_outbox(self, entries: list[OutboxEntry]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for e in entries:
-                pipe.xack(outbox_key(e.tag), OUTBOX_GROUP, e.entry_id)
-                pipe.xdel(outbox_key(e.tag), e.entry_id)
+            for shard, seq in upto.items():
+                pipe.xtrim(outbox_key(shard_tag(shard)), minid=f"0-{seq + 1}")
             await pipe.execute()

@@ -9,8 +9,5 @@ class TimeoutSettings(CommonSettings):
     timeout_http_port: int = 8082
     # How often the deadline index is swept when nothing is due.
     timeout_tick_ms: int = 200
-    # Most reverts claimed per shard and sweep.
+    # Most reverts claimed, and published, per shard and sweep.
     timeout_batch: int = 500
-    # An outbox entry claimed by a worker that has not acknowledged it for this long is taken
-    # over by another worker (the first one died between claiming and publishing).
-    timeout_reclaim_idle_ms: int = 10_000

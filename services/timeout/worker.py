@@ -1,11 +1,17 @@
-"""Sweeps due deadlines and publishes the timeout reverts from the outbox.
+"""Sweeps due deadlines and publishes each timeout revert on handoff.events exactly once.
 
-The revert itself happens in Redis, atomically with the claim (ho_expire_due) or at routing
-time (ho_route): the router never waits for this worker. The worker only turns each revert
-into a ModeChanged on handoff.events: publish (acks=all, idempotent), then acknowledge it in
-the outbox. A worker that dies in between leaves the entry pending, and another worker takes
-it over after timeout_reclaim_idle_ms: the event is then published again, with the same
-event_id, so consumers can drop the repeat.
+The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
+at routing time (ho_route): the router never waits for this worker. Each revert is queued in
+its shard's outbox with a per-shard number n (1, 2, 3...). The worker publishes outbox
+entries in a Kafka transaction that also commits "shard s is published up to n" as the
+consumer-group offset of partition s of the internal topic handoff.timeout-shards. A crash
+before the commit aborts the events and the checkpoint together; whoever owns the shard next
+starts from the checkpoint. So each revert is emitted once, also across crashes.
+
+Which worker owns which shards is decided by Kafka: the workers form one consumer group on
+handoff.timeout-shards (a topic that never holds a record), so the group's assignment splits
+the shards, and a rebalance waits for the sweep in flight (the same listener as the
+processors use).
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ import asyncio
 import time
 
 import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import ProducerFenced
+from aiokafka.structs import TopicPartition
 
 from services.common import metrics
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch
 from services.handoff.events import mode_changed
-from services.handoff.store import ModeStore
+from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
 
 log = structlog.get_logger()
@@ -27,58 +36,108 @@ log = structlog.get_logger()
 class TimeoutWorker:
     def __init__(self, store: ModeStore, settings: TimeoutSettings) -> None:
         self._store = store
-        self._producer = idempotent_producer(settings)
         self._settings = settings
+        self._group = settings.group_id("timeout")
+        self._lock = asyncio.Lock()
+        self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            transactional_id=settings.transactional_id("timeout"),
+            transaction_timeout_ms=settings.transaction_timeout_ms,
+            max_request_size=2 * MAX_VALUE_BYTES,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
         self.healthy = False
 
     async def start(self) -> None:
         await self._producer.start()
-        await self._store.ensure_outbox_groups()
+        self._consumer.subscribe(
+            [self._settings.topics.timeout_shards], listener=WaitForBatch(self._lock)
+        )
+        await self._consumer.start()
         self.healthy = True
 
     async def stop(self) -> None:
+        await self._consumer.stop()
         await self._producer.stop()
 
+    def _owned(self) -> list[int]:
+        return sorted(tp.partition for tp in self._consumer.assignment())
+
+    async def _checkpoint(self, shard: int) -> int:
+        if shard not in self._checkpoints:
+            tp = TopicPartition(self._settings.topics.timeout_shards, shard)
+            self._checkpoints[shard] = (await self._consumer.committed(tp)) or 0
+        return self._checkpoints[shard]
+
     async def sweep_once(self) -> int:
-        """Reverts what is due, publishes what the outbox holds; returns how many it published."""
+        """Reverts what is due in the owned shards and publishes their outboxes; returns
+        how many reverts it published."""
         s = self._settings
-        await self._store.expire_due(s.timeout_batch)
-        entries = await self._store.read_outbox(
-            s.instance_id, s.timeout_batch, s.timeout_reclaim_idle_ms
-        )
+        shards = self._owned()
+        self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in shards}
+        await self._store.expire_due(shards, s.timeout_batch)
+        entries: list[OutboxEntry] = []
+        for shard in shards:
+            entries += await self._store.read_outbox(
+                shard, await self._checkpoint(shard), s.timeout_batch
+            )
         if not entries:
             return 0
-        events = [mode_changed(e.change, s.minute_ms) for e in entries]
-        await send_idempotent(
-            self._producer,
-            [
-                Output.of(s.topics.events, e.change["ikey"], ev)
-                for e, ev in zip(entries, events, strict=True)
-            ],
-        )
-        await self._store.ack_outbox(entries)
+        await self._publish(entries)
+        upto = {e.shard: e.seq for e in entries}  # entries are in order within a shard
+        self._checkpoints.update(upto)
+        await self._store.trim_outbox(upto)
+        self._observe(entries)
+        return len(entries)
+
+    async def _publish(self, entries: list[OutboxEntry]) -> None:
+        s = self._settings
+        outputs = [
+            Output.of(s.topics.events, e.change["ikey"], mode_changed(e.change, s.minute_ms))
+            for e in entries
+        ]
+        offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
+        async with self._producer.transaction():
+            sent = [
+                await self._producer.send(o.topic, o.value, key=o.key.encode()) for o in outputs
+            ]
+            await asyncio.gather(*sent)
+            await self._producer.send_offsets_to_transaction(offsets, self._group)
+
+    def _observe(self, entries: list[OutboxEntry]) -> None:
         now = time.time()
-        for entry, event in zip(entries, events, strict=True):
+        for entry in entries:
             metrics.MODE_CHANGES.labels(cause="timeout").inc()
             if entry.change.get("due_at"):
                 metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, now - entry.change["due_at"] / 1000))
             log.info(
                 "timeout_revert_emitted",
                 interaction=entry.change["ikey"],
-                event_id=event.event_id,
-                state_version=event.state_version,
+                event_id=entry.change["event_id"],
+                state_version=entry.change["version"],
             )
-        return len(entries)
 
     async def run(self) -> None:
+        tick_ms = self._settings.timeout_tick_ms
         while True:
-            try:
-                published = await self.sweep_once()
-                self.healthy = True
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.healthy, published = False, 0
-                log.exception("sweep_failed")
-            if not published:
-                await asyncio.sleep(self._settings.timeout_tick_ms / 1000)  # the sweep period
+            # Polling the (empty) topic keeps the group membership alive and paces the sweeps.
+            await self._consumer.getmany(timeout_ms=tick_ms)
+            published = 1
+            while published:  # drain: a backlog is swept without waiting for the next tick
+                async with self._lock:
+                    try:
+                        published = await self.sweep_once()
+                        self.healthy = True
+                    except (asyncio.CancelledError, ProducerFenced):
+                        raise
+                    except Exception:
+                        self.healthy, published = False, 0
+                        # Re-read the checkpoints from Kafka: the last commit may have failed.
+                        self._checkpoints.clear()
+                        log.exception("sweep_failed")
