@@ -43,8 +43,8 @@ system-deps: ## redis-server and Java 17 + Maven (for Kafka's jars), from the sy
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-jars: $(STAMP) ## Kafka's jars from Maven Central into ~/.cache/handoff (once)
-	$(PY) -c 'from devstack.kafka_jars import kafka_jars_dir; print("kafka jars:", kafka_jars_dir())'
+jars: $(STAMP) ## Kafka's jars from Maven Central into ~/.cache/handoff, and a JVM start-up archive (once)
+	$(PY) -m devstack jars
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -60,8 +60,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     kafka = KafkaProcess(data / "kafka", args.kafka_port, controller_port, heap=args.kafka_heap)
     redis = RedisProcess(data / "redis", args.redis_port)
     stop = threading.Event()
+    ready = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not ready:  # still starting: abandon the wait, `finally` stops what started
+            raise KeyboardInterrupt
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -73,15 +76,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         redis.wait_ready(args.timeout)
         kafka.wait_ready(args.timeout)
         _write_env(env_file, kafka, redis)
+        ready = True
         print(_banner(kafka, redis, data, time.monotonic() - began), flush=True)
         while not stop.wait(0.5):
             for proc in (kafka, redis):
                 if not proc.is_running():
                     print(f"devstack: {proc.name} exited unexpectedly; see {proc.log_path}")
                     return 1
-        print("devstack: stopping (redis SHUTDOWN flushes its AOF, then kafka)...", flush=True)
         return 0
+    except KeyboardInterrupt:
+        return 130
     finally:
+        print("devstack: stopping (redis SHUTDOWN flushes its AOF, then kafka)", flush=True)
         env_file.unlink(missing_ok=True)
         redis.stop()
         kafka.stop()

@@ -125,7 +125,12 @@ class KafkaProcess(ManagedProcess):
 
     @property
     def cluster_id(self) -> str:
-        """The KRaft cluster id, created on first use and then kept for restarts."""
+        """The KRaft cluster id: the formatted one if storage exists, else created and kept."""
+        meta = self.logs_dir / "meta.properties"
+        if meta.exists():
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
         path = self.data_dir / "cluster-id"
         if path.exists():
             return path.read_text().strip()

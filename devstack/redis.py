@@ -11,6 +11,8 @@ import signal
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from devstack.ports import ensure_free, free_port
 from devstack.process import ManagedProcess, ProcessStartError
@@ -44,9 +46,18 @@ class RedisProcess(ManagedProcess):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
-        """A short-timeout synchronous client, for probes and test assertions."""
+        """A synchronous client that fails after ``timeout`` instead of retrying.
+
+        redis-py retries connection errors three times with backoff by default, which turns
+        a SHUTDOWN (the server hangs up, as it should) into seconds of retries and makes a
+        paused server look slow rather than unresponsive in fault tests.
+        """
         return redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def _prepare(self) -> None:

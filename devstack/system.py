@@ -65,9 +65,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        for proc in (redis, kafka):
-            proc.start()
-            started.append(proc)
+        for server in (redis, kafka):
+            server.start()
+            started.append(server)
         redis.wait_ready(30)
         kafka.wait_ready(120)
         env = _env(kafka, redis)
@@ -79,8 +79,8 @@ def main() -> int:
             proc.start()
             started.append(proc)
             services.append(proc)
-        for proc in services:
-            proc.wait_ready(60)
+        for service in services:
+            service.wait_ready(60)
         _print_summary(data, kafka, redis, services, created)
         stop.wait()
         print("\nstopping…", flush=True)
@@ -89,8 +89,8 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in reversed(started):
-            proc.stop()
+        for process in reversed(started):
+            process.stop()
 
 
 def _print_summary(

@@ -11,7 +11,9 @@ Choices made on purpose (aiokafka defaults differ):
 - consumer: enable_auto_commit=False, isolation_level=read_committed, auto_offset_reset=earliest;
 - producer: transactional (which implies enable_idempotence=True and acks=all);
 - transactional_id = {prefix}handoff-{service}-{instance_id}: stable across restarts, so a
-  restarted instance fences its predecessor and its open transaction is aborted at once.
+  restarted instance fences its predecessor and its open transaction is aborted at once;
+- the same name is the consumer's group.instance.id (static membership): a restarted
+  instance takes its partitions back at once, without waiting for a rebalance.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class TransactionalProcessor:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             group_id=self._group_id,
+            group_instance_id=s.transactional_id(self._service),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -40,6 +40,9 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis call that takes longer fails the batch (retried; readiness goes false): a
+    # stalled Redis must not stall a consumer silently.
+    redis_timeout_seconds: float = 2.0
     # Stable per running instance: it names the Kafka transactional id, so a restarted
     # instance fences its dead predecessor and aborts the transaction it left open.
     instance_id: str = Field(default_factory=socket.gethostname)

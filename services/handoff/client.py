@@ -103,9 +103,13 @@ class StateClient:
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> Self:
-        return cls(
-            aioredis.from_url(settings.redis_url, decode_responses=True), StateLimits.of(settings)
+        redis = aioredis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
         )
+        return cls(redis, StateLimits.of(settings))
 
     @classmethod
     def from_url(cls, url: str) -> Self:

@@ -49,6 +49,7 @@ class TimeoutWorker:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=self._group,
+            group_instance_id=settings.transactional_id("timeout"),
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
