@@ -7,104 +7,35 @@ killing them leaves the shared stack alone.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
-import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
-from devstack.services import ServiceProcess
-from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
-from tests.conftest import service_env, settings_for
-from tests.integration.test_rules import publish_agent
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.sandbox import (
+    Sandbox,
+    opened,
+    publish_agent,
+    routed_outputs,
+    wait_for_lease_expiry,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-_next_db = iter(range(1, 16))
-
-
-class Sandbox:
-    """Services of one test on prefixed topics and a Redis database of their own."""
-
-    def __init__(self, kafka: KafkaProcess, redis: RedisProcess, root: Path) -> None:
-        self.prefix = f"x{uuid.uuid4().hex[:8]}."
-        self.redis_url = redis.url.rsplit("/", 1)[0] + f"/{next(_next_db)}"
-        self.env = service_env(kafka, self.redis_url, self.prefix)
-        self.settings = settings_for(self.env)
-        self.root = root
-        self.procs: list[ServiceProcess] = []
-
-    def service(self, module: str, instance: str) -> ServiceProcess:
-        proc = ServiceProcess(module, self.env, self.root, instance)
-        self.procs.append(proc)
-        proc.start()
-        proc.wait_ready(60)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.stop()
 
 
 @pytest.fixture
 async def sandbox(
     kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
 ) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
-    box = Sandbox(kafka, redis_server, tmp_path)
-    await ensure_topics(box.settings)
-    bus = Bus(box.settings.kafka_bootstrap, box.settings.topics)
-    store = ModeStore.from_url(box.redis_url)
-    await store.load_functions()
-    await bus.start()
-    try:
-        yield box, bus, store
-    finally:
-        box.stop()
-        await bus.stop()
-        await store.close()
-
-
-async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    """Polls `condition` (sync or async) until true, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await _value(condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval of the condition, not synchronisation
-
-
-async def wait_for_lease_expiry(store: ModeStore, who: Who) -> None:
-    """Waits until Redis' clock, the one the services use, is past the idle lease."""
-    expires_ms = (await store.read_state(who.key)).expires_at_ms
-    assert expires_ms is not None
-
-    async def lease_expired() -> bool:
-        seconds, micros = await store.redis.time()
-        return bool(seconds * 1000 + micros // 1000 > expires_ms)
-
-    await wait_until(lease_expired, 10, "the lease to run out")
-
-
-async def _value(result: Any) -> bool:
-    return bool(await result) if inspect.isawaitable(result) else bool(result)
-
-
-def routed_outputs(bus: Bus) -> Iterator[tuple[str, dict[str, Any]]]:
-    for s in bus.records:
-        if (
-            s.topic in (bus.topics.ai_requests, bus.topics.human_queue)
-            and s.value.get("type") == "routed_message"
-        ):
-            yield s.topic, s.value
+    async with opened(Sandbox(kafka, redis_server, tmp_path)) as opened_box:
+        yield opened_box
 
 
 async def test_router_killed_mid_batch_loses_and_duplicates_nothing(

@@ -12,26 +12,12 @@ from typing import Any
 
 import pytest
 
-from services.handoff.domain import HandoffConfig
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who, attachment
+from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
-
-NOTICE = "A human teammate from Acme support has taken over this chat."
-
-
-async def publish_agent(
-    store: ModeStore, who: Who, enabled: bool = True, idle: int | None = None, publish: bool = True
-) -> int:
-    config = HandoffConfig(enabled=enabled, idle_timeout_minutes=idle, notice_text=NOTICE)
-    n = await store.apply_agent_version(
-        who.tenant, who.agent, config, "2026-01-01T00:00:00Z", "test"
-    )
-    if publish:
-        await store.publish_agent_version(who.tenant, who.agent, n)
-    return n
 
 
 async def route(bus: Bus, who: Who, text: str = "hello", **extra: Any) -> tuple[str, Any]:

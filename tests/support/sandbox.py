@@ -1,0 +1,130 @@
+"""A test's own set of services: prefixed topics and a Redis database nobody else uses.
+
+The restart and fault tests kill processes; a sandbox keeps that away from the shared stack.
+The fault tests go further and give a sandbox a Kafka broker and a Redis server of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from devstack.kafka import KafkaProcess
+from devstack.redis import RedisProcess
+from devstack.services import ServiceProcess
+from services.common.topics import ensure_topics
+from services.handoff.domain import HandoffConfig
+from services.handoff.store import ModeStore
+from tests.conftest import service_env, settings_for
+from tests.support.bus import Bus
+from tests.support.events import Who
+
+NOTICE = "A human teammate from Acme support has taken over this chat."
+_next_db = iter(range(1, 16))
+
+
+class Sandbox:
+    """Services of one test on prefixed topics and a Redis database of their own."""
+
+    def __init__(self, kafka: KafkaProcess, redis: RedisProcess, root: Path, **env: str) -> None:
+        self.kafka, self.redis = kafka, redis
+        self.prefix = f"x{uuid.uuid4().hex[:8]}."
+        self.redis_url = redis.url.rsplit("/", 1)[0] + f"/{next(_next_db)}"
+        self.env = {**service_env(kafka, self.redis_url, self.prefix), **env}
+        self.settings = settings_for(self.env)
+        self.root = root
+        self.procs: list[ServiceProcess] = []
+
+    def service(self, module: str, instance: str, wait: bool = True) -> ServiceProcess:
+        proc = ServiceProcess(module, self.env, self.root, instance)
+        self.procs.append(proc)
+        proc.start()
+        if wait:
+            proc.wait_ready(60)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+@asynccontextmanager
+async def opened(box: Sandbox) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
+    """Creates the sandbox's topics; yields it with a Bus and a store on its Redis database."""
+    await ensure_topics(box.settings)
+    bus = Bus(box.settings.kafka_bootstrap, box.settings.topics)
+    store = ModeStore.from_url(box.redis_url)
+    await store.load_functions()
+    await bus.start()
+    try:
+        yield box, bus, store
+    finally:
+        box.stop()
+        await bus.stop()
+        await store.close()
+
+
+async def publish_agent(
+    store: ModeStore, who: Who, enabled: bool = True, idle: int | None = None, publish: bool = True
+) -> int:
+    config = HandoffConfig(enabled=enabled, idle_timeout_minutes=idle, notice_text=NOTICE)
+    n = await store.apply_agent_version(
+        who.tenant, who.agent, config, "2026-01-01T00:00:00Z", "test"
+    )
+    if publish:
+        await store.publish_agent_version(who.tenant, who.agent, n)
+    return n
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:
+    """Polls `condition` (sync or async) until true, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await _value(condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)  # polling interval of the condition, not synchronisation
+
+
+async def _value(result: Any) -> bool:
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+async def wait_for_lease_expiry(store: ModeStore, who: Who) -> None:
+    """Waits until Redis' clock, the one the services use, is past the idle lease."""
+    expires_ms = (await store.read_state(who.key)).expires_at_ms
+    assert expires_ms is not None
+
+    async def lease_expired() -> bool:
+        seconds, micros = await store.redis.time()
+        return bool(seconds * 1000 + micros // 1000 > expires_ms)
+
+    await wait_until(lease_expired, 10, "the lease to run out")
+
+
+def routed_outputs(bus: Bus) -> Iterator[tuple[str, dict[str, Any]]]:
+    routed_topics = (bus.topics.ai_requests, bus.topics.human_queue)
+    for s in bus.records:
+        if s.topic in routed_topics and s.value.get("type") == "routed_message":
+            yield s.topic, s.value
+
+
+async def hand_off_all(
+    bus: Bus, store: ModeStore, users: list[Who], idle: int | None = None
+) -> None:
+    """Puts each user in human mode through the handoff service, and waits for each change."""
+    commands = []
+    for who in users:
+        await publish_agent(store, who, idle=idle)
+        command = who.command("to_human")
+        commands.append(command["command_id"])
+        await bus.send(bus.topics.commands, command, key=who.key)
+    ids = set(commands)
+    await bus.wait_for(
+        bus.topics.events, lambda v: v.get("command_id") in ids, count=len(ids), timeout=60
+    )
