@@ -1,0 +1,91 @@
+"""Traffic for the fault tests, and the invariants every run must keep.
+
+Messages carry a per-interaction sequence number; `check_routing` proves, over everything
+that came out: nothing lost (every input id is on chat.ai-requests, chat.human-queue or
+chat.dead-letter), nothing twice, each interaction's order kept, and no message of a
+human-mode interaction on the AI topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.bus import Bus
+from tests.support.events import Who
+
+
+@dataclass
+class Load:
+    users: list[Who]
+    human: set[str] = field(default_factory=set)  # keys of human-mode interactions
+    sent: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    poison: set[str] = field(default_factory=set)  # ids of records meant for the dead letters
+
+    @property
+    def total(self) -> int:
+        return sum(map(len, self.sent.values())) + len(self.poison)
+
+    async def produce(self, bus: Bus, rounds: int, chunk: int = 500, pace: float = 0.0) -> None:
+        """`rounds` messages per interaction, round robin, sent `chunk` at a time."""
+        pending = []
+        for n in range(rounds):
+            for who in self.users:
+                message = who.message(f"seq:{n}")
+                self.sent[who.key].append(message["event_id"])
+                pending.append((who.key, json.dumps(message).encode()))
+                if len(pending) >= chunk:
+                    await send_all(bus, pending)
+                    pending = []
+                    if pace:
+                        await asyncio.sleep(pace)  # the traffic's pace, not synchronisation
+        await send_all(bus, pending)
+
+
+async def send_all(bus: Bus, records: list[tuple[str, bytes]]) -> None:
+    producer = bus._producer
+    futures = [await producer.send(bus.topics.inbound, value, key=key.encode()) for key, value in records]
+    await asyncio.gather(*futures)
+
+
+def outputs_seen(bus: Bus) -> int:
+    """Routed messages and dead letters so far (a human queue's tickets do not count)."""
+    kinds = ("routed_message", "dead_letter")
+    return sum(1 for s in bus.records if isinstance(s.value, dict) and s.value.get("type") in kinds)
+
+
+def check_routing(bus: Bus, load: Load) -> None:
+    routed: dict[str, list[str]] = defaultdict(list)
+    ids: list[str] = []
+    on_ai: list[str] = []
+    for s in bus.records:
+        if s.topic in (bus.topics.ai_requests, bus.topics.human_queue):
+            if s.value.get("type") != "routed_message":
+                continue  # a HandoffTicket
+            m = s.value["message"]
+            key = f"{m['tenant_id']}:{m['agent_id']}:{m['user']['channel']}:{m['user']['external_id']}"
+            routed[key].append(m["event_id"])
+            ids.append(m["event_id"])
+            if s.topic == bus.topics.ai_requests and key in load.human:
+                on_ai.append(m["event_id"])
+        elif s.topic == bus.topics.dead_letter:
+            ids.append(poison_id(s.value))
+    duplicates = len(ids) - len(set(ids))
+    expected = {e for events in load.sent.values() for e in events} | load.poison
+    assert duplicates == 0, f"{duplicates} records came out twice"
+    assert set(ids) == expected, f"lost {len(expected - set(ids))}, unexpected {len(set(ids) - expected)}"
+    assert not on_ai, f"{len(on_ai)} messages of human-mode users went to the AI"
+    broken = [k for k, events in load.sent.items() if routed[k] != events]
+    assert not broken, f"order broken for {len(broken)} interactions, e.g. {broken[0]}"
+
+
+def poison_id(letter: dict[str, Any]) -> str:
+    """Poison records carry an id: `poison:<id>:...` in bytes, or `event_id` in valid JSON."""
+    raw = base64.b64decode(letter["raw"])
+    if raw.startswith(b"poison:"):
+        return raw.split(b":", 2)[1].decode()
+    return str(json.loads(raw)["event_id"])
