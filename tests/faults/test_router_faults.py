@@ -12,8 +12,8 @@ import random
 import pytest
 
 from tests.faults.conftest import Stack
-from tests.faults.load import Load, check_routing, outputs_seen
 from tests.support.events import Who
+from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import hand_off_all, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]

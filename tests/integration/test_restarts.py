@@ -7,7 +7,6 @@ killing them leaves the shared stack alone.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +17,12 @@ from devstack.redis import RedisProcess
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import (
     Sandbox,
+    hand_off_all,
     opened,
     publish_agent,
-    routed_outputs,
     wait_for_lease_expiry,
     wait_until,
 )
@@ -44,53 +44,19 @@ async def test_router_killed_mid_batch_loses_and_duplicates_nothing(
     box, bus, store = sandbox
     box.service("services.handoff", "h")
     router = box.service("services.router", "r")
-    users = [Who("acme", "support", user=f"u{n}") for n in range(30)]
-    human = users[:10]
-    for who in human:
-        await publish_agent(store, who)
-        command = who.command("to_human")
-        await bus.send(bus.topics.commands, command, key=who.key)
-        await bus.wait_for(
-            bus.topics.events, lambda v, c=command: v.get("command_id") == c["command_id"]
-        )
+    load = Load([Who("acme", "support", user=f"u{n}") for n in range(30)])
+    await hand_off_all(bus, store, load.users[:10])
+    load.human = {w.key for w in load.users[:10]}
 
-    sent: dict[str, list[str]] = defaultdict(list)
-
-    async def produce(rounds: int) -> None:
-        for n in range(rounds):
-            for who in users:
-                message = who.message(f"{n}")
-                sent[who.key].append(message["event_id"])
-                await bus.send(bus.topics.inbound, message, key=who.key)
-
-    producing = asyncio.create_task(produce(60))  # 1,800 messages
-    await wait_until(lambda: len(list(routed_outputs(bus))) >= 300, 60, "routing under way")
+    producing = asyncio.create_task(load.produce(bus, 60, chunk=100, pace=0.02))  # 1,800
+    await wait_until(lambda: outputs_seen(bus) >= 300, 60, "routing under way")
     router.kill()
-    await wait_until(lambda: sum(map(len, sent.values())) >= 1200, 60, "more input")
     router.start()
     router.wait_ready(60)
     await producing
-    total = sum(map(len, sent.values()))
-    await wait_until(lambda: len(list(routed_outputs(bus))) >= total, 90, "all routed")
+    await wait_until(lambda: outputs_seen(bus) >= load.total, 90, "all routed")
 
-    outputs = list(routed_outputs(bus))
-    ids = [v["message"]["event_id"] for _, v in outputs]
-    assert len(ids) == len(set(ids)) == total  # nothing lost, nothing twice
-    assert set(ids) == {e for events in sent.values() for e in events}
-    by_key: dict[str, list[str]] = defaultdict(list)
-    for _, v in outputs:
-        m = v["message"]
-        by_key[
-            f"{m['tenant_id']}:{m['agent_id']}:{m['user']['channel']}:{m['user']['external_id']}"
-        ].append(m["event_id"])
-    for key, events in sent.items():
-        assert by_key[key] == events, f"order broken for {key}"
-    human_keys = {w.key for w in human}
-    assert all(
-        topic == bus.topics.human_queue
-        for topic, v in outputs
-        if f"acme:support:web:{v['message']['user']['external_id']}" in human_keys
-    )
+    check_routing(bus, load)
 
 
 async def test_timeout_worker_down_while_lease_expires(

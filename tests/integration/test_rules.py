@@ -14,7 +14,7 @@ import pytest
 
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
-from tests.support.events import Who, attachment
+from tests.support.events import Who, attachment, key_of
 from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
@@ -28,13 +28,7 @@ async def route(bus: Bus, who: Who, text: str = "hello", **extra: Any) -> tuple[
 
 
 def for_key(who: Who, type_: str) -> Any:
-    return lambda v: isinstance(v, dict) and v.get("type") == type_ and _key_of(v) == who.key
-
-
-def _key_of(v: dict[str, Any]) -> str:
-    ids = v.get("message", v)
-    user = ids["user"]
-    return f"{ids['tenant_id']}:{ids['agent_id']}:{user['channel']}:{user['external_id'] or ''}"
+    return lambda v: isinstance(v, dict) and v.get("type") == type_ and key_of(v) == who.key
 
 
 async def hand_off(bus: Bus, who: Who, **extra: Any) -> dict[str, Any]:
@@ -158,7 +152,7 @@ async def test_r5_idle_timeout_moves_with_messages_then_reverts_once(
 
     reverts = await bus.wait_for(
         bus.topics.events,
-        lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key,
+        lambda v: v.get("cause") == "timeout" and key_of(v) == who.key,
         timeout=15,
     )
     assert reverts[0]["from_mode"] == "human" and reverts[0]["to_mode"] == "ai"
@@ -172,7 +166,7 @@ async def test_r5_idle_timeout_moves_with_messages_then_reverts_once(
     assert (
         len(
             bus.on(
-                bus.topics.events, lambda v: v.get("cause") == "timeout" and _key_of(v) == who.key
+                bus.topics.events, lambda v: v.get("cause") == "timeout" and key_of(v) == who.key
             )
         )
         == 1

@@ -27,6 +27,7 @@ class Seen:
     offset: int
     key: str | None
     value: Any  # decoded JSON, or the raw bytes when not JSON
+    timestamp_ms: int  # the record's CreateTime: when its producer sent it
 
 
 class Bus:
@@ -73,7 +74,9 @@ class Bus:
                     except ValueError:
                         value = r.value
                     key = r.key.decode() if r.key is not None else None
-                    self.records.append(Seen(r.topic, r.partition, r.offset, key, value))
+                    self.records.append(
+                        Seen(r.topic, r.partition, r.offset, key, value, r.timestamp)
+                    )
             if batches:
                 self._changed.set()
 

@@ -92,3 +92,10 @@ def attachment(n: int) -> dict[str, Any]:
         "size": 1000 + n,
         "url": f"https://files.example/att-{n}.png",
     }
+
+
+def key_of(value: dict[str, Any]) -> str:
+    """The interaction key of an event's JSON (a RoutedMessage's is its message's)."""
+    ids = value.get("message", value)
+    user = ids["user"]
+    return f"{ids['tenant_id']}:{ids['agent_id']}:{user['channel']}:{user['external_id'] or ''}"

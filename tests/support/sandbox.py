@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -105,13 +105,6 @@ async def wait_for_lease_expiry(store: ModeStore, who: Who) -> None:
         return bool(seconds * 1000 + micros // 1000 > expires_ms)
 
     await wait_until(lease_expired, 10, "the lease to run out")
-
-
-def routed_outputs(bus: Bus) -> Iterator[tuple[str, dict[str, Any]]]:
-    routed_topics = (bus.topics.ai_requests, bus.topics.human_queue)
-    for s in bus.records:
-        if s.topic in routed_topics and s.value.get("type") == "routed_message":
-            yield s.topic, s.value
 
 
 async def hand_off_all(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.bus import Bus
-from tests.support.events import Who
+from tests.support.events import Who, key_of
 
 
 @dataclass
@@ -48,7 +48,9 @@ class Load:
 
 async def send_all(bus: Bus, records: list[tuple[str, bytes]]) -> None:
     producer = bus._producer
-    futures = [await producer.send(bus.topics.inbound, value, key=key.encode()) for key, value in records]
+    futures = [
+        await producer.send(bus.topics.inbound, value, key=key.encode()) for key, value in records
+    ]
     await asyncio.gather(*futures)
 
 
@@ -67,7 +69,7 @@ def check_routing(bus: Bus, load: Load) -> None:
             if s.value.get("type") != "routed_message":
                 continue  # a HandoffTicket
             m = s.value["message"]
-            key = f"{m['tenant_id']}:{m['agent_id']}:{m['user']['channel']}:{m['user']['external_id']}"
+            key = key_of(m)
             routed[key].append(m["event_id"])
             ids.append(m["event_id"])
             if s.topic == bus.topics.ai_requests and key in load.human:
@@ -77,7 +79,9 @@ def check_routing(bus: Bus, load: Load) -> None:
     duplicates = len(ids) - len(set(ids))
     expected = {e for events in load.sent.values() for e in events} | load.poison
     assert duplicates == 0, f"{duplicates} records came out twice"
-    assert set(ids) == expected, f"lost {len(expected - set(ids))}, unexpected {len(set(ids) - expected)}"
+    assert set(ids) == expected, (
+        f"lost {len(expected - set(ids))}, unexpected {len(set(ids) - expected)}"
+    )
     assert not on_ai, f"{len(on_ai)} messages of human-mode users went to the AI"
     broken = [k for k, events in load.sent.items() if routed[k] != events]
     assert not broken, f"order broken for {len(broken)} interactions, e.g. {broken[0]}"
