@@ -34,7 +34,7 @@ from services.handoff.domain import (
     plan_transition,
 )
 from services.handoff.events import change_record, mode_changed
-from services.handoff.store import CommandSnapshot, ModeStore
+from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore
 
 log = structlog.get_logger()
 
@@ -79,9 +79,7 @@ class CommandService:
             decision = plan_transition(
                 command, snap.state, snap.published, snap.now_ms, self._minute_ms
             )
-            stored = await self._store.apply(
-                ikey, command.command_id, src, *self._plan(command, decision, snap)
-            )
+            stored = await self._store.apply(self._plan(command, decision, snap, src))
             if stored["status"] == "conflict":
                 continue  # another change won the race: decide again on the new state
             if stored["status"] == "duplicate":
@@ -101,9 +99,13 @@ class CommandService:
         raise RuntimeError(f"command {command.command_id}: state kept changing, gave up")
 
     def _plan(
-        self, command: HandoffCommand, decision: Transition | Rejection, snap: CommandSnapshot
-    ) -> tuple[int, Any, Any, dict[str, Any], str]:
-        """(expected_version, new_state, change, result, transcript turn) for ModeStore.apply."""
+        self,
+        command: HandoffCommand,
+        decision: Transition | Rejection,
+        snap: CommandSnapshot,
+        src: str,
+    ) -> ApplyRequest:
+        """What to store for the decision: the new state, its change record, the outputs."""
         ikey = interaction_key(command)
         if isinstance(decision, Rejection):
             rejected = CommandRejected(
@@ -118,7 +120,9 @@ class CommandService:
                 "code": decision.code,
                 "outputs": [("events", ikey, rejected.model_dump_json())],
             }
-            return snap.state.version, None, None, rejection, ""
+            return ApplyRequest(
+                ikey, command.command_id, src, snap.state.version, None, None, rejection
+            )
         change = change_record(ikey, decision.before, decision.after, decision.event_id)
         outputs: list[tuple[Role, str, str]] = [
             ("events", ikey, mode_changed(change, self._minute_ms).model_dump_json())
@@ -137,7 +141,9 @@ class CommandService:
             "outputs": outputs,
             "version": decision.after.version,
         }
-        return snap.state.version, decision.after, change, result, turn
+        return ApplyRequest(
+            ikey, command.command_id, src, snap.state.version, decision.after, change, result, turn
+        )
 
     def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:
         """R3: the one system message that tells the user a human teammate has it."""

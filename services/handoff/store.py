@@ -6,7 +6,7 @@ Only the handoff service (and its timeout worker) use this module; see client.py
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -39,6 +39,35 @@ class OutboxEntry:
     shard: int
     seq: int  # 1, 2, 3... per shard, in the order the reverts happened
     change: dict[str, Any]
+
+
+# Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
+_ZREM_IF_SCORE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def desk_key(tenant_id: str) -> str:
+    """The tenant's open-ticket index of the desk: interaction key -> ticket time (ms)."""
+    return f"ho:desk:{{{tenant_id}}}"
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """A command's decision, to be stored once, with the state it writes (None: a rejection)."""
+
+    ikey: str
+    command_id: str
+    src: str  # where the command came from: topic/partition/offset, or api/<id>
+    expected_version: int
+    new_state: ModeState | None
+    change: dict[str, Any] | None
+    result: dict[str, Any]
+    turn_json: str = ""
 
 
 class UnknownVersionError(LookupError):
@@ -79,32 +108,29 @@ class ModeStore(StateClient):
             transcript=[json.loads(fields["turn"]) for _, fields in reversed(turns)],
         )
 
-    async def apply(
-        self,
-        ikey: str,
-        command_id: str,
-        src: str,
-        expected_version: int,
-        new_state: ModeState | None,
-        change: dict[str, Any] | None,
-        result: dict[str, Any],
-        turn_json: str = "",
-    ) -> dict[str, Any]:
-        """Stores the decision; writes the state only if it is still at `expected_version`.
+    async def apply(self, request: ApplyRequest) -> dict[str, Any]:
+        """Stores a command's decision; writes the state only if it is still at the version
+        the decision was made on.
 
         Returns the stored result with `status`: applied, replay, duplicate or conflict.
         """
-        k = InteractionKeys(ikey)
+        [result] = await self.apply_many([request])
+        return result
+
+    async def apply_many(self, requests: Sequence[ApplyRequest]) -> list[dict[str, Any]]:
+        """`apply` for many interactions in one round trip (restoring or seeding state)."""
         lim = self.limits
-        [raw] = await self._pipeline("apply", [(
-            "FCALL", "ho_apply", 2, k.command(command_id), k.deadlines,
-            k.tag, ikey, src, expected_version,
-            json.dumps(new_state.to_redis()) if new_state else "",
-            json.dumps(change) if change else "", json.dumps(result),
-            lim.marker_ttl_ms, lim.history_cap, turn_json, lim.transcript_cap,
-        )])  # fmt: skip
-        decoded: dict[str, Any] = json.loads(raw)
-        return decoded
+        calls = []
+        for r in requests:
+            k = InteractionKeys(r.ikey)
+            calls.append((
+                "FCALL", "ho_apply", 2, k.command(r.command_id), k.deadlines,
+                k.tag, r.ikey, r.src, r.expected_version,
+                json.dumps(r.new_state.to_redis()) if r.new_state else "",
+                json.dumps(r.change) if r.change else "", json.dumps(r.result),
+                lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
+            ))  # fmt: skip
+        return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 
     async def remember_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> None:
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
@@ -116,6 +142,44 @@ class ModeStore(StateClient):
             k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
         )
 
+    # Desk ----------------------------------------------------------------------------------
+
+    async def desk_ticket_opened(self, tenant_id: str, ikey: str, at_ms: int, keep: int) -> None:
+        """Indexes a HandoffTicket for the desk's list of open tickets (newest `keep`)."""
+        key = desk_key(tenant_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {ikey: at_ms})
+            pipe.zremrangebyrank(key, 0, -keep - 1)
+            await pipe.execute()
+
+    async def desk_open_tickets(
+        self, tenant_id: str, limit: int
+    ) -> list[tuple[str, int, ModeState]]:
+        """(interaction key, opened at ms, state) of the indexed interactions still in human
+        mode, newest first. The mode state is the truth: entries back on AI are dropped from
+        the index, unless a newer ticket of the same interaction replaced them meanwhile."""
+        key = desk_key(tenant_id)
+        entries = cast(
+            list[tuple[str, float]], await self.redis.zrevrange(key, 0, limit - 1, withscores=True)
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ikey, _ in entries:
+                pipe.hgetall(InteractionKeys(ikey).state)
+            states = await pipe.execute()
+        open_, closed = [], []
+        for (ikey, score), raw in zip(entries, states, strict=True):
+            state = ModeState.from_redis(raw)
+            if state.mode == "human":
+                open_.append((ikey, int(score), state))
+            else:
+                closed.append((ikey, int(score)))
+        if closed:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ikey, score in closed:
+                    pipe.eval(_ZREM_IF_SCORE, 1, key, ikey, score)
+                await pipe.execute()
+        return open_
+
     # Agent versions -------------------------------------------------------------------------
 
     async def apply_agent_version(
@@ -123,9 +187,9 @@ class ModeStore(StateClient):
     ) -> int:
         """Apply: stores a new immutable version and returns its number."""
         body = json.dumps({"handoff": asdict(handoff), "created_at": created_at, "created_by": by})
-        return int(
-            await self.redis.fcall("ho_agent_apply", 1, agent_key(tenant_id, agent_id), body)
-        )
+        call = ("FCALL", "ho_agent_apply", 1, agent_key(tenant_id, agent_id), body)
+        [version] = await self._pipeline("agent_apply", [call])
+        return int(version)
 
     async def publish_agent_version(self, tenant_id: str, agent_id: str, version: int) -> None:
         try:

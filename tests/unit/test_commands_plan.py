@@ -45,7 +45,9 @@ def run_plan(cmd: HandoffCommand, state: ModeState = AT_V2, **kw: Any) -> tuple[
     )
     decision = plan_transition(cmd, snap.state, snap.published, snap.now_ms, MINUTE_MS)
     service = CommandService(store=None, minute_ms=MINUTE_MS, ticket_turns=20)  # type: ignore[arg-type]
-    return service._plan(cmd, decision, snap)
+    r = service._plan(cmd, decision, snap, "handoff.commands/0/7")
+    assert (r.ikey, r.command_id, r.src) == (IKEY, cmd.command_id, "handoff.commands/0/7")
+    return (r.expected_version, r.new_state, r.change, r.result, r.turn_json)
 
 
 def test_accepted_to_human_emits_mode_changed_notice_and_ticket() -> None:
