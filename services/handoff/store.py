@@ -219,13 +219,17 @@ class ModeStore(StateClient):
         ]  # fmt: skip
         return sum(int(c) for c in await self._pipeline("expire_due", calls)) if calls else 0
 
-    async def read_outbox(self, shard: int, after: int, count: int) -> list[OutboxEntry]:
-        """The shard's queued reverts numbered above `after` (its checkpoint), oldest first."""
-        key = outbox_key(shard_tag(shard))
-        entries = await self.redis.xrange(key, min=f"0-{after + 1}", count=count)
+    async def read_outboxes(self, after: dict[int, int], count: int) -> list[OutboxEntry]:
+        """Each shard's queued reverts numbered above `after[shard]` (its checkpoint), in
+        order, at most `count` per shard; one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, seq in after.items():
+                pipe.xrange(outbox_key(shard_tag(shard)), min=f"0-{seq + 1}", count=count)
+            results = await pipe.execute()
         return [
             OutboxEntry(shard, int(entry_id.split("-")[1]), json.loads(fields["change"]))
-            for entry_id, fields in cast(list[Any], entries)
+            for shard, entries in zip(after, results, strict=True)
+            for entry_id, fields in entries
         ]
 
     async def trim_outbox(self, upto: dict[int, int]) -> None:

@@ -9,5 +9,6 @@ class TimeoutSettings(CommonSettings):
     timeout_http_port: int = 8082
     # How often the deadline index is swept when nothing is due.
     timeout_tick_ms: int = 200
-    # Most reverts claimed, and published, per shard and sweep.
-    timeout_batch: int = 500
+    # Most reverts claimed and published per sweep (spread over the owned shards): small
+    # enough that the first reverts of a burst go out while later ones are still due.
+    timeout_batch: int = 2000

@@ -82,12 +82,10 @@ class TimeoutWorker:
         s = self._settings
         shards = self._owned()
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in shards}
-        await self._store.expire_due(shards, s.timeout_batch)
-        entries: list[OutboxEntry] = []
-        for shard in shards:
-            entries += await self._store.read_outbox(
-                shard, await self._checkpoint(shard), s.timeout_batch
-            )
+        per_shard = -(-s.timeout_batch // max(1, len(shards)))  # ceiling division
+        await self._store.expire_due(shards, per_shard)
+        after = {shard: await self._checkpoint(shard) for shard in shards}
+        entries = await self._store.read_outboxes(after, per_shard)
         if not entries:
             return 0
         await self._publish(entries)
@@ -113,16 +111,20 @@ class TimeoutWorker:
 
     def _observe(self, entries: list[OutboxEntry]) -> None:
         now = time.time()
-        for entry in entries:
-            metrics.MODE_CHANGES.labels(cause="timeout").inc()
-            if entry.change.get("due_at"):
-                metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, now - entry.change["due_at"] / 1000))
-            log.info(
+        lags = [now - e.change["due_at"] / 1000 for e in entries if e.change.get("due_at")]
+        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(entries))
+        for lag in lags:
+            metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, lag))
+        for entry in entries:  # one line per revert only when debugging: a sweep can be huge
+            log.debug(
                 "timeout_revert_emitted",
                 interaction=entry.change["ikey"],
                 event_id=entry.change["event_id"],
                 state_version=entry.change["version"],
             )
+        log.info(
+            "timeout_reverts_emitted", count=len(entries), max_lag_s=round(max(lags, default=0), 3)
+        )
 
     async def run(self) -> None:
         tick_ms = self._settings.timeout_tick_ms
