@@ -1,0 +1,1 @@
+"""`handoffctl`: the terminal tool of users, desks and ops (typer + rich)."""

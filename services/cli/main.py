@@ -1,0 +1,21 @@
+"""The `handoffctl` command. Each command group lives in its own module of this package and
+is registered here; all of them read the same HANDOFF_* settings as the services."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="handoffctl",
+    help="Handoff from a terminal: chat as a user, answer as a desk, inspect and repair topics.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
