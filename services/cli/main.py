@@ -13,6 +13,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def handoffctl() -> None:
+    """Handoff from a terminal: chat as a user, answer as a desk, inspect and repair topics."""
+
+
 def main() -> None:
     app()
 
