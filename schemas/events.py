@@ -214,6 +214,28 @@ class DeadLetter(Event):
     received_at: Timestamp
 
 
+class OperatorAction(Event):
+    """The audit record of one state-changing operator API call, on handoff.events.
+
+    Who (`actor`, `role`, `token_id`: the token's `jti`, or null when it has none), what
+    (`action` on `target`: an interaction key, or `{agent_id}` / `{agent_id}@v{n}`), when
+    (`at`) and how it ended (`outcome`: `accepted`, a rejection code, `applied`,
+    `published`, `sent`). It never carries message text or reasons.
+    """
+
+    type: Literal["operator_action"] = "operator_action"
+    event_id: EventId
+    tenant_id: Id
+    actor: Actor
+    role: Literal["viewer", "editor", "admin"]
+    token_id: Annotated[str, StringConstraints(max_length=256)] | None = None
+    action: Literal["mode_switch", "agent_apply", "agent_publish", "desk_reply"]
+    target: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    command_id: EventId | None = None
+    at: Timestamp
+
+
 EVENT_MODELS: tuple[type[Model], ...] = (
     UserMessage,
     RoutedMessage,
@@ -224,4 +246,5 @@ EVENT_MODELS: tuple[type[Model], ...] = (
     AgentReply,
     OutboundMessage,
     DeadLetter,
+    OperatorAction,
 )
