@@ -1,4 +1,4 @@
-"""`python -m services.handoff`: the handoff command consumer and its HTTP endpoints."""
+"""`python -m services.handoff`: the handoff command consumer, the operator API and console."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import asyncio
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
+from services.handoff.api.app import create_app
+from services.handoff.api.auth import JwtVerifier, read_public_key
+from services.handoff.api.context import ApiContext
+from services.handoff.api.desk import DeskFeed
+from services.handoff.api.publisher import Publisher
+from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
@@ -15,12 +21,29 @@ from services.handoff.store import ModeStore
 async def main() -> None:
     settings = HandoffSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    verifier = JwtVerifier(
+        resolve_secret(settings.api_jwt_secret, settings.api_jwt_secret_file),
+        read_public_key(settings.api_jwt_public_key),
+        settings.api_jwt_leeway_seconds,
+    )
     store = ModeStore.from_settings(settings)
     await store.load_functions()
     commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", [settings.topics.commands], consumer)
-    await run_service("handoff", settings, settings.handoff_http_port, store, [processor])
+    publisher = Publisher(settings)
+    # Started in this order: the desk feed is at the end of its topics before the command
+    # processor emits anything, so a desk misses no ticket of this instance.
+    desk = DeskFeed(settings, store)
+    app = create_app(ApiContext(settings, store, commands, publisher, desk, verifier))
+    await run_service(
+        "handoff",
+        settings,
+        settings.handoff_http_port,
+        store,
+        [desk, publisher, processor],
+        app=app,
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import Id
+from services.handoff.api.models import HandoffSettingsBody
 from services.handoff.domain import DEFAULT_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore, UnknownVersionError
@@ -43,13 +44,19 @@ def _parser() -> argparse.ArgumentParser:
 def validate_config(
     enabled: bool, idle: int | None, instructions: str, notice: str
 ) -> HandoffConfig:
-    if idle is not None and not 1 <= idle <= 10080:
-        raise ValueError("idle timeout must be 1-10080 minutes (or omitted for none)")
-    if len(instructions) > 2000:
-        raise ValueError("instructions must be at most 2000 characters")
-    if not 1 <= len(notice) <= 1000:
-        raise ValueError("notice text must be 1-1000 characters")
-    return HandoffConfig(enabled, idle, instructions, notice)
+    """The operator API's validation (HandoffSettingsBody): one set of rules for both."""
+    try:
+        body = HandoffSettingsBody(
+            enabled=enabled,
+            idle_timeout_minutes=idle,
+            instructions=instructions,
+            notice_text=notice,
+        )
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from exc
+    return body.to_config()
 
 
 async def run(args: argparse.Namespace) -> int:

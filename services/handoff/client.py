@@ -196,6 +196,48 @@ class StateClient:
         raw = await self.redis.lrange(InteractionKeys(ikey).history, offset, offset + limit - 1)
         return [json.loads(item) for item in raw]
 
+    async def history_page(self, ikey: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` mode changes with a version below `before` (all when None), newest
+        first. A cursor by version, not by offset: changes pushed meanwhile at the head
+        neither repeat nor skip entries of the next page. Versions in a history are
+        consecutive (each change is the state's version + 1), which gives the list index of
+        `before`; the filter keeps the page right even if the guess is off."""
+        key = InteractionKeys(ikey).history
+        start = 0
+        if before is not None:
+            head = await self.redis.lindex(key, 0)
+            if head is None:
+                return []
+            start = max(0, int(json.loads(head)["version"]) - before + 1)
+        page: list[dict[str, Any]] = []
+        while len(page) < limit:
+            raw = await self.redis.lrange(key, start, start + limit + 15)
+            if not raw:
+                break
+            changes = [json.loads(item) for item in raw]
+            if before is not None and start > 0 and changes[0]["version"] < before - 1:
+                start = 0  # the guess went past `before` (a gap): scan from the head
+                continue
+            page += [c for c in changes if before is None or c["version"] < before]
+            start += len(raw)
+        return page[:limit]
+
+    async def transcript_page(
+        self, ikey: str, before: str | None, limit: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(stream id, turn) of up to `limit` turns recorded before the stream id `before`
+        (the latest when None), newest first."""
+        top = f"({before}" if before else "+"
+        entries = await self.redis.xrevrange(
+            InteractionKeys(ikey).transcript, max=top, min="-", count=limit
+        )
+        return [(eid, json.loads(f["turn"])) for eid, f in cast(list[Any], entries)]
+
+    async def has_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> bool:
+        """Whether the user has an interaction with `agent` (R8's list of a user's agents)."""
+        key = user_agents_key(tenant_id, channel, ext)
+        return bool(await self.redis.sismember(key, agent))
+
     async def transcript(self, ikey: str, last: int) -> list[dict[str, Any]]:
         """The last `last` recorded turns, oldest first."""
         entries = await self.redis.xrevrange(InteractionKeys(ikey).transcript, count=last)

@@ -1,0 +1,95 @@
+"""The handoff service's HTTP app: the operator API (/v1), its OpenAPI document and the
+console (/console). run_service adds /healthz, /readyz and /metrics to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from services.handoff.api import errors, routes
+from services.handoff.api.context import ApiContext
+from services.handoff.api.metrics import ApiMiddleware
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+
+DESCRIPTION = """\
+Operator API of Handoff: see and switch each user's mode per agent (R7, R8), manage agents'
+handoff settings (Apply, Publish), and run the human desk.
+
+**Auth.** Every `/v1` call needs `Authorization: Bearer <JWT>` with claims `sub`, `tenant`,
+`role` (`viewer` reads; `editor` and `admin` also write) and `exp`. A path of another tenant
+answers 404, exactly like a missing resource. Locally, `make token TENANT=acme ROLE=editor`
+prints a token.
+
+**Errors.** Every error is `{"error": {"code": "...", "detail": "..."}}`; `code` is stable.
+
+**Audit.** Every state-changing call emits an `operator_action` record on `handoff.events`.
+"""
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return errors.error_json(503, "unavailable", "Redis did not answer; retry shortly.")
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Handoff operator API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "users", "description": "A user's routing per agent, history, transcript"},
+            {"name": "agents", "description": "Agent versions: Apply and Publish"},
+            {"name": "desk", "description": "The human desk: open tickets, live feed, replies"},
+            {"name": "ops", "description": "Liveness, readiness, Prometheus metrics"},
+        ],
+    )
+    app.state.api = ctx
+    errors.install(app)
+    app.add_exception_handler(RedisConnectionError, _unavailable)
+    app.add_exception_handler(RedisTimeoutError, _unavailable)
+    app.add_middleware(ApiMiddleware)
+    app.include_router(routes.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus what it cannot infer of the ops endpoints that run_service
+    adds (Prometheus text, readiness's 503)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    paths = doc.get("paths", {})
+    if "/metrics" in paths:
+        paths["/metrics"]["get"]["responses"]["200"] = {
+            "description": "Prometheus metrics, text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    if "/readyz" in paths:
+        paths["/readyz"]["get"]["responses"]["503"] = {
+            "description": "Not ready: the checks say which dependency is down.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    app.openapi_schema = doc
+    return doc

@@ -1,0 +1,54 @@
+"""Audit records of state-changing operator calls (OperatorAction on handoff.events)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+
+from schemas import OperatorAction
+from services.common.kafka import Output
+from services.common.settings import Topics
+from services.handoff.api.auth import Operator
+
+log = structlog.get_logger()
+
+
+def audit(
+    topics: Topics,
+    operator: Operator,
+    action: str,
+    key: str,
+    target: str,
+    outcome: str,
+    command_id: str | None = None,
+) -> Output:
+    """The audit record to send, keyed like the records it is about (`key`)."""
+    record = OperatorAction.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "tenant_id": operator.tenant,
+            "actor": operator.actor,
+            "role": operator.role,
+            "token_id": operator.token_id,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "command_id": command_id,
+            "at": datetime.now(UTC),
+        }
+    )
+    log.info(
+        "operator_action",
+        interaction=key if key.count(":") >= 3 else None,
+        target=None if key.count(":") >= 3 else target,
+        actor=operator.actor,
+        role=operator.role,
+        token_id=operator.token_id,
+        action=action,
+        outcome=outcome,
+        command_id=command_id,
+        event_id=record.event_id,
+    )
+    return Output.of(topics.events, key, record)

@@ -1,0 +1,29 @@
+"""What the API's handlers share, kept on `app.state.api` (see app.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from services.handoff.api.auth import JwtVerifier
+from services.handoff.api.desk import DeskFeed
+from services.handoff.api.publisher import Publisher
+from services.handoff.commands import CommandService
+from services.handoff.settings import HandoffSettings
+from services.handoff.store import ModeStore
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: HandoffSettings
+    store: ModeStore
+    commands: CommandService
+    publisher: Publisher
+    desk: DeskFeed
+    verifier: JwtVerifier
+
+
+def api_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.api
+    return ctx

@@ -1,0 +1,523 @@
+"""The operator API's endpoints (../shared/design/ARCHITECTURE.md, "Operator HTTP API").
+
+Users and modes (R7, R8), agent versions (Apply, Publish) and the desk. Tenancy and roles
+are dependencies (auth.tenant_scope): a handler only runs for an operator of the path's
+tenant, and a write only for an editor or admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter, ValidationError
+
+from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
+from schemas.events import ID_PATTERN, ExternalId, InteractionIds
+from services.common.kafka import Output
+from services.handoff.api import models as m
+from services.handoff.api.audit import audit
+from services.handoff.api.auth import Operator, tenant_scope
+from services.handoff.api.context import ApiContext, api_context
+from services.handoff.api.desk import sse
+from services.handoff.api.errors import ApiError, rejection, responses
+from services.handoff.domain import derived_id
+from services.handoff.store import UnknownVersionError
+
+log = structlog.get_logger()
+router = APIRouter(prefix="/v1/tenants/{t}")
+
+# Path parameters ----------------------------------------------------------------------------
+
+Tenant = Annotated[str, Path(description="Tenant id; must be the token's `tenant`.")]
+Channel = Annotated[str, Path(pattern=ID_PATTERN, description="The user's channel.")]
+External = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        description="The user's id on the channel (1-256 printable characters, percent-encoded).",
+    ),
+]
+Agent = Annotated[str, Path(pattern=ID_PATTERN, description="Agent id.")]
+Ctx = Annotated[ApiContext, Depends(api_context)]
+_EXTERNAL = TypeAdapter(ExternalId)
+
+
+# What "missing" looks like, per resource. The tenant check raises the same error, built from
+# the path only, so a token of another tenant learns nothing (auth.tenant_scope).
+def user_missing(p: dict[str, Any]) -> ApiError:
+    return ApiError(404, "user_not_found", f"No user {p.get('channel')}/{p.get('external_id')}.")
+
+
+def interaction_missing(p: dict[str, Any]) -> ApiError:
+    return ApiError(
+        404,
+        "interaction_not_found",
+        f"User {p.get('channel')}/{p.get('external_id')} has no interaction with agent "
+        f"{p.get('a')}.",
+    )
+
+
+def agent_missing(p: dict[str, Any]) -> ApiError:
+    return ApiError(404, "agent_not_found", f"No agent {p.get('a')}.")
+
+
+def version_missing(p: dict[str, Any]) -> ApiError:
+    return ApiError(404, "unknown_version", f"Agent {p.get('a')} has no version {p.get('n')}.")
+
+
+def desk_missing(_: dict[str, Any]) -> ApiError:
+    return ApiError(404, "not_found", "No such resource.")
+
+
+ReadUser = Annotated[Operator, Depends(tenant_scope(user_missing))]
+ReadInteraction = Annotated[Operator, Depends(tenant_scope(interaction_missing))]
+WriteUser = Annotated[Operator, Depends(tenant_scope(user_missing, write=True))]
+WriteInteraction = Annotated[Operator, Depends(tenant_scope(interaction_missing, write=True))]
+ReadAgent = Annotated[Operator, Depends(tenant_scope(agent_missing))]
+WriteAgent = Annotated[Operator, Depends(tenant_scope(agent_missing, write=True))]
+WriteVersion = Annotated[Operator, Depends(tenant_scope(version_missing, write=True))]
+ReadDesk = Annotated[Operator, Depends(tenant_scope(desk_missing))]
+
+
+def external(channel: str, external_id: str) -> str:
+    """The path's external id. One that is not printable can never be a user (the events
+    refuse it), so it is answered like any other user that does not exist."""
+    try:
+        return _EXTERNAL.validate_python(external_id)
+    except ValidationError as exc:
+        raise user_missing({"channel": channel, "external_id": external_id}) from exc
+
+
+def interaction(t: str, channel: str, external_id: str, a: str) -> InteractionIds:
+    user = EndUser(channel=channel, external_id=external(channel, external_id))
+    return InteractionIds(tenant_id=t, agent_id=a, user=user)
+
+
+async def require_interaction(ctx: ApiContext, ids: InteractionIds) -> str:
+    ext = ids.user.external_id or ""
+    if not await ctx.store.has_user_agent(ids.tenant_id, ids.user.channel, ext, ids.agent_id):
+        raise interaction_missing(
+            {"channel": ids.user.channel, "external_id": ext, "a": ids.agent_id}
+        )
+    return interaction_key(ids)
+
+
+# Users and modes (R7, R8) -------------------------------------------------------------------
+
+
+@router.put(
+    "/users/{channel}/{external_id:path}/agents/{a}/mode",
+    response_model=m.ModeChangedView,
+    responses=responses(401, 403, 404, 409, 422, 503),
+    summary="Switch an interaction to human or back to AI (R7)",
+    description="AI -> human needs the agent's published version to have handoff enabled "
+    "(409 `agent_not_published`, `handoff_disabled`); human -> AI always works. 409 "
+    "`already_in_mode` when nothing would change. Goes through the same transition as a "
+    "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted, "
+    "and acknowledged by Kafka before the answer. A retry with the same `Idempotency-Key` "
+    "(any client string) returns the first call's result; the key used is echoed back.",
+    tags=["users"],
+)
+async def switch_mode(
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    body: m.ModeSwitch,
+    operator: WriteUser,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=128)
+    ] = None,
+) -> m.ModeChangedView:
+    ids = interaction(t, channel, external_id, a)
+    ikey = interaction_key(ids)
+    key = idempotency_key or str(uuid.uuid4())
+    # Scoped to the operator: two operators' keys never collide.
+    command_id = derived_id("api", operator.tenant, operator.sub, key)
+    command = HandoffCommand(
+        **ids.model_dump(),
+        command_id=command_id,
+        action="to_human" if body.mode == "human" else "to_ai",
+        source="operator",
+        actor=operator.actor,
+        reason=body.reason,
+        idle_timeout_minutes=body.idle_timeout_minutes,
+        requested_at=datetime.now(UTC),
+    )
+    result = await ctx.commands.execute(command, f"api/{command_id}")
+    outputs = result.to_outputs(ctx.settings.topics)
+    outputs.append(
+        audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
+    )
+    await ctx.publisher.send(outputs)
+    response.headers["Idempotency-Key"] = key
+    events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
+    changed = next((e for e in events if e.get("type") == "mode_changed"), None)
+    if changed is None:
+        rejected = next((e for e in events if e.get("type") == "command_rejected"), None)
+        detail = rejected["detail"] if rejected else "The command id was used before."
+        error = rejection(result.code, detail)
+        error.headers = {"Idempotency-Key": key}
+        raise error
+    return m.ModeChangedView(
+        agent_id=a,
+        mode=changed["to_mode"],
+        from_mode=changed["from_mode"],
+        cause=changed["cause"],
+        actor=changed["actor"],
+        reason=changed["reason"],
+        changed_at=changed["changed_at"],
+        human_since=changed["changed_at"] if changed["to_mode"] == "human" else None,
+        expires_at=changed["expires_at"],
+        idle_timeout_minutes=changed.get("idle_timeout_minutes"),
+        state_version=changed["state_version"],
+        command_id=command_id,
+    )
+
+
+@router.get(
+    "/users/{channel}/{external_id:path}/agents/{a}/history",
+    response_model=m.HistoryPage,
+    responses=responses(401, 404, 422),
+    summary="Mode changes of an interaction, newest first (R8)",
+    tags=["users"],
+)
+async def history(
+    request: Request,
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    operator: ReadInteraction,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[1-9][0-9]{0,17}$", description="From `next_cursor`.")
+    ] = None,
+) -> m.HistoryPage:
+    ikey = await require_interaction(ctx, interaction(t, channel, external_id, a))
+    before = int(cursor) if cursor else None
+    changes = await ctx.store.history_page(ikey, before, limit + 1)
+    items = [m.HistoryEntry.of(c, ctx.settings.minute_ms) for c in changes[:limit]]
+    more = len(changes) > limit
+    next_cursor = str(items[-1].state_version) if more and items else None
+    return m.HistoryPage(
+        items=items, next_cursor=next_cursor, next=_next(request, limit, next_cursor)
+    )
+
+
+@router.get(
+    "/users/{channel}/{external_id:path}/agents/{a}/transcript",
+    response_model=m.TranscriptPage,
+    responses=responses(401, 404, 422),
+    summary="Recorded turns of an interaction, with their attachments",
+    description="The latest `limit` turns, oldest first; `next` pages to older turns.",
+    tags=["users"],
+)
+async def transcript(
+    request: Request,
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    operator: ReadInteraction,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,15}-[0-9]{1,15}$", description="From `next_cursor`.")
+    ] = None,
+) -> m.TranscriptPage:
+    ikey = await require_interaction(ctx, interaction(t, channel, external_id, a))
+    before = "-".join(str(int(part)) for part in cursor.split("-")) if cursor else None
+    # Nothing is older than the stream's first possible id.
+    entries = [] if before == "0-0" else await ctx.store.transcript_page(ikey, before, limit + 1)
+    page = entries[:limit]
+    next_cursor = page[-1][0] if len(entries) > limit else None
+    items = [TranscriptTurn.model_validate(turn) for _, turn in reversed(page)]
+    return m.TranscriptPage(
+        items=items, next_cursor=next_cursor, next=_next(request, limit, next_cursor)
+    )
+
+
+@router.post(
+    "/users/{channel}/{external_id:path}/agents/{a}/messages",
+    response_model=m.DeskReplySent,
+    status_code=201,
+    responses=responses(401, 403, 404, 409, 422, 503),
+    summary="Desk: reply to a user in human mode",
+    description="Sends an OutboundMessage with sender `human` on chat.outbound (acknowledged "
+    "before the answer) and records the turn in the transcript. 409 `not_in_human_mode` when "
+    "the AI has the conversation.",
+    tags=["desk"],
+)
+async def desk_reply(
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    body: m.DeskReply,
+    operator: WriteInteraction,
+    ctx: Ctx,
+) -> m.DeskReplySent:
+    ids = interaction(t, channel, external_id, a)
+    ikey = await require_interaction(ctx, ids)
+    state = await ctx.store.read_state(ikey)
+    if state.mode != "human":
+        raise ApiError(
+            409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
+        )
+    conversation = body.conversation_id
+    if conversation is None:
+        turns = await ctx.store.transcript(ikey, 20)
+        conversation = next(
+            (c for c in (t.get("conversation_id") for t in reversed(turns)) if c), None
+        )
+    message = OutboundMessage(
+        **ids.model_dump(),
+        event_id=str(uuid.uuid4()),
+        conversation_id=conversation,
+        sender="human",
+        text=body.text,
+        attachments=body.attachments,
+        in_reply_to=body.in_reply_to,
+        sent_at=datetime.now(UTC),
+    )
+    record = audit(
+        ctx.settings.topics, operator, "desk_reply", ikey, ikey, "sent", message.event_id
+    )
+    await ctx.publisher.send([Output.of(ctx.settings.topics.outbound, ikey, message), record])
+    turn = TranscriptTurn(
+        event_id=message.event_id,
+        conversation_id=conversation,
+        role="human",
+        text=message.text,
+        attachments=message.attachments,
+        at=message.sent_at,
+    )
+    await ctx.store.record_turn(ikey, turn.model_dump_json())
+    return m.DeskReplySent(
+        event_id=message.event_id, conversation_id=conversation, sent_at=message.sent_at
+    )
+
+
+@router.get(
+    "/users/{channel}/{external_id:path}",
+    response_model=m.UserView,
+    responses=responses(401, 404, 422),
+    summary="A user's routing per agent (R8)",
+    description="For each agent the user has talked to or been handed off by: the mode, its "
+    "cause, actor and reason, when it changed, when human mode expires, and whether the "
+    "agent's published version has handoff enabled.",
+    tags=["users"],
+)
+async def get_user(
+    t: Tenant, channel: Channel, external_id: External, operator: ReadUser, ctx: Ctx
+) -> m.UserView:
+    ext = external(channel, external_id)
+    agents = await ctx.store.user_agents(t, channel, ext)
+    if not agents:
+        raise user_missing({"channel": channel, "external_id": external_id})
+
+    async def one(agent: str) -> m.AgentRouting:
+        ids = InteractionIds(
+            tenant_id=t, agent_id=agent, user=EndUser(channel=channel, external_id=ext)
+        )
+        state, (versions, published) = await asyncio.gather(
+            ctx.store.read_state(interaction_key(ids)), ctx.store.agent_versions(t, agent)
+        )
+        live = next((v for v in versions if v.version == published), None)
+        routing = m.RoutingState.of(state, ctx.settings.minute_ms)
+        return m.AgentRouting(
+            **routing.model_dump(),
+            agent_id=agent,
+            handoff=m.AgentHandoff(
+                published_version=published, enabled=bool(live and live.handoff.enabled)
+            ),
+        )
+
+    return m.UserView(
+        tenant_id=t,
+        channel=channel,
+        external_id=ext,
+        agents=list(await asyncio.gather(*(one(a) for a in agents))),
+    )
+
+
+# Agents ------------------------------------------------------------------------------------
+
+
+async def _agent_view(ctx: ApiContext, t: str, a: str) -> m.AgentView:
+    versions, published = await ctx.store.agent_versions(t, a)
+    return m.AgentView(
+        tenant_id=t,
+        agent_id=a,
+        published_version=published,
+        versions=[m.AgentVersionView.of(v, published) for v in reversed(versions)],
+    )
+
+
+@router.get(
+    "/agents/{a}",
+    response_model=m.AgentView,
+    responses=responses(401, 404, 422),
+    summary="An agent's versions and the published one",
+    tags=["agents"],
+)
+async def get_agent(t: Tenant, a: Agent, operator: ReadAgent, ctx: Ctx) -> m.AgentView:
+    view = await _agent_view(ctx, t, a)
+    if not view.versions:
+        raise agent_missing({"a": a})
+    return view
+
+
+@router.post(
+    "/agents/{a}/versions",
+    response_model=m.AgentVersionView,
+    status_code=201,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="Apply: a new immutable version of the agent's handoff settings",
+    description="Creates the agent on its first version. Publish it to make it live.",
+    tags=["agents"],
+)
+async def apply_version(
+    t: Tenant,
+    a: Agent,
+    body: m.AgentVersionBody,
+    operator: WriteAgent,
+    ctx: Ctx,
+    response: Response,
+) -> m.AgentVersionView:
+    created_at = datetime.now(UTC).isoformat()
+    config = body.handoff.to_config()
+    n = await ctx.store.apply_agent_version(t, a, config, created_at, operator.actor)
+    await ctx.publisher.send(
+        [audit(ctx.settings.topics, operator, "agent_apply", f"{t}:{a}", f"{a}@v{n}", "applied")]
+    )
+    response.headers["Location"] = f"/v1/tenants/{t}/agents/{a}"
+    return m.AgentVersionView(
+        version=n,
+        handoff=body.handoff,
+        created_at=created_at,
+        created_by=operator.actor,
+        published=False,
+    )
+
+
+@router.post(
+    "/agents/{a}/versions/{n}/publish",
+    response_model=m.AgentView,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="Publish version n: the live version of the agent (R2 reads it)",
+    tags=["agents"],
+)
+async def publish_version(
+    t: Tenant,
+    a: Agent,
+    n: Annotated[int, Path(ge=1, le=10**9)],
+    operator: WriteVersion,
+    ctx: Ctx,
+) -> m.AgentView:
+    try:
+        await ctx.store.publish_agent_version(t, a, n)
+    except UnknownVersionError as exc:
+        raise version_missing({"a": a, "n": n}) from exc
+    await ctx.publisher.send(
+        [
+            audit(
+                ctx.settings.topics, operator, "agent_publish", f"{t}:{a}", f"{a}@v{n}", "published"
+            )
+        ]
+    )
+    return await _agent_view(ctx, t, a)
+
+
+# Desk ---------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/desk/tickets",
+    response_model=m.DeskTickets,
+    responses=responses(401, 404),
+    summary="Desk: the tenant's interactions in human mode, newest ticket first",
+    tags=["desk"],
+)
+async def desk_tickets(t: Tenant, operator: ReadDesk, ctx: Ctx) -> m.DeskTickets:
+    found = await ctx.store.desk_open_tickets(t, ctx.settings.desk_max_tickets)
+    items = []
+    for ikey, opened_ms, state in found:
+        _, agent, channel, ext = ikey.split(":", 3)
+        items.append(
+            m.DeskTicket(
+                interaction=ikey,
+                agent_id=agent,
+                channel=channel,
+                external_id=ext,
+                opened_at=datetime.fromtimestamp(opened_ms / 1000, UTC),
+                state=m.RoutingState.of(state, ctx.settings.minute_ms),
+            )
+        )
+    return m.DeskTickets(items=items)
+
+
+@router.get(
+    "/desk/stream",
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-sent events: `ready` once subscribed, then `ticket`, "
+            "`message`, `mode` and `activity` (JSON data); a comment every few seconds.",
+        },
+        **responses(401, 404),
+    },
+    response_class=StreamingResponse,
+    summary="Desk: the tenant's human queue and mode changes, live (SSE)",
+    description="Read it with `fetch` and a stream reader (it needs the Authorization "
+    "header, which EventSource cannot send). The stream ends when the token expires.",
+    tags=["desk"],
+)
+async def desk_stream(t: Tenant, operator: ReadDesk, ctx: Ctx) -> StreamingResponse:
+    client = ctx.desk.connect(t)
+    heartbeat = ctx.settings.desk_heartbeat_seconds
+
+    async def events() -> Any:
+        try:
+            yield sse("ready", {"tenant_id": t})
+            while not client.dropped:
+                if datetime.now(UTC).timestamp() >= operator.expires_at:
+                    yield sse("expired", {})
+                    break
+                try:
+                    item = await asyncio.wait_for(client.queue.get(), heartbeat)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    break
+                yield item
+        finally:
+            ctx.desk.disconnect(client)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _next(request: Request, limit: int, cursor: str | None) -> str | None:
+    """The next page's path and query; the path as the client sent it (still encoded)."""
+    if not cursor:
+        return None
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    return f"{path}?limit={limit}&cursor={cursor}"
