@@ -4,6 +4,7 @@ ports in a temp dir, the topics, and the three services running against them."""
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 
 ROOT = Path(__file__).resolve().parent.parent
+# The operator API's HS256 secret for this test session (tests sign their tokens with it).
+API_JWT_SECRET = secrets.token_urlsafe(48)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +57,7 @@ def service_env(kafka: KafkaProcess, redis_url: str, prefix: str = "") -> dict[s
         "HANDOFF_TIMEOUT_TICK_MS": "50",
         "HANDOFF_CONSUMER_POLL_MS": "50",
         "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_TEST_LOG_LEVEL", "INFO"),
+        "HANDOFF_API_JWT_SECRET": API_JWT_SECRET,
         "PYTHONPATH": str(ROOT),
         "PATH": os.environ.get("PATH", ""),
     }
