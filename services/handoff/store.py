@@ -37,7 +37,7 @@ class CommandSnapshot:
 @dataclass(frozen=True)
 class OutboxEntry:
     shard: int
-    seq: int  # 1, 2, 3... per shard, in the order the reverts happened
+    seq: int  # the stream id as one increasing number (see outbox_seq)
     change: dict[str, Any]
 
 
@@ -68,6 +68,18 @@ class ApplyRequest:
     change: dict[str, Any] | None
     result: dict[str, Any]
     turn_json: str = ""
+
+
+def outbox_seq(entry_id: str) -> int:
+    """A stream id `<ms>-<n>` as one int64 that orders like it: the Kafka checkpoint.
+
+    Ids are time-based, so numbers keep growing even when Redis lost the stream."""
+    ms, n = entry_id.split("-")
+    return (int(ms) << 20) | int(n)
+
+
+def stream_id(seq: int) -> str:
+    return f"{seq >> 20}-{seq & 0xFFFFF}"
 
 
 class UnknownVersionError(LookupError):
@@ -224,10 +236,10 @@ class ModeStore(StateClient):
         order, at most `count` per shard; one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard, seq in after.items():
-                pipe.xrange(outbox_key(shard_tag(shard)), min=f"0-{seq + 1}", count=count)
+                pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            OutboxEntry(shard, int(entry_id.split("-")[1]), json.loads(fields["change"]))
+            OutboxEntry(shard, outbox_seq(entry_id), json.loads(fields["change"]))
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]
@@ -236,5 +248,5 @@ class ModeStore(StateClient):
         """Drops entries already published (numbered up to `upto[shard]`)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard, seq in upto.items():
-                pipe.xtrim(outbox_key(shard_tag(shard)), minid=f"0-{seq + 1}")
+                pipe.xtrim(outbox_key(shard_tag(shard)), minid=stream_id(seq + 1))
             await pipe.execute()

@@ -2,7 +2,8 @@
 
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
-its shard's outbox with a per-shard number n (1, 2, 3...). The worker publishes outbox
+its shard's outbox under an increasing, time-based number n (never reused, even when Redis
+lost its data: a reset counter would fall under the checkpoint). The worker publishes outbox
 entries in a Kafka transaction that also commits "shard s is published up to n" as the
 consumer-group offset of partition s of the internal topic handoff.timeout-shards. A crash
 before the commit aborts the events and the checkpoint together; whoever owns the shard next

@@ -85,9 +85,9 @@ local function revert_expired(tag, ikey, st, now, history_cap)
     version = new.version,
   })
   push_history(tag, ikey, change, history_cap)
-  -- Outbox ids are 0-<n>, n counting per shard: the timeout worker checkpoints n in Kafka.
-  local n = redis.call('INCR', 'ho:outbox-seq:' .. tag)
-  redis.call('XADD', 'ho:outbox:' .. tag, '0-' .. n, 'change', change)
+  -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
+  -- checkpoints the last one it published in Kafka.
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change)
   return new
 end
 
