@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from services.cli import tail, trace
+
 app = typer.Typer(
     name="handoffctl",
     help="Handoff from a terminal: chat as a user, answer as a desk, inspect and repair topics.",
@@ -16,6 +18,10 @@ app = typer.Typer(
 @app.callback()
 def handoffctl() -> None:
     """Handoff from a terminal: chat as a user, answer as a desk, inspect and repair topics."""
+
+
+app.command("tail")(tail.tail)
+app.command("trace")(trace.trace)
 
 
 def main() -> None:

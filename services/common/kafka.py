@@ -223,6 +223,15 @@ class TransactionalProcessor:
             ]
             await asyncio.gather(*sent)
             await self._producer.send_offsets_to_transaction(offsets, self._group_id)
+        self._report_lag(offsets)
+
+    def _report_lag(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
+        for tp, position in offsets.items():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                labels = (self._service, tp.topic, str(tp.partition))
+                metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - position))
 
     def _rewind(self, batches: dict[TopicPartition, list[Record]]) -> None:
         assert self._consumer is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_ROUTED = Counter(
     "handoff_messages_routed_total", "User messages routed, by mode.", ["mode"]
@@ -38,4 +38,9 @@ REDIS_SECONDS = Histogram(
     "Latency of one Redis round trip (a pipeline counts once).",
     ["call"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+CONSUMER_LAG = Gauge(
+    "handoff_consumer_lag_records",
+    "Records behind the end of each consumed partition, after the last batch.",
+    ["service", "topic", "partition"],
 )

@@ -187,6 +187,11 @@ class StateClient:
         members = await self.redis.smembers(user_agents_key(tenant_id, channel, external_id))
         return sorted(cast(set[str], members))
 
+    async def reply_verdict(self, ikey: str, reply_id: str) -> dict[str, Any] | None:
+        """What the reply gate decided for a reply (kept as long as dedupe markers), or None."""
+        raw = await self.redis.get(InteractionKeys(ikey).reply(reply_id))
+        return cast(dict[str, Any], json.loads(raw)) if raw else None
+
     async def read_state(self, ikey: str) -> ModeState:
         raw = await self.redis.hgetall(InteractionKeys(ikey).state)
         return ModeState.from_redis(cast(dict[str, str], raw))

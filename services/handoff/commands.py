@@ -89,6 +89,8 @@ class CommandService:
             result = CommandResult(stored["code"], outputs, stored.get("version"))
             if stored["status"] == "applied":
                 metrics.COMMANDS.labels(result=result.code).inc()
+                if result.code == "accepted":
+                    metrics.MODE_CHANGES.labels(cause=command.source).inc()
                 log.info(
                     "command_handled",
                     interaction=ikey,

@@ -1,0 +1,132 @@
+"""handoffctl's ops commands against the real stack, run as an ops person runs them: the
+installed command in a subprocess, with the same HANDOFF_* settings as the services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.handoff.store import ModeStore
+from tests.integration.test_rules import hand_off, route
+from tests.support.bus import Bus
+from tests.support.events import Who
+from tests.support.sandbox import publish_agent
+
+pytestmark = pytest.mark.integration
+
+HANDOFFCTL = [sys.executable, "-m", "services.cli.main"]
+
+
+async def handoffctl(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = await asyncio.to_thread(
+        subprocess.run, [*HANDOFFCTL, *args], env=env, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"handoffctl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
+        )
+    return proc
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+async def test_tail_filters_by_tenant_key_and_type(
+    bus: Bus, store: ModeStore, env: dict[str, str], tenant: str
+) -> None:
+    who, other = Who(tenant, "support"), Who(tenant + "x", "support")
+    await publish_agent(store, who)
+    await route(bus, who, "mine")
+    await route(bus, other, "not mine")
+    await hand_off(bus, who)
+
+    by_tenant = json_lines(
+        (await handoffctl(env, "tail", "chat.inbound", "--tenant", tenant, "--json")).stdout
+    )
+    by_key = json_lines(
+        (await handoffctl(env, "tail", "chat.ai-requests", "--key", other.key, "--json")).stdout
+    )
+    by_type = json_lines(
+        (
+            await handoffctl(
+                env,
+                "tail",
+                "handoff.events",
+                "--tenant",
+                tenant,
+                "--type",
+                "mode_changed",
+                "--json",
+            )
+        ).stdout
+    )
+
+    assert [r["value"]["text"] for r in by_tenant] == ["mine"]
+    assert [r["value"]["message"]["text"] for r in by_key] == ["not mine"]
+    assert [(r["value"]["to_mode"], r["key"]) for r in by_type] == [("human", who.key)]
+    assert {"partition", "offset", "timestamp"} <= by_type[0].keys()
+
+
+async def test_tail_shows_undecodable_records_raw(
+    bus: Bus, env: dict[str, str], tenant: str
+) -> None:
+    key = f"{tenant}:support:web:raw"
+    await bus.send(bus.topics.inbound, b"\xff\xfe not json", key=key)
+    await bus.wait_for(bus.topics.dead_letter, lambda v: v.get("key") == key)
+
+    shown = json_lines(
+        (await handoffctl(env, "tail", "chat.inbound", "--key", key, "--json")).stdout
+    )
+    pretty = (await handoffctl(env, "tail", "chat.inbound", "--key", key)).stdout
+
+    assert [r.get("raw_base64") for r in shown] == ["//4gbm90IGpzb24="]
+    assert "(undecodable)" in pretty and "1 record(s)" in pretty
+
+
+async def test_trace_shows_why_an_ai_reply_was_suppressed(
+    bus: Bus, store: ModeStore, env: dict[str, str], tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    await publish_agent(store, who)
+    _, routed = await route(bus, who, "I want a person")
+    event_id = routed["message"]["event_id"]
+    late = who.reply(event_id, routed["routing"]["state_version"], "Let me help you with that")
+    await hand_off(bus, who)
+    await bus.send(bus.topics.agent_replies, late, key=who.key)
+    _, live = await route(bus, who, "probe", live_test=True)  # gated after the late reply
+    probe = who.reply(live["message"]["event_id"], 0, "probe answer")
+    await bus.send(bus.topics.agent_replies, probe, key=who.key)
+    await bus.wait_for(bus.topics.outbound, lambda v: v.get("event_id") == probe["reply_id"])
+
+    steps = json_lines((await handoffctl(env, "trace", event_id, "--json")).stdout)
+
+    kinds = [s["value"]["type"] for s in steps]
+    assert kinds[:2] == ["user_message", "routed_message"]
+    assert "mode_changed" in kinds and "agent_reply" in kinds
+    assert kinds.index("mode_changed") < kinds.index("agent_reply")
+    notes = {s["value"]["type"]: s["note"] for s in steps}
+    assert notes["routed_message"] == "routed to AI (mode ai, cause None, state v0)"
+    assert notes["agent_reply"].startswith(
+        "reply gate: SUPPRESSED — the interaction was in human mode"
+    )
+    by_key = json_lines((await handoffctl(env, "trace", "--key", who.key, "--json")).stdout)
+    assert {s["value"]["type"] for s in by_key} >= {
+        "outbound_message",
+        "handoff_ticket",
+        "mode_changed",
+    }
+
+
+async def test_trace_of_an_unknown_event_exits_1(env: dict[str, str]) -> None:
+    proc = await handoffctl(env, "trace", "no-such-event", "--since", "5m", check=False)
+    assert proc.returncode == 1 and "nothing found" in proc.stdout
