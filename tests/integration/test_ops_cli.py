@@ -21,6 +21,7 @@ from tests.support.sandbox import publish_agent
 pytestmark = pytest.mark.integration
 
 HANDOFFCTL = [sys.executable, "-m", "services.cli.main"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def handoffctl(
@@ -28,7 +29,7 @@ async def handoffctl(
 ) -> subprocess.CompletedProcess[str]:
     proc = await asyncio.to_thread(
         subprocess.run, [*HANDOFFCTL, *args], env=env, capture_output=True, text=True, timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(
