@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import tail, trace
+from services.cli import dlq, tail, trace
 
 app = typer.Typer(
     name="handoffctl",
@@ -22,6 +22,7 @@ def handoffctl() -> None:
 
 app.command("tail")(tail.tail)
 app.command("trace")(trace.trace)
+app.add_typer(dlq.app, name="dlq")
 
 
 def main() -> None:

@@ -131,3 +131,40 @@ async def test_trace_shows_why_an_ai_reply_was_suppressed(
 async def test_trace_of_an_unknown_event_exits_1(env: dict[str, str]) -> None:
     proc = await handoffctl(env, "trace", "no-such-event", "--since", "5m", check=False)
     assert proc.returncode == 1 and "nothing found" in proc.stdout
+
+
+async def test_a_fixed_dead_letter_is_redriven_and_routed_once(
+    bus: Bus, env: dict[str, str], tenant: str, tmp_path: Path
+) -> None:
+    who = Who(tenant, "support")
+    broken = who.message("my order is late")
+    broken["sent_at"] = "yesterday"  # schema-invalid
+    await bus.send(bus.topics.inbound, broken, key=who.key)
+    [letter] = await bus.wait_for(bus.topics.dead_letter, lambda v: v.get("key") == who.key)
+    position = next(
+        f"{s.partition}:{s.offset}"
+        for s in bus.records
+        if s.topic == bus.topics.dead_letter and s.value == letter
+    )
+
+    groups = json.loads((await handoffctl(env, "dlq", "ls", "--json")).stdout)
+    shown = json.loads((await handoffctl(env, "dlq", "show", position)).stdout)
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(
+        json.dumps({**json.loads(shown["raw_text"]), "sent_at": "2026-11-25T10:00:00Z"})
+    )
+    first = await handoffctl(env, "dlq", "redrive", "--at", position, "--value-file", str(fixed))
+    again = await handoffctl(
+        env, "dlq", "redrive", "--at", position, "--value-file", str(fixed), check=False
+    )
+    forced = await handoffctl(
+        env, "dlq", "redrive", "--at", position, "--value-file", str(fixed), "--force"
+    )
+    await route(bus, who, "after the redrives")  # in order behind all three
+
+    assert any(g["kind"] == "schema_invalid" and g["count"] >= 1 for g in groups)
+    assert shown["error"]["kind"] == "schema_invalid" and "sent_at" in shown["error"]["detail"]
+    assert "1 redriven" in first.stdout
+    assert again.returncode == 1 and "already redriven" in again.stdout
+    assert "1 redriven" in forced.stdout
+    assert len(bus.routed(broken["event_id"])) == 1  # fixed, redriven twice, routed once
