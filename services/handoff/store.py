@@ -144,6 +144,16 @@ class ModeStore(StateClient):
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 
+    async def append_history(self, changes: dict[str, list[dict[str, Any]]]) -> None:
+        """Adds change records to interactions' histories, oldest first (a rebuild)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ikey, records in changes.items():
+                key = InteractionKeys(ikey).history
+                for record in records:
+                    pipe.lpush(key, json.dumps(record))
+                pipe.ltrim(key, 0, self.limits.history_cap - 1)
+            await pipe.execute()
+
     async def remember_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> None:
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 

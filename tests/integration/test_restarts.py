@@ -16,6 +16,7 @@ from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
+from tests.integration.test_ops_cli import handoffctl
 from tests.support.events import Who
 from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import (
@@ -156,3 +157,44 @@ async def test_a_command_on_an_expired_lease_sees_the_user_back_on_ai(
         ("timeout", 2),
         ("agent", 1),
     ]
+
+
+async def test_state_rebuilt_from_the_log_after_redis_lost_it(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    """`handoffctl state rebuild` after FLUSHDB: the same operator view, the same routing."""
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    box.service("services.router", "r")
+    human, back, leased = (Who("acme", "support", user=u) for u in ("ann", "ben", "cat"))
+    await publish_agent(store, human)
+    for who in (human, back):
+        await hand_off_all(bus, store, [who])
+    to_ai = back.command("to_ai", source="operator", reason="Solved.")
+    await bus.send(bus.topics.commands, to_ai, key=back.key)
+    await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == to_ai["command_id"])
+    await hand_off_all(bus, store, [leased], idle=600)  # ten "minutes" of a second each
+    message = leased.message("still here")  # moves the lease on
+    await bus.send(bus.topics.inbound, message, key=leased.key)
+    await bus.wait_routed(message["event_id"])
+    users = (human, back, leased)
+    before = [await store.read_state(w.key) for w in users]
+    history_before = [await store.history(w.key) for w in users]
+
+    await store.redis.flushdb()
+    rebuilt = await handoffctl(box.env, "state", "rebuild")
+    again = await handoffctl(box.env, "state", "rebuild")  # nothing left to do
+
+    assert "3 interaction(s) in the log, 3 restored" in rebuilt.stdout
+    assert "0 restored" in again.stdout
+    assert [await store.read_state(w.key) for w in users] == before
+    assert [await store.history(w.key) for w in users] == history_before
+    assert sorted(await store.user_agents("acme", "web", "ann")) == ["support"]
+    for who, state in zip(users, before, strict=True):
+        m = who.message("after the rebuild")
+        await bus.send(bus.topics.inbound, m, key=who.key)
+        _, routed = await bus.wait_routed(m["event_id"])
+        assert (routed["routing"]["mode"], routed["routing"]["state_version"]) == (
+            state.mode,
+            state.version,
+        )
