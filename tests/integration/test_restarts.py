@@ -15,8 +15,8 @@ import pytest
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from services.handoff.store import ModeStore
-from tests.support.bus import Bus
 from tests.integration.test_ops_cli import handoffctl
+from tests.support.bus import Bus
 from tests.support.events import Who
 from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import (
