@@ -46,6 +46,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         openapi_tags=[
+            {"name": "session", "description": "The caller's identity"},
             {"name": "users", "description": "A user's routing per agent, history, transcript"},
             {"name": "agents", "description": "Agent versions: Apply and Publish"},
             {"name": "desk", "description": "The human desk: open tickets, live feed, replies"},
@@ -57,6 +58,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_exception_handler(RedisConnectionError, _unavailable)
     app.add_exception_handler(RedisTimeoutError, _unavailable)
     app.add_middleware(ApiMiddleware)
+    app.include_router(routes.session_router)
     app.include_router(routes.router)
 
     @app.get("/", include_in_schema=False)

@@ -46,6 +46,14 @@ class Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Session(Out):
+    sub: str
+    tenant: str
+    role: Literal["viewer", "editor", "admin"]
+    can_write: bool = Field(description="Whether the role may switch modes, apply and reply.")
+    expires_at: datetime
+
+
 # Mode ---------------------------------------------------------------------------------------
 
 

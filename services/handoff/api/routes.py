@@ -23,7 +23,7 @@ from schemas.events import ID_PATTERN, ExternalId, InteractionIds
 from services.common.kafka import Output
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
-from services.handoff.api.auth import Operator, tenant_scope
+from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
@@ -32,6 +32,25 @@ from services.handoff.store import UnknownVersionError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")
+session_router = APIRouter(prefix="/v1")
+
+
+@session_router.get(
+    "/session",
+    response_model=m.Session,
+    responses=responses(401),
+    summary="Who the token says you are (the console signs in with it)",
+    tags=["session"],
+)
+async def session(operator: Annotated[Operator, Depends(current_operator)]) -> m.Session:
+    return m.Session(
+        sub=operator.sub,
+        tenant=operator.tenant,
+        role=operator.role,
+        can_write=operator.can_write,
+        expires_at=datetime.fromtimestamp(operator.expires_at, UTC),
+    )
+
 
 # Path parameters ----------------------------------------------------------------------------
 

@@ -1,0 +1,182 @@
+// Agents: the handoff section of an agent's settings, Apply (a new version) and Publish.
+
+import { get, paths, post } from "./api.js";
+import { clear, errorBox, h, loading, toast, when } from "./ui.js";
+
+const RECENT = "handoff.recent-agents";
+const DEFAULT_NOTICE = "I've handed this conversation to a human teammate. They'll reply here as soon as they can.";
+
+function recent() {
+  try {
+    return JSON.parse(sessionStorage.getItem(RECENT) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+function remember(agent) {
+  const list = [agent, ...recent().filter((a) => a !== agent)];
+  sessionStorage.setItem(RECENT, JSON.stringify(list.slice(0, 8)));
+}
+
+export function agentLookupPage() {
+  const input = h("input", { id: "agent-id", required: true, autocomplete: "off", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,127}", placeholder: "e.g. support" });
+  const form = h("form", {
+    class: "card lookup",
+    onsubmit: (e) => { e.preventDefault(); location.hash = `#/agents/${encodeURIComponent(input.value.trim())}`; },
+  },
+  h("h1", {}, "Agent settings"),
+  h("p", { class: "muted" }, "Open an agent to change when and how it hands conversations to people. A new agent starts with its first Apply."),
+  h("div", { class: "row" },
+    h("div", { class: "field grow" }, h("label", { for: "agent-id" }, "Agent id"), input),
+    h("div", { class: "field end" }, h("button", { type: "submit", class: "button primary" }, "Open"))));
+  const list = recent();
+  setTimeout(() => input.focus());
+  return {
+    title: "Agents",
+    el: h("div", { class: "page narrow-page" }, form,
+      list.length ? h("section", { class: "card" }, h("h2", {}, "Recently opened"), h("ul", { class: "link-list" }, list.map((a) => h("li", {}, h("a", { href: `#/agents/${encodeURIComponent(a)}` }, a))))) : null),
+  };
+}
+
+function summary(v) {
+  const hd = v.handoff;
+  if (!hd.enabled) return "Handoff off";
+  return `Handoff on · ${hd.idle_timeout_minutes ? `${hd.idle_timeout_minutes} min idle timeout` : "no idle timeout"}`;
+}
+
+export function agentPage(session, agentId) {
+  const canWrite = session.can_write;
+  const formBox = h("section", { class: "card settings" }, loading());
+  const versionsBox = h("section", { class: "card versions" }, loading());
+  const el = h("div", { class: "page" },
+    h("nav", { class: "crumbs" }, h("a", { href: "#/agents" }, "Agents"), " / ", agentId),
+    h("div", { class: "page-head" }, h("h1", {}, agentId), h("span", { id: "published-label", class: "muted" })),
+    h("div", { class: "split" }, formBox, versionsBox));
+  let agent = null;
+  let editing = null; // the version shown in the form
+
+  async function load(showVersion) {
+    try {
+      agent = await get(paths.agent(session.tenant, agentId));
+      remember(agentId);
+    } catch (err) {
+      if (err.code !== "agent_not_found") {
+        clear(formBox, errorBox(err));
+        clear(versionsBox);
+        return;
+      }
+      agent = { versions: [], published_version: null };
+    }
+    const published = agent.versions.find((v) => v.published);
+    editing = agent.versions.find((v) => v.version === showVersion) || published || agent.versions[0] || null;
+    document.getElementById("published-label").textContent = published
+      ? `Live: version ${published.version} · ${summary(published)}`
+      : agent.versions.length ? "No version published yet" : "New agent: nothing applied yet";
+    renderForm();
+    renderVersions();
+  }
+
+  function counter(textarea, max) {
+    const out = h("span", { class: "counter" });
+    const update = () => {
+      out.textContent = `${textarea.value.length} / ${max}`;
+      out.classList.toggle("over", textarea.value.length > max);
+    };
+    textarea.addEventListener("input", update);
+    update();
+    return out;
+  }
+
+  function renderForm() {
+    const hd = editing ? editing.handoff : { enabled: true, idle_timeout_minutes: null, instructions: "", notice_text: DEFAULT_NOTICE };
+    const disabled = !canWrite;
+    const enabled = h("input", { type: "checkbox", id: "f-enabled", name: "enabled", role: "switch", checked: hd.enabled, disabled });
+    const idle = h("input", { type: "number", id: "f-idle", name: "idle_timeout_minutes", min: 1, max: 10080, value: hd.idle_timeout_minutes ?? "", placeholder: "no timeout", disabled });
+    const instructions = h("textarea", { id: "f-instructions", name: "instructions", rows: 5, disabled }, hd.instructions);
+    const notice = h("textarea", { id: "f-notice", name: "notice_text", rows: 3, required: true, disabled }, hd.notice_text);
+    const errors = h("div", { class: "form-errors" });
+    const fieldError = (name) => h("div", { class: "field-error", dataset: { for: name } });
+    const form = h("form", {
+      id: "settings-form",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        for (const fe of form.querySelectorAll(".field-error")) fe.textContent = "";
+        errors.replaceChildren();
+        const handoff = {
+          enabled: enabled.checked,
+          idle_timeout_minutes: idle.value === "" ? null : Number(idle.value),
+          instructions: instructions.value,
+          notice_text: notice.value,
+        };
+        const publishToo = e.submitter && e.submitter.dataset.publish === "1";
+        try {
+          const v = await post(`${paths.agent(session.tenant, agentId)}/versions`, { handoff });
+          if (publishToo) await post(`${paths.agent(session.tenant, agentId)}/versions/${v.version}/publish`);
+          toast(publishToo ? `Version ${v.version} applied and published.` : `Version ${v.version} applied. Publish it to make it live.`, "success");
+          await load(v.version);
+        } catch (err) {
+          if (err.code === "validation_failed" && err.fields.length) {
+            for (const f of err.fields) {
+              const name = f.loc.split(".").pop();
+              const slot = form.querySelector(`.field-error[data-for="${name}"]`);
+              if (slot) slot.textContent = f.message;
+              else errors.append(errorBox({ message: `${f.loc}: ${f.message}` }));
+            }
+          } else {
+            errors.append(errorBox(err));
+          }
+        }
+      },
+    },
+    h("div", { class: "section-head" }, h("h2", {}, "Handoff"), editing ? h("span", { class: "muted" }, `editing from version ${editing.version}`) : null),
+    h("div", { class: "field toggle" }, enabled, h("label", { for: "f-enabled" }, "Let the agent hand conversations to a person"), fieldError("enabled")),
+    h("div", { class: "field" }, h("label", { for: "f-idle" }, "Idle timeout (minutes)"), idle,
+      h("p", { class: "hint" }, "Back to the AI this long after the user's last message. Empty: no timeout, a person switches back. 1–10080."), fieldError("idle_timeout_minutes")),
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-instructions" }, "When to hand off"), counter(instructions, 2000)), instructions,
+      h("p", { class: "hint" }, "Instructions for the agent: which situations call for a person."), fieldError("instructions")),
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-notice" }, "Message to the user"), counter(notice, 1000)), notice,
+      h("p", { class: "hint" }, "Sent to the user when the conversation is handed over."), fieldError("notice_text")),
+    errors,
+    canWrite
+      ? h("div", { class: "form-actions" },
+          h("button", { type: "submit", class: "button primary", id: "apply" }, "Apply"),
+          h("button", { type: "submit", class: "button secondary", id: "apply-publish", dataset: { publish: "1" } }, "Apply and publish"),
+          h("span", { class: "hint" }, "Apply creates a new version; the live one changes only when you publish."))
+      : h("p", { class: "hint" }, "You can read these settings; changing them needs the editor role."));
+    clear(formBox, form);
+  }
+
+  function renderVersions() {
+    if (!agent.versions.length) {
+      clear(versionsBox, h("h2", {}, "Versions"), h("p", { class: "empty" }, "No versions yet. Apply the settings to create version 1."));
+      return;
+    }
+    clear(versionsBox, h("h2", {}, "Versions"),
+      h("ol", { class: "version-list" }, agent.versions.map((v) => h("li", {
+        class: `version-item ${v.published ? "is-published" : ""} ${editing && editing.version === v.version ? "is-editing" : ""}`,
+        dataset: { version: v.version },
+      },
+      h("div", { class: "version-main" },
+        h("button", { type: "button", class: "link version-name", title: "Load into the form", onclick: () => { editing = v; renderForm(); renderVersions(); } }, `Version ${v.version}`),
+        v.published ? h("span", { class: "badge live" }, "Live") : null,
+        h("div", { class: "muted small" }, summary(v)),
+        h("div", { class: "muted small" }, `${when(v.created_at)} · ${v.created_by}`)),
+      canWrite && !v.published
+        ? h("button", { type: "button", class: "button secondary small", "data-action": "publish", onclick: () => publish(v.version) }, "Publish")
+        : null))));
+  }
+
+  async function publish(n) {
+    try {
+      await post(`${paths.agent(session.tenant, agentId)}/versions/${n}/publish`);
+      toast(`Version ${n} is live.`, "success");
+      await load(n);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  }
+
+  load();
+  return { title: agentId, el };
+}

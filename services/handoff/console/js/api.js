@@ -1,0 +1,99 @@
+// The console's only door to the server: the operator API, with the token from sessionStorage.
+
+const KEY = "handoff.token";
+
+export class ApiError extends Error {
+  constructor(status, code, detail, fields) {
+    super(detail || code);
+    this.status = status;
+    this.code = code;
+    this.fields = fields || [];
+  }
+}
+
+export const token = {
+  get: () => sessionStorage.getItem(KEY),
+  set: (value) => sessionStorage.setItem(KEY, value.trim()),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+let onUnauthorized = () => {};
+export function whenUnauthorized(handler) {
+  onUnauthorized = handler;
+}
+
+export async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const e = (data && data.error) || {};
+    const error = new ApiError(response.status, e.code || `http_${response.status}`, e.detail, e.fields);
+    if (response.status === 401) onUnauthorized(error);
+    throw error;
+  }
+  return data;
+}
+
+export const get = (path) => api("GET", path);
+export const put = (path, body, headers) => api("PUT", path, body, headers);
+export const post = (path, body, headers) => api("POST", path, body, headers);
+
+// Paths ----------------------------------------------------------------------------------
+
+const enc = encodeURIComponent;
+export const paths = {
+  user: (t, channel, ext) => `/v1/tenants/${enc(t)}/users/${enc(channel)}/${enc(ext)}`,
+  interaction: (t, channel, ext, agent) =>
+    `/v1/tenants/${enc(t)}/users/${enc(channel)}/${enc(ext)}/agents/${enc(agent)}`,
+  agent: (t, agent) => `/v1/tenants/${enc(t)}/agents/${enc(agent)}`,
+  desk: (t) => `/v1/tenants/${enc(t)}/desk`,
+};
+
+// Server-sent events over fetch: EventSource cannot send the Authorization header, and a
+// token in a URL would end up in logs and history. Calls onEvent(name, data) per event and
+// resolves when the stream ends; rejects on HTTP errors.
+export async function stream(path, onEvent, signal) {
+  const response = await fetch(path, {
+    headers: { Authorization: `Bearer ${token.get()}`, Accept: "text/event-stream" },
+    signal,
+  });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    const e = data.error || {};
+    const error = new ApiError(response.status, e.code, e.detail);
+    if (response.status === 401) onUnauthorized(error);
+    throw error;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const chunk = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of chunk.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+    }
+  }
+}

@@ -1,0 +1,274 @@
+// The desk: open tickets and new user messages live, the conversation, replies, Return to AI.
+
+import { get, paths, post, put, stream } from "./api.js";
+import {
+  ago, clear, errorBox, h, liveCountdown, loading, openDialog, toast, transcriptView, turnView, when,
+} from "./ui.js";
+import { userHref } from "./user.js";
+
+const keyOf = (ids) => `${ids.tenant_id}:${ids.agent_id}:${ids.user.channel}:${ids.user.external_id ?? ""}`;
+
+export function deskPage(session) {
+  const canWrite = session.can_write;
+  const tickets = new Map(); // interaction key -> ticket
+  const sentByMe = new Set(); // event ids of this page's replies
+  let selected = null;
+  const abort = new AbortController();
+
+  const live = h("span", { class: "live connecting", id: "desk-live" }, "Connecting…");
+  const list = h("ul", { class: "ticket-list", id: "tickets" });
+  const count = h("span", { class: "count" });
+  const pane = h("section", { class: "conversation card", id: "conversation" });
+  const el = h("div", { class: "page desk-page" },
+    h("div", { class: "desk" },
+      h("aside", { class: "queue card" },
+        h("header", { class: "queue-head" }, h("h1", {}, "Desk ", count), live),
+        list),
+      pane));
+
+  function setLive(state, text) {
+    live.className = `live ${state}`;
+    live.textContent = text;
+  }
+
+  // Tickets --------------------------------------------------------------------------------
+
+  async function loadTickets() {
+    const asked = Date.now();
+    try {
+      const page = await get(`${paths.desk(session.tenant)}/tickets`);
+      const seen = new Set();
+      for (const t of page.items) {
+        seen.add(t.interaction);
+        tickets.set(t.interaction, { ...tickets.get(t.interaction), ...t });
+      }
+      // Gone from the list: back on AI. Keep what the stream brought after we asked.
+      for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
+      renderList();
+      if (!selected && page.items.length) select(page.items[0].interaction);
+      else if (!selected) renderPane();
+    } catch (err) {
+      clear(list, h("li", {}, errorBox(err)));
+    }
+  }
+
+  function renderList() {
+    const items = [...tickets.values()].sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));
+    count.textContent = items.length ? `(${items.length})` : "";
+    if (!items.length) {
+      clear(list, h("li", { class: "empty" }, "No conversation is waiting for a person. New handoffs appear here as they happen."));
+      return;
+    }
+    clear(list, items.map((t) => h("li", {},
+      h("button", {
+        type: "button",
+        class: `ticket ${t.interaction === selected ? "selected" : ""} ${t.unread ? "unread" : ""} ${t.fresh ? "fresh" : ""}`,
+        dataset: { interaction: t.interaction },
+        onclick: () => select(t.interaction),
+      },
+      h("div", { class: "ticket-top" },
+        h("span", { class: "ticket-user" }, t.external_id),
+        h("span", { class: "ticket-agent" }, t.agent_id),
+        h("time", { class: "ticket-time", datetime: t.opened_at, title: when(t.opened_at) }, ago(t.opened_at))),
+      h("div", { class: "ticket-reason" }, t.state.reason || "—"),
+      t.unread ? h("span", { class: "unread-dot", "aria-label": "new messages" }) : null))));
+    for (const t of items) t.fresh = false;
+  }
+
+  function select(key) {
+    selected = key;
+    const t = tickets.get(key);
+    if (t) t.unread = false;
+    renderList();
+    renderPane();
+  }
+
+  // The conversation ----------------------------------------------------------------------
+
+  let turnsBox = null;
+  let expiryBox = null;
+
+  function expiry(iso) {
+    return iso ? [" · back to AI in ", liveCountdown(iso)] : " · no idle timeout";
+  }
+
+  async function renderPane(closedBy) {
+    const t = tickets.get(selected);
+    if (!t && !closedBy) {
+      clear(pane, h("div", { class: "empty-state" }, h("h2", {}, "Nothing selected"), h("p", { class: "muted" }, "Pick a conversation on the left.")));
+      return;
+    }
+    const ticket = t || closedBy.ticket;
+    const base = paths.interaction(session.tenant, ticket.channel, ticket.external_id, ticket.agent_id);
+    turnsBox = h("div", { class: "turns" }, loading());
+    const s = ticket.state;
+    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, required: true });
+    const sendButton = h("button", { type: "submit", class: "button primary", id: "reply-send" }, "Send");
+    const form = canWrite && !closedBy
+      ? h("form", {
+          class: "reply",
+          onsubmit: async (e) => {
+            e.preventDefault();
+            const text = reply.value.trim();
+            if (!text) return;
+            sendButton.disabled = true;
+            try {
+              const sent = await post(`${base}/messages`, { text });
+              sentByMe.add(sent.event_id);
+              reply.value = "";
+              appendTurn({ event_id: sent.event_id, role: "human", text, attachments: [], at: sent.sent_at });
+            } catch (err) {
+              toast(err.message, "error");
+            } finally {
+              sendButton.disabled = false;
+              reply.focus();
+            }
+          },
+        },
+        reply,
+        h("div", { class: "reply-actions" }, h("span", { class: "hint" }, `Sent as ${session.sub}, from the ${ticket.agent_id} conversation.`), sendButton))
+      : null;
+    reply.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form?.requestSubmit();
+    });
+    clear(pane,
+      h("header", { class: "conv-head" },
+        h("div", {},
+          h("h2", {}, h("a", { href: userHref(ticket.channel, ticket.external_id) }, ticket.external_id), h("span", { class: "muted" }, ` on ${ticket.channel} · ${ticket.agent_id}`)),
+          h("p", { class: "muted small" },
+            `Handed over by ${s.actor || s.cause} · ${ago(ticket.opened_at)}`,
+            (expiryBox = h("span", {}, closedBy ? null : expiry(s.expires_at))))),
+        canWrite && !closedBy
+          ? h("button", { type: "button", class: "button secondary", id: "return-to-ai", onclick: () => returnToAi(ticket, base) }, "Return to AI")
+          : null),
+      closedBy ? h("div", { class: "alert alert-info" }, closedBy.text) : null,
+      s.reason ? h("blockquote", { class: "reason" }, s.reason) : null,
+      turnsBox,
+      form);
+    try {
+      const page = await get(`${base}/transcript?limit=100`);
+      clear(turnsBox, transcriptView(page.items));
+      scrollDown();
+    } catch (err) {
+      clear(turnsBox, errorBox(err));
+    }
+  }
+
+  function scrollDown() {
+    if (turnsBox) turnsBox.scrollTop = turnsBox.scrollHeight;
+  }
+
+  function appendTurn(turn) {
+    if (!turnsBox) return;
+    if (turnsBox.querySelector(`[data-event-id="${CSS.escape(turn.event_id)}"]`)) return;
+    let ol = turnsBox.querySelector(".transcript");
+    if (!ol) {
+      ol = h("ol", { class: "transcript" });
+      clear(turnsBox, ol);
+    }
+    ol.append(turnView(turn));
+    scrollDown();
+  }
+
+  async function returnToAi(ticket, base) {
+    const reason = h("textarea", { name: "reason", id: "return-reason", rows: 3, maxlength: 280, required: true }, "Resolved by the desk.");
+    const result = await openDialog({
+      title: `Return ${ticket.external_id} to the AI`,
+      body: h("div", {}, h("p", { class: "muted" }, `${ticket.agent_id} answers again from the user's next message.`), h("label", { for: "return-reason" }, "Reason"), reason),
+      confirm: "Return to AI",
+      submit: (data) => put(`${base}/mode`, { mode: "ai", reason: String(data.get("reason")).trim() }, { "Idempotency-Key": crypto.randomUUID() }),
+    });
+    if (result) {
+      toast(`${ticket.external_id} is back with ${ticket.agent_id}.`, "success");
+      close(ticket.interaction, `Back on AI: returned by ${result.actor}. ${result.reason}`);
+    }
+  }
+
+  function close(key, text) {
+    const ticket = tickets.get(key);
+    if (!ticket) return;
+    tickets.delete(key);
+    renderList();
+    if (selected === key) renderPane({ ticket, text });
+  }
+
+  // Live ---------------------------------------------------------------------------------
+
+  function onEvent(name, d) {
+    if (name === "ready") {
+      setLive("on", "Live");
+      return;
+    }
+    if (name === "ticket") {
+      const key = keyOf(d);
+      tickets.set(key, {
+        interaction: key,
+        agent_id: d.agent_id,
+        channel: d.user.channel,
+        external_id: d.user.external_id,
+        opened_at: d.created_at,
+        state: { mode: "human", cause: d.cause, actor: d.actor, reason: d.reason, expires_at: d.expires_at, state_version: d.state_version },
+        unread: key !== selected,
+        fresh: true,
+        liveAt: Date.now(),
+      });
+      renderList();
+      if (!selected) select(key);
+      else if (selected === key) renderPane();
+      toast(`New handoff: ${d.user.external_id} (${d.agent_id})`);
+    } else if (name === "message") {
+      const key = keyOf(d.message);
+      const t = tickets.get(key);
+      if (!t) return void loadTickets();
+      t.state.expires_at = d.routing.expires_at;
+      if (key === selected) {
+        if (expiryBox) clear(expiryBox, expiry(t.state.expires_at)); // each message moves it
+        appendTurn({ event_id: d.message.event_id, role: "user", text: d.message.text, attachments: d.message.attachments, at: d.message.sent_at });
+      } else {
+        t.unread = true;
+        renderList();
+      }
+    } else if (name === "mode") {
+      if (d.to_mode === "ai") {
+        const by = d.cause === "timeout" ? "the idle timeout" : d.actor;
+        close(keyOf(d), `Back on AI: returned by ${by}. ${d.reason}`);
+      }
+    } else if (name === "activity") {
+      if (d.action === "desk_reply" && d.target === selected && !sentByMe.has(d.command_id)) renderPane();
+    }
+  }
+
+  async function follow() {
+    let backoff = 1000;
+    while (!abort.signal.aborted) {
+      try {
+        await stream(`${paths.desk(session.tenant)}/stream`, (name, data) => {
+          if (name === "ready") backoff = 1000;
+          onEvent(name, data);
+        }, abort.signal);
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        if (err.status === 401) return;
+      }
+      if (abort.signal.aborted) return;
+      setLive("off", "Reconnecting…");
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 15000);
+      await loadTickets(); // catch up on what happened while disconnected
+    }
+  }
+
+  loadTickets();
+  follow();
+  const ticker = setInterval(() => {
+    for (const t of list.querySelectorAll(".ticket-time")) t.textContent = ago(t.getAttribute("datetime"));
+  }, 30000);
+  return {
+    title: "Desk",
+    el,
+    cleanup: () => {
+      abort.abort();
+      clearInterval(ticker);
+    },
+  };
+}

@@ -1,0 +1,206 @@
+// Small DOM helpers. Text always goes in as text nodes: nothing from the server is parsed as HTML.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// Time -----------------------------------------------------------------------------------
+
+const absolute = new Intl.DateTimeFormat(undefined, {
+  dateStyle: "medium",
+  timeStyle: "short",
+});
+
+export function when(iso) {
+  return iso ? absolute.format(new Date(iso)) : "—";
+}
+
+export function ago(iso) {
+  if (!iso) return "never";
+  const seconds = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  if (seconds < 45) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 24) return `${hours} h ago`;
+  return `${Math.round(hours / 24)} d ago`;
+}
+
+export function countdown(iso) {
+  const left = Math.max(0, Math.round((new Date(iso).getTime() - Date.now()) / 1000));
+  const d = Math.floor(left / 86400);
+  const hh = Math.floor((left % 86400) / 3600);
+  const mm = Math.floor((left % 3600) / 60);
+  const ss = left % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  if (d) return `${d}d ${pad(hh)}:${pad(mm)}:${pad(ss)}`;
+  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${pad(mm)}:${pad(ss)}`;
+}
+
+// A live countdown element: ticks once a second while it is in the document; calls onDone
+// (once) when the time is up.
+export function liveCountdown(iso, onDone) {
+  const el = h("span", { class: "countdown", title: when(iso) }, countdown(iso));
+  let fired = false;
+  const timer = setInterval(() => {
+    if (!el.isConnected) {
+      if (fired || Date.now() > new Date(iso).getTime() + 60000) clearInterval(timer);
+      return;
+    }
+    el.textContent = countdown(iso);
+    if (!fired && Date.now() >= new Date(iso).getTime()) {
+      fired = true;
+      clearInterval(timer);
+      el.classList.add("done");
+      if (onDone) onDone();
+    }
+  }, 1000);
+  return el;
+}
+
+// Words ----------------------------------------------------------------------------------
+
+export function modeBadge(mode) {
+  return h("span", { class: `badge mode-${mode}`, dataset: { mode } }, mode === "human" ? "Human" : "AI");
+}
+
+const CAUSE = { agent: "the agent", operator: "an operator", timeout: "the idle timeout" };
+export function causeText(state) {
+  if (!state.cause) return "On AI since the start; never switched.";
+  const to = state.mode === "human" ? "Handed to a human" : "Back on AI";
+  const by = state.cause === "timeout" ? CAUSE.timeout : state.actor || CAUSE[state.cause];
+  return `${to} by ${by}`;
+}
+
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+export function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// Attachments and transcripts --------------------------------------------------------------
+
+function safeUrl(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.protocol === "https:" || u.protocol === "http:" ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+export function attachmentChip(a) {
+  const href = safeUrl(a.url);
+  const label = [h("span", { class: "att-name" }, a.name), h("span", { class: "att-meta" }, `${a.content_type} · ${bytes(a.size)}`)];
+  return href
+    ? h("a", { class: "attachment", href, target: "_blank", rel: "noopener noreferrer" }, h("span", { class: "clip", "aria-hidden": "true" }), label)
+    : h("span", { class: "attachment" }, h("span", { class: "clip", "aria-hidden": "true" }), label);
+}
+
+const ROLE = { user: "User", ai: "AI", system: "System", human: "Teammate" };
+
+export function turnView(turn) {
+  return h(
+    "li",
+    { class: `turn turn-${turn.role}`, dataset: { eventId: turn.event_id } },
+    h("div", { class: "turn-head" }, h("span", { class: "turn-role" }, ROLE[turn.role] || turn.role), h("time", { datetime: turn.at, title: when(turn.at) }, ago(turn.at))),
+    turn.text ? h("div", { class: "turn-text" }, turn.text) : null,
+    turn.attachments && turn.attachments.length ? h("div", { class: "attachments" }, turn.attachments.map(attachmentChip)) : null,
+  );
+}
+
+export function transcriptView(turns, emptyText = "No recorded turns yet.") {
+  if (!turns.length) return h("p", { class: "empty" }, emptyText);
+  return h("ol", { class: "transcript" }, turns.map(turnView));
+}
+
+// Feedback -------------------------------------------------------------------------------
+
+export function toast(text, kind = "info") {
+  const el = h("div", { class: `toast toast-${kind}` }, text);
+  document.getElementById("toasts").append(el);
+  setTimeout(() => el.remove(), kind === "error" ? 7000 : 3500);
+}
+
+export function errorBox(error) {
+  return h("div", { class: "alert alert-error", role: "alert" }, h("strong", {}, error.code ? `${error.code}: ` : ""), error.message);
+}
+
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading" }, text);
+}
+
+// A modal dialog built on <dialog>. `fields` returns the form's content; resolves with the
+// FormData on confirm, null on cancel. `submit(form)` may throw to keep the dialog open.
+export function openDialog({ title, body, confirm, danger = false, submit }) {
+  return new Promise((resolve) => {
+    const error = h("div", { class: "dialog-error", role: "alert" });
+    const form = h(
+      "form",
+      { method: "dialog", class: "dialog-form" },
+      h("h2", {}, title),
+      body,
+      error,
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { type: "button", class: "button secondary", value: "cancel", onclick: () => close(null) }, "Cancel"),
+        h("button", { type: "submit", class: `button ${danger ? "danger" : "primary"}` }, confirm),
+      ),
+    );
+    const dialog = h("dialog", { class: "dialog" }, form);
+    let done = false;
+    const close = (value) => {
+      if (done) return;
+      done = true;
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    };
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const submitButton = form.querySelector("button[type=submit]");
+      submitButton.disabled = true;
+      error.replaceChildren();
+      try {
+        const result = submit ? await submit(new FormData(form)) : new FormData(form);
+        close(result);
+      } catch (err) {
+        error.replaceChildren(err.message || String(err));
+        submitButton.disabled = false;
+      }
+    });
+    dialog.addEventListener("cancel", () => close(null));
+    document.body.append(dialog);
+    dialog.showModal();
+    const first = form.querySelector("textarea, input");
+    if (first) first.focus();
+  });
+}
