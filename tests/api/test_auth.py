@@ -170,3 +170,31 @@ def test_rs256_tokens_are_accepted_with_the_configured_public_key_only() -> None
     with pytest.raises(ApiError) as confused:
         JwtVerifier(secret, public_pem).verify(forged)
     assert confused.value.status == 401
+
+
+async def test_session_tells_the_console_who_the_token_is(
+    viewer: Api, http: httpx.AsyncClient, tenant: str
+) -> None:
+    r = await viewer.get("/v1/session")
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["sub"], body["tenant"], body["role"], body["can_write"]) == (
+        "vic",
+        tenant,
+        "viewer",
+        False,
+    )
+    assert (await http.get("/v1/session")).status_code == 401
+
+
+async def test_the_console_is_served_locally_with_a_strict_csp(http: httpx.AsyncClient) -> None:
+    root = await http.get("/")
+    assert root.status_code == 307 and root.headers["location"] == "/console/"
+    page = await http.get("/console/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "http" not in page.text.replace("http-equiv", "")  # no CDN, nothing remote
+    for asset in ("/console/js/app.js", "/console/js/desk.js", "/console/app.css"):
+        r = await http.get(asset)
+        assert r.status_code == 200, asset

@@ -1,0 +1,78 @@
+"""Playwright on Debian's Chromium (/usr/bin/chromium, headless; no browser download), against
+the handoff service the session fixtures run. Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from devstack.services import ServiceProcess
+from tests.api.helpers import make_token
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def api_url(services: dict[str, ServiceProcess]) -> str:
+    return services["handoff"].url
+
+
+@pytest.fixture(scope="session")
+def jwt_secret(env: dict[str, str]) -> str:
+    return env["HANDOFF_API_JWT_SECRET"]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1360, "height": 860})
+    context.set_default_timeout(15_000)
+    p = await context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    yield p
+    await context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def sign_in(api_url: str, jwt_secret: str, tenant: str) -> Callable[..., object]:
+    """sign_in(page, role, sub, hash): pastes a token in the sign-in box, opens `hash`."""
+
+    async def go(page: Page, role: str = "editor", sub: str = "jane", hash: str = "") -> None:
+        await page.goto(f"{api_url}/console/{hash}")
+        await page.fill("#token-input", make_token(jwt_secret, tenant, role, sub))
+        await page.click("button[type=submit]")
+        await expect(page.locator("#who-role")).to_have_text(role)
+
+    return go
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
