@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import dlq, state, tail, trace
+from services.cli import dlq, replay, state, tail, trace
 
 app = typer.Typer(
     name="handoffctl",
@@ -22,6 +22,7 @@ def handoffctl() -> None:
 
 app.command("tail")(tail.tail)
 app.command("trace")(trace.trace)
+app.command("replay")(replay.replay)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(state.app, name="state")
 

@@ -78,22 +78,23 @@ class Log:
             pass  # not ours to judge: the consumers dead-letter what is invalid
 
 
-async def read_log(settings: CommonSettings, progress: Progress) -> Log:
+async def read_log(settings: CommonSettings, progress: Progress, until_ms: int | None) -> Log:
     log = Log()
     reading = progress.add_task("reading handoff.events and chat.human-queue", total=None)
     topics = [settings.topics.events, settings.topics.human_queue]
-    async for rec in read_topics(settings.kafka_bootstrap, topics):
+    async for rec in read_topics(settings.kafka_bootstrap, topics, until_ms=until_ms):
         progress.advance(reading)
         log.add(rec)
     return log
 
 
 async def rebuild_state(
-    settings: CommonSettings, store: ModeStore, progress: Progress
+    settings: CommonSettings, store: ModeStore, progress: Progress, until_ms: int | None = None
 ) -> dict[str, int]:
     """Writes, per interaction, the changes Redis lacks: older ones to the history only, the
-    latest through the atomic, version-checked write (as if a command made it)."""
-    log = await read_log(settings, progress)
+    latest through the atomic, version-checked write (as if a command made it). With
+    `until_ms`, the state as it was then (what `replay` seeds its sandbox with)."""
+    log = await read_log(settings, progress, until_ms)
     writing = progress.add_task("writing Redis", total=len(log.changes))
     history: dict[str, list[dict[str, Any]]] = {}
     requests = []

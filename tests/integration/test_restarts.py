@@ -7,7 +7,9 @@ killing them leaves the shared stack alone.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from devstack.redis import RedisProcess
 from services.handoff.store import ModeStore
 from tests.integration.test_ops_cli import handoffctl
 from tests.support.bus import Bus
-from tests.support.events import Who
+from tests.support.events import Who, key_of
 from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import (
     Sandbox,
@@ -198,3 +200,40 @@ async def test_state_rebuilt_from_the_log_after_redis_lost_it(
             state.mode,
             state.version,
         )
+
+
+async def test_replay_into_a_sandbox_prefix_and_compare(
+    sandbox: tuple[Sandbox, Bus, ModeStore],
+) -> None:
+    box, bus, store = sandbox
+    box.service("services.handoff", "h")
+    box.service("services.router", "r")
+    human, ai = Who("acme", "support", user="hal"), Who("acme", "support", user="ida")
+    await publish_agent(store, human)
+    await hand_off_all(bus, store, [human])
+    seconds, _ = await store.redis.time()
+    window_start = datetime.fromtimestamp(int(seconds) - 1, UTC).isoformat()
+    sent = [w.message(f"m{n}") for n in range(5) for w in (human, ai)]
+    for m in sent:
+        await bus.send(bus.topics.inbound, m, key=key_of(m))
+    for m in sent:
+        await bus.wait_routed(m["event_id"])
+
+    def replay(prefix: str, *extra: str) -> list[str]:
+        return ["replay", "--to-prefix", box.prefix + prefix, "--since", window_start,
+                "--redis-db", "15", "--compare", "--json", *extra]  # fmt: skip
+
+    same = await handoffctl(box.env, *replay("r1."))
+    unseeded = await handoffctl(box.env, *replay("r2.", "--no-seed"))
+
+    assert json.loads(same.stdout.splitlines()[-1]) == []
+    diffs = json.loads(unseeded.stdout.splitlines()[-1])
+    human_ids = {m["event_id"] for m in sent if m["user"]["external_id"] == "hal"}
+    assert {d["event_id"] for d in diffs} == human_ids  # without the state, they go to the AI
+    assert {(tuple(d["original"][:2]), tuple(d["replay"][:2])) for d in diffs} == {
+        (("human", "agent"), ("ai", None))
+    }
+    after = ai.message("after the replays")
+    await bus.send(bus.topics.inbound, after, key=ai.key)
+    await bus.wait_routed(after["event_id"])
+    assert all(len(bus.routed(m["event_id"])) == 1 for m in sent)  # the live run untouched
