@@ -8,10 +8,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TENANT ?= acme
 AGENT ?= support
+ROLE ?= editor
 
-.PHONY: run test deps system-deps lint schemas schemas-check jars agent unit integration clean
+.PHONY: run test deps system-deps lint schemas schemas-check jars agent token unit integration clean
 
 run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it)
+	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
 	$(PY) -m devstack.system --data .run
 
 test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis
@@ -32,9 +34,10 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-system-deps: ## redis-server and Java 17 + Maven (for Kafka's jars), from the system's packages
+system-deps: ## redis-server, Java 17 + Maven (Kafka's jars), Chromium (browser tests), from apt
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	if [ -n "$$missing" ]; then \
@@ -56,6 +59,9 @@ schemas: $(STAMP) ## regenerate schemas/json from the models
 
 schemas-check: $(STAMP)
 	$(PY) -m schemas --check
+
+token: $(STAMP) ## print a dev operator token (TENANT, ROLE=viewer|editor|admin, SUB=operator id)
+	@$(PY) -m services.handoff.api.token --tenant $(TENANT) --role $(ROLE) $(if $(SUB),--sub $(SUB))
 
 agent: $(STAMP) ## apply + publish an agent version with handoff on (TENANT, AGENT, IDLE=minutes)
 	$(PY) -m services.handoff.agents apply --tenant $(TENANT) --agent $(AGENT) --enabled \

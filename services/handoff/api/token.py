@@ -14,8 +14,9 @@ import uuid
 
 import jwt
 
+from services.common.logging import configure_logging
 from services.handoff.api.auth import ID_RE, MAX_SUB, ROLES
-from services.handoff.api.secret import SecretError, resolve_secret
+from services.handoff.api.secret import SecretError, default_secret_path, resolve_secret
 from services.handoff.settings import HandoffSettings
 
 
@@ -48,12 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= len(sub) <= MAX_SUB:
         print(f"error: --sub must be 1-{MAX_SUB} characters", file=sys.stderr)
         return 2
+    configure_logging("WARNING")  # stdout carries the token only: TOKEN=$(make -s token)
     settings = HandoffSettings()
+    path = settings.api_jwt_secret_file or default_secret_path()
+    new = not settings.api_jwt_secret and not path.exists()
     try:
-        secret = resolve_secret(settings.api_jwt_secret, settings.api_jwt_secret_file)
+        secret = resolve_secret(settings.api_jwt_secret, path)
     except SecretError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if new:
+        print(f"generated this install's JWT secret in {path} (mode 0600)", file=sys.stderr)
     print(make_token(secret, args.tenant, args.role, sub, int(args.ttl_hours * 3600)))
     return 0
 
