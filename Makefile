@@ -10,7 +10,7 @@ TENANT ?= acme
 AGENT ?= support
 ROLE ?= editor
 
-.PHONY: run test deps system-deps lint schemas schemas-check jars agent token unit integration clean
+.PHONY: run test deps system-deps lint schemas schemas-check docs jars agent token unit integration clean
 
 run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it)
 	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
@@ -57,8 +57,12 @@ lint: $(STAMP)
 schemas: $(STAMP) ## regenerate schemas/json from the models
 	$(PY) -m schemas
 
-schemas-check: $(STAMP)
+schemas-check: $(STAMP) ## the generated JSON Schema and AsyncAPI files are up to date
 	$(PY) -m schemas --check
+	$(PY) -m schemas.asyncapi --check
+
+docs: $(STAMP) ## regenerate docs/asyncapi.json from the models
+	$(PY) -m schemas.asyncapi
 
 token: $(STAMP) ## print a dev operator token (TENANT, ROLE=viewer|editor|admin, SUB=operator id)
 	@$(PY) -m services.handoff.api.token --tenant $(TENANT) --role $(ROLE) $(if $(SUB),--sub $(SUB))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
@@ -29,6 +31,11 @@ def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None)
             {"ready": ready, "service": service, "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    @app.get("/asyncapi.json", tags=["ops"])
+    async def asyncapi() -> Response:
+        """The AsyncAPI document of every topic (docs/asyncapi.json, made by `make docs`)."""
+        return Response(ASYNCAPI.read_bytes(), media_type="application/json")
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
