@@ -160,12 +160,15 @@ class TransactionalProcessor:
 
     async def start(self) -> None:
         s = self._settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
-            transactional_id=s.transactional_id(self._service),
-            transaction_timeout_ms=s.transaction_timeout_ms,
-            max_request_size=2 * MAX_VALUE_BYTES,
-        )
+        if s.exactly_once:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=s.kafka_bootstrap,
+                transactional_id=s.transactional_id(self._service),
+                transaction_timeout_ms=s.transaction_timeout_ms,
+                max_request_size=2 * MAX_VALUE_BYTES,
+            )
+        else:
+            self._producer = idempotent_producer(s)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             group_id=self._group_id,
@@ -217,12 +220,14 @@ class TransactionalProcessor:
         metrics.BATCH_SIZE.labels(service=self._service).observe(len(records))
         outputs = await self._handler(records)
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
-        async with self._producer.transaction():
-            sent = [
-                await self._producer.send(o.topic, o.value, key=o.key.encode()) for o in outputs
-            ]
-            await asyncio.gather(*sent)
-            await self._producer.send_offsets_to_transaction(offsets, self._group_id)
+        if self._settings.exactly_once:
+            async with self._producer.transaction():
+                await send_idempotent(self._producer, outputs)
+                await self._producer.send_offsets_to_transaction(offsets, self._group_id)
+        else:  # at least once: commit once every output is acknowledged
+            assert self._consumer is not None
+            await send_idempotent(self._producer, outputs)
+            await self._consumer.commit(offsets)
         self._report_lag(offsets)
 
     def _report_lag(self, offsets: dict[TopicPartition, int]) -> None:
@@ -242,7 +247,8 @@ class TransactionalProcessor:
 
 
 async def send_idempotent(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> None:
-    """Sends and waits for every ack (acks=all, idempotent producer), in order."""
+    """Sends in order and waits for every ack: with acks=all on an idempotent (or
+    transactional) producer, each record is written once, in order."""
     futures = [await producer.send(o.topic, o.value, key=o.key.encode()) for o in outputs]
     await asyncio.gather(*futures)
 

@@ -72,6 +72,11 @@ class CommonSettings(BaseSettings):
     transcript_max_turns: int = 500
     history_max_changes: int = 1000
 
+    # Off: outputs are acknowledged (acks=all, idempotent) and then offsets committed, with no
+    # Kafka transaction: faster, but a crash between the two repeats a batch's outputs
+    # (same bytes, same ids) on the output topics. On is the default and the R10 guarantee.
+    exactly_once: bool = True
+
     consumer_max_records: int = 500
     consumer_poll_ms: int = 100
     transaction_timeout_ms: int = 10_000

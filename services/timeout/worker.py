@@ -26,7 +26,7 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from services.common import metrics
-from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch
+from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch, send_idempotent
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -104,10 +104,7 @@ class TimeoutWorker:
         ]
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
-            sent = [
-                await self._producer.send(o.topic, o.value, key=o.key.encode()) for o in outputs
-            ]
-            await asyncio.gather(*sent)
+            await send_idempotent(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self._group)
 
     def _observe(self, entries: list[OutboxEntry]) -> None:

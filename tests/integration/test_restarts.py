@@ -237,3 +237,26 @@ async def test_replay_into_a_sandbox_prefix_and_compare(
     await bus.send(bus.topics.inbound, after, key=ai.key)
     await bus.wait_routed(after["event_id"])
     assert all(len(bus.routed(m["event_id"])) == 1 for m in sent)  # the live run untouched
+
+
+async def test_at_least_once_mode_routes_and_commits_without_transactions(
+    kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """HANDOFF_EXACTLY_ONCE=false: same routing; after a restart nothing is routed again."""
+    box = Sandbox(kafka, redis_server, tmp_path, HANDOFF_EXACTLY_ONCE="false")
+    async with opened(box) as (_, bus, _store):
+        router = box.service("services.router", "r")
+        who = Who("acme", "support", user="amy")
+        first = [who.message(f"m{n}") for n in range(20)]
+        for m in first:
+            await bus.send(bus.topics.inbound, m, key=who.key)
+        for m in first:
+            await bus.wait_routed(m["event_id"])
+        router.stop()  # clean stop: every acknowledged batch was committed
+        router.start()
+        router.wait_ready(60)
+        last = who.message("after the restart")
+        await bus.send(bus.topics.inbound, last, key=who.key)
+        await bus.wait_routed(last["event_id"])
+
+        assert all(len(bus.routed(m["event_id"])) == 1 for m in first)
