@@ -1,0 +1,1 @@
+"""The reference AI agent: answers on agent.replies, hands off with a HandoffCommand."""

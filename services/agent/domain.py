@@ -1,0 +1,131 @@
+"""What the reference agent decides, without I/O: a brain's thought about one message, the
+rule of repeated failed clarification, and the records the decision becomes.
+
+A brain (rules.py, llm.py) looks at a `Turn` and returns a `Thought`: an `Answer`, or a
+`Handoff` (the `request_handoff(reason)` tool). The worker turns an answer into an
+`AgentReply` carrying the routing's `state_version` (R9: the reply gate drops it if a handoff
+made it stale), and a handoff into a `HandoffCommand` with no reply to that message. Ids are
+derived from the message, so a replayed batch yields byte-identical records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from schemas import AgentReply, HandoffCommand, RoutedMessage, ids_of, interaction_key
+from services.handoff.domain import AgentVersion, derived_id
+
+MAX_REASON = 280
+DEFAULT_REASON = "The agent decided this conversation needs a person."
+STUCK_REASON = "I could not answer the user's question {n} turns in a row."
+EMPTY_ANSWER = "Sorry, I don't have an answer to that. Could you put it another way?"
+NO_HANDOFF_ANSWER = (
+    "I'm sorry, I can't connect you to a person in this chat. "
+    "I'll do my best to help: what do you need?"
+)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What a brain sees of one message."""
+
+    text: str
+    attachments: tuple[str, ...] = ()  # file names
+    instructions: str = ""  # the published version's handoff instructions
+    can_hand_off: bool = False  # whether the request_handoff tool is offered
+    history: tuple[tuple[str, str], ...] = ()  # (role, text) of earlier turns, oldest first
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    understood: bool = True  # False: the agent could not answer (a failed clarification)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    reason: str
+
+
+Thought = Answer | Handoff
+
+
+class Brain(Protocol):
+    name: str
+    wants_history: bool  # whether the worker should read the transcript for `Turn.history`
+
+    async def think(self, turn: Turn) -> Thought: ...
+    async def aclose(self) -> None: ...
+
+
+def one_sentence(reason: str) -> str:
+    """The contract's reason: one sentence, at most 280 characters, never empty."""
+    text = " ".join(reason.split())
+    first = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", text, maxsplit=1)[0] if text else ""
+    if not first:
+        return DEFAULT_REASON
+    if len(first) > MAX_REASON:
+        return first[: MAX_REASON - 1].rstrip() + "…"
+    return first
+
+
+def can_hand_off(published: AgentVersion | None, message: RoutedMessage) -> bool:
+    """R2 as the agent sees it: offer the tool only where a handoff can be accepted.
+
+    A Live Test message still gets the tool: the editor sees the agent's decision, and the
+    handoff service rejects the command with `live_test` (R12). An anonymous user does not:
+    the command would surely be rejected and the user left without an answer.
+    """
+    return (
+        published is not None
+        and published.handoff.enabled
+        and message.message.user.external_id is not None
+    )
+
+
+def after_failures(thought: Thought, failures: int, limit: int, tool: bool) -> Thought:
+    """Repeated failed clarification: the `limit`-th unanswered turn in a row hands off."""
+    if isinstance(thought, Answer) and not thought.understood and tool and failures >= limit:
+        return Handoff(STUCK_REASON.format(n=failures))
+    return thought
+
+
+def settle(thought: Thought, tool: bool) -> Thought:
+    """The thought as sent: a handoff where none is offered becomes an answer, a reason one
+    sentence, an empty answer a failed turn."""
+    if isinstance(thought, Handoff):
+        return Handoff(one_sentence(thought.reason)) if tool else Answer(NO_HANDOFF_ANSWER)
+    text = thought.text.strip()
+    return Answer(text, thought.understood) if text else Answer(EMPTY_ANSWER, understood=False)
+
+
+def reply_for(routed: RoutedMessage, text: str) -> AgentReply:
+    message = routed.message
+    return AgentReply(
+        **ids_of(message),
+        reply_id=derived_id("agent-reply", interaction_key(message), message.event_id),
+        conversation_id=message.conversation_id,
+        in_reply_to=message.event_id,
+        text=text,
+        state_version=routed.routing.state_version,
+    )
+
+
+def command_for(
+    routed: RoutedMessage, reason: str, published: AgentVersion, requested_at: datetime
+) -> HandoffCommand:
+    """The request_handoff tool call as the contract's command (R2: live_test copied)."""
+    message = routed.message
+    return HandoffCommand(
+        **ids_of(message),
+        command_id=derived_id("agent-handoff", interaction_key(message), message.event_id),
+        action="to_human",
+        source="agent",
+        actor=f"agent:{message.agent_id}@{published.version}",
+        reason=one_sentence(reason),
+        live_test=message.live_test,
+        requested_at=requested_at,
+    )

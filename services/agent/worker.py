@@ -1,0 +1,153 @@
+"""The batch handler of chat.ai-requests: think about each message, answer or hand off.
+
+Per message: read the *published* version's handoff settings (once per agent per batch), ask
+the brain, count failed turns, and emit either an `AgentReply` on agent.replies (with the
+routing's `state_version`) or a `HandoffCommand` on handoff.commands (and no reply). The
+TransactionalProcessor commits the outputs with the batch's offsets. Interactions are
+thought about concurrently; one interaction's messages one after the other, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import structlog
+from prometheus_client import Counter
+
+from schemas import RoutedMessage, TranscriptTurn, interaction_key
+from services.agent.domain import (
+    Answer,
+    Brain,
+    Handoff,
+    Thought,
+    Turn,
+    after_failures,
+    can_hand_off,
+    command_for,
+    reply_for,
+    settle,
+)
+from services.agent.store import FailureCounter
+from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.settings import Topics
+from services.handoff.domain import AgentVersion
+from services.handoff.store import ModeStore
+
+log = structlog.get_logger()
+
+TURNS = Counter(
+    "handoff_agent_turns_total",
+    "Messages the reference agent handled, by brain and outcome.",
+    ["brain", "outcome"],
+)
+
+
+class AgentHandler:
+    def __init__(
+        self,
+        store: ModeStore,
+        failures: FailureCounter,
+        brain: Brain,
+        topics: Topics,
+        max_failed_turns: int = 3,
+        history_turns: int = 10,
+        concurrency: int = 8,
+    ) -> None:
+        self._store = store
+        self._failures = failures
+        self._brain = brain
+        self._topics = topics
+        self._limit = max_failed_turns
+        self._history_turns = history_turns
+        self._concurrency = asyncio.Semaphore(concurrency)
+
+    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+        outputs: list[list[Output]] = [[] for _ in records]
+        groups: dict[str, list[tuple[int, Record, RoutedMessage]]] = {}
+        for i, record in enumerate(records):
+            item = decode(record, RoutedMessage)
+            if isinstance(item, RoutedMessage):
+                groups.setdefault(interaction_key(item.message), []).append((i, record, item))
+            else:
+                outputs[i].append(output_for_dead_letter(self._topics.dead_letter, item))
+        agents = {(m.message.tenant_id, m.message.agent_id) for g in groups.values() for *_, m in g}
+        published = dict(
+            zip(agents, await asyncio.gather(*map(self._published, agents)), strict=True)
+        )
+
+        async def handle_group(group: list[tuple[int, Record, RoutedMessage]]) -> None:
+            async with self._concurrency:
+                for i, record, routed in group:
+                    version = published[(routed.message.tenant_id, routed.message.agent_id)]
+                    outputs[i] += await self._handle(record, routed, version)
+
+        await asyncio.gather(*(handle_group(g) for g in groups.values()))
+        return [output for each in outputs for output in each]
+
+    async def _published(self, agent: tuple[str, str]) -> AgentVersion | None:
+        versions, published = await self._store.agent_versions(*agent)
+        return next((v for v in versions if v.version == published), None)
+
+    async def _handle(
+        self, record: Record, routed: RoutedMessage, published: AgentVersion | None
+    ) -> list[Output]:
+        message = routed.message
+        ikey = interaction_key(message)
+        if routed.routing.mode != "ai":  # never routed here; a human has this user
+            log.warning("not_ai_mode_skipped", interaction=ikey, event_id=message.event_id)
+            return []
+        tool = can_hand_off(published, routed)
+        turn = Turn(
+            text=message.text,
+            attachments=tuple(a.name for a in message.attachments),
+            instructions=published.handoff.instructions if published else "",
+            can_hand_off=tool,
+            history=await self._history(routed),
+        )
+        thought = settle(await self._brain.think(turn), tool)
+        thought = await self._count(routed, thought, tool)
+        TURNS.labels(brain=self._brain.name, outcome=_outcome(thought)).inc()
+        log.info(
+            "agent_decided",
+            interaction=ikey,
+            event_id=message.event_id,
+            outcome=_outcome(thought),
+            state_version=routed.routing.state_version,
+            live_test=message.live_test,
+        )
+        if isinstance(thought, Handoff):
+            assert published is not None  # `tool` is only True with a published version
+            at = datetime.fromtimestamp(record.timestamp / 1000, UTC)  # the same on a replay
+            command = command_for(routed, thought.reason, published, at)
+            return [Output.of(self._topics.commands, ikey, command)]
+        return [Output.of(self._topics.agent_replies, ikey, reply_for(routed, thought.text))]
+
+    async def _count(self, routed: RoutedMessage, thought: Thought, tool: bool) -> Thought:
+        """Repeated failed clarification; anonymous users are not counted (no handoff)."""
+        message = routed.message
+        if message.user.external_id is None:
+            return thought
+        failed = isinstance(thought, Answer) and not thought.understood
+        n = await self._failures.step(
+            interaction_key(message), message.live_test, message.event_id,
+            "fail" if failed else "reset",
+        )  # fmt: skip
+        return after_failures(thought, n, self._limit, tool)
+
+    async def _history(self, routed: RoutedMessage) -> tuple[tuple[str, str], ...]:
+        """Earlier turns for brains that want them; none for Live Test and anonymous users
+        (their turns are not recorded: R12)."""
+        message = routed.message
+        if not self._brain.wants_history or message.live_test or not message.user.external_id:
+            return ()
+        raw = await self._store.transcript(interaction_key(message), self._history_turns + 1)
+        turns = [TranscriptTurn.model_validate(t) for t in raw]
+        return tuple((t.role, t.text) for t in turns if t.event_id != message.event_id)
+
+
+def _outcome(thought: Thought) -> str:
+    if isinstance(thought, Handoff):
+        return "handoff"
+    return "answered" if thought.understood else "not_understood"

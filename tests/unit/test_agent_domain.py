@@ -1,0 +1,121 @@
+"""The reference agent's decisions without I/O (services/agent/domain.py): the records it
+emits, the failed-clarification rule, and where the handoff tool is offered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas import RoutedMessage, Routing
+from services.agent.domain import (
+    EMPTY_ANSWER,
+    NO_HANDOFF_ANSWER,
+    STUCK_REASON,
+    Answer,
+    Handoff,
+    after_failures,
+    can_hand_off,
+    command_for,
+    one_sentence,
+    reply_for,
+    settle,
+)
+from tests.unit.builders import message, published
+
+AT = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
+
+
+def routed(version: int = 7, **extra: Any) -> RoutedMessage:
+    return RoutedMessage(
+        message=message(**extra),
+        routing=Routing(
+            mode="ai",
+            cause=None,
+            state_version=version,
+            decided_at=AT,
+            human_since=None,
+            expires_at=None,
+        ),
+    )
+
+
+def test_reply_carries_the_state_version_it_was_given() -> None:
+    reply = reply_for(routed(version=7), "We're open 9 to 6.")
+    assert reply.state_version == 7
+    assert reply.in_reply_to == "m-1" and reply.conversation_id == "c-1"
+    assert (reply.tenant_id, reply.agent_id, reply.user.external_id) == ("acme", "support", "alice")
+    assert reply.text == "We're open 9 to 6."
+
+
+def test_ids_are_derived_from_the_message_so_a_replay_yields_the_same_records() -> None:
+    first, again = routed(), routed()
+    assert reply_for(first, "a").reply_id == reply_for(again, "a").reply_id
+    version = published()
+    one = command_for(first, "The user asked for a person.", version, AT)
+    two = command_for(again, "The user asked for a person.", version, AT)
+    assert one.model_dump_json() == two.model_dump_json()
+    other = command_for(routed(event_id="m-2"), "x.", version, AT)
+    assert other.command_id != one.command_id
+    assert one.command_id != reply_for(first, "a").reply_id
+
+
+def test_command_is_the_contracts_agent_handoff() -> None:
+    command = command_for(routed(live_test=True), "The user asked for a person.", published(), AT)
+    assert command.action == "to_human" and command.source == "agent"
+    assert command.actor == "agent:support@3"  # the published version's number
+    assert command.live_test is True  # copied from the message (R2: rejected downstream)
+    assert command.idle_timeout_minutes is None and command.requested_at == AT
+    assert command.reason == "The user asked for a person."
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("The user asked for a person.", "The user asked for a person."),
+        ("  Needs a human.  Also, they were rude. ", "Needs a human."),
+        ("", "The agent decided this conversation needs a person."),
+        ("line one\nline two", "line one line two"),
+    ],
+)
+def test_one_sentence(reason: str, expected: str) -> None:
+    assert one_sentence(reason) == expected
+
+
+def test_one_sentence_is_at_most_280_characters() -> None:
+    reason = one_sentence("x" * 1000)
+    assert len(reason) == 280 and reason.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("extra", "enabled", "is_published", "offered"),
+    [
+        ({}, True, True, True),
+        ({"live_test": True}, True, True, True),  # the editor sees the decision (rejected)
+        ({"user": {"channel": "web", "external_id": None}}, True, True, False),
+        ({}, False, True, False),
+        ({}, True, False, False),
+    ],
+)
+def test_can_hand_off(
+    extra: dict[str, Any], enabled: bool, is_published: bool, offered: bool
+) -> None:
+    version = published(enabled=enabled) if is_published else None
+    assert can_hand_off(version, routed(**extra)) is offered
+
+
+def test_the_third_failed_turn_in_a_row_hands_off() -> None:
+    failed = Answer("Sorry?", understood=False)
+    assert after_failures(failed, 2, 3, tool=True) == failed
+    assert after_failures(failed, 3, 3, tool=True) == Handoff(STUCK_REASON.format(n=3))
+    assert after_failures(failed, 3, 3, tool=False) == failed
+    understood = Answer("Hello!")
+    assert after_failures(understood, 5, 3, tool=True) == understood
+
+
+def test_settle() -> None:
+    assert settle(Handoff("Needs a person. Really."), tool=True) == Handoff("Needs a person.")
+    assert settle(Handoff("Needs a person."), tool=False) == Answer(NO_HANDOFF_ANSWER)
+    assert settle(Answer("  hi  "), tool=True) == Answer("hi")
+    assert settle(Answer("   "), tool=True) == Answer(EMPTY_ANSWER, understood=False)
