@@ -19,8 +19,9 @@ from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
 from services.common.topics import ensure_topics
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from services.handoff.domain import HandoffConfig, ModeState
+from services.handoff.events import change_record
+from services.handoff.store import ApplyRequest, ModeStore
 from tests.conftest import service_env, settings_for
 from tests.support.bus import Bus
 from tests.support.events import Who
@@ -121,3 +122,19 @@ async def hand_off_all(
     await bus.wait_for(
         bus.topics.events, lambda v: v.get("command_id") in ids, count=len(ids), timeout=60
     )
+
+
+async def redis_now_ms(store: ModeStore) -> int:
+    seconds, micros = await store.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def human_until(ikey: str, due_ms: int, now_ms: int) -> ApplyRequest:
+    """Human mode with an idle lease running out at `due_ms`, as a handoff would leave it."""
+    state = ModeState(
+        mode="human", cause="agent", actor="agent:bot@1", reason="seeded",
+        changed_at_ms=now_ms, expires_at_ms=due_ms, idle_ms=due_ms - now_ms,
+        human_since_ms=now_ms, version=1, command_id=f"seed-{ikey}",
+    )  # fmt: skip
+    change = change_record(ikey, ModeState(), state, f"seed-{ikey}")
+    return ApplyRequest(ikey, f"seed-{ikey}", "seed", 0, state, change, {"code": "accepted"})
