@@ -13,6 +13,8 @@ PORT_SETTING = {
     "services.router": "HANDOFF_ROUTER_HTTP_PORT",
     "services.handoff": "HANDOFF_HANDOFF_HTTP_PORT",
     "services.timeout": "HANDOFF_TIMEOUT_HTTP_PORT",
+    "services.agent": "HANDOFF_AGENT_HTTP_PORT",
+    "services.webchat": "HANDOFF_WEBCHAT_HTTP_PORT",
 }
 
 
