@@ -10,11 +10,14 @@ TENANT ?= acme
 AGENT ?= support
 ROLE ?= editor
 
-.PHONY: run test deps system-deps lint schemas schemas-check docs jars agent token unit integration clean
+.PHONY: run test deps system-deps lint schemas schemas-check docs jars agent token demo unit integration clean
 
-run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it)
+run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it; MINUTE=5: an idle-timeout minute lasts 5 s)
 	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
-	$(PY) -m devstack.system --data .run
+	$(if $(MINUTE),HANDOFF_MINUTE_SECONDS=$(MINUTE) )$(PY) -m devstack.system --data .run
+
+demo: $(STAMP) ## the four checklist paths against the stack of `make run` (run it first)
+	$(PY) -m services.demo
 
 test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis
 	$(MAKE) --no-print-directory lint schemas-check

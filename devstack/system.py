@@ -1,9 +1,16 @@
 """`python -m devstack.system`: the whole Handoff system on this machine (what `make run` runs).
 
 Kafka (KRaft) and Redis (AOF) as local processes with their data under one folder, the
-contract's topics, then the router, the handoff service and the timeout worker. Ctrl-C stops
-everything in reverse order: services first (they commit or abort their open transaction),
-then Kafka, then Redis (which flushes its AOF on SIGTERM).
+contract's topics, then the router, the handoff service, the timeout worker, the reference
+agent and the web chat gateway. On the first run it publishes an agent `acme/support` with
+handoff on (30 minute idle timeout), so a newcomer can ask the web chat for a person at once.
+Once everything is ready it writes the services' settings to `<data>/handoff.env` (what
+`handoffctl chat`/`desk` and `make demo` read) and removes that file when it stops.
+
+Every HANDOFF_* variable exported when `make run` starts reaches the services; for instance
+`HANDOFF_MINUTE_SECONDS=5 make run` makes an idle-timeout "minute" last 5 seconds (what a quick
+`make demo` wants). Ctrl-C stops everything in reverse order: services first (they commit or
+abort their open transaction), then Kafka, then Redis (which flushes its AOF on SIGTERM).
 """
 
 from __future__ import annotations
@@ -14,20 +21,34 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from devstack.kafka import KafkaProcess
 from devstack.ports import ensure_free
 from devstack.process import ManagedProcess
 from devstack.redis import RedisProcess
-from devstack.services import ServiceProcess
+from devstack.services import PORT_SETTING, ServiceProcess
 from services.common.settings import CommonSettings
+from services.common.stackenv import write_env_file
 from services.common.topics import ensure_topics
+from services.handoff.domain import HandoffConfig
+from services.handoff.store import ModeStore
 
 SERVICES = (
     ("services.router", "HANDOFF_ROUTER_HTTP_PORT", 8081),
     ("services.handoff", "HANDOFF_HANDOFF_HTTP_PORT", 8080),
     ("services.timeout", "HANDOFF_TIMEOUT_HTTP_PORT", 8082),
+    ("services.agent", "HANDOFF_AGENT_HTTP_PORT", 8083),
+    ("services.webchat", "HANDOFF_WEBCHAT_HTTP_PORT", 8084),
+)
+ENV_FILE = "handoff.env"
+# The agent a newcomer finds published on the first run (only when it has no version yet).
+SEED_TENANT, SEED_AGENT = "acme", "support"
+SEED_CONFIG = HandoffConfig(
+    enabled=True,
+    idle_timeout_minutes=30,
+    instructions="Hand off when: the user mentions a lawyer, legal action or a formal complaint.",
 )
 
 
@@ -39,9 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _env(kafka: KafkaProcess, redis: RedisProcess) -> dict[str, str]:
+def _env(kafka: KafkaProcess, redis: RedisProcess, data: Path) -> dict[str, str]:
     """The services' settings: what the user exported (HANDOFF_*), plus where the stack is."""
     env = {k: v for k, v in os.environ.items() if k.startswith("HANDOFF_")}
+    env.setdefault("HANDOFF_WEBCHAT_DATA_DIR", str(data / "webchat"))
     env.update(
         HANDOFF_KAFKA_BOOTSTRAP=kafka.bootstrap,
         HANDOFF_REDIS_URL=redis.url,
@@ -51,6 +73,24 @@ def _env(kafka: KafkaProcess, redis: RedisProcess) -> dict[str, str]:
     return env
 
 
+async def seed_agent(redis_url: str) -> str:
+    """Publishes acme/support with handoff on, once: only if it has no version at all."""
+    store = ModeStore.from_url(redis_url)
+    try:
+        versions, published = await store.agent_versions(SEED_TENANT, SEED_AGENT)
+        name = f"{SEED_TENANT}/{SEED_AGENT}"
+        if versions:
+            state = f"version {published} published" if published else "no published version"
+            return f"{name} has {len(versions)} version(s), {state}"
+        await store.load_functions()
+        at = datetime.now(UTC).isoformat()
+        n = await store.apply_agent_version(SEED_TENANT, SEED_AGENT, SEED_CONFIG, at, "make-run")
+        await store.publish_agent_version(SEED_TENANT, SEED_AGENT, n)
+        return f"{name} version {n} published: handoff on, idle timeout 30 min"
+    finally:
+        await store.close()
+
+
 def main() -> int:
     args = _parser().parse_args()
     data = args.data.resolve()
@@ -58,6 +98,8 @@ def main() -> int:
     ensure_free(args.redis_port, "Redis")
     for _, setting, default in SERVICES:
         ensure_free(int(os.environ.get(setting, default)), setting)
+    env_file = data / ENV_FILE
+    env_file.unlink(missing_ok=True)  # its presence means "running": never leave a stale one
     kafka = KafkaProcess(data / "kafka", port=args.kafka_port, die_with_parent=True)
     redis = RedisProcess(data / "redis", port=args.redis_port)
     started: list[ManagedProcess] = []
@@ -70,8 +112,10 @@ def main() -> int:
             started.append(server)
         redis.wait_ready(30)
         kafka.wait_ready(120)
-        env = _env(kafka, redis)
-        created = asyncio.run(ensure_topics(CommonSettings(kafka_bootstrap=kafka.bootstrap)))
+        env = _env(kafka, redis, data)
+        settings = CommonSettings(kafka_bootstrap=kafka.bootstrap, redis_url=redis.url)
+        created = asyncio.run(ensure_topics(settings))
+        seeded = asyncio.run(seed_agent(redis.url))
         services = []
         for module, setting, default in SERVICES:
             port = int(os.environ.get(setting, default))
@@ -81,7 +125,9 @@ def main() -> int:
             services.append(proc)
         for service in services:
             service.wait_ready(60)
-        _print_summary(data, kafka, redis, services, created)
+        ports = {PORT_SETTING[p.module]: str(p.http_port) for p in services}
+        write_env_file(env_file, {**env, **ports})
+        _print_summary(data, kafka, redis, services, created, seeded, env)
         stop.wait()
         print("\nstopping…", flush=True)
         return 0
@@ -89,6 +135,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        env_file.unlink(missing_ok=True)
         for process in reversed(started):
             process.stop()
 
@@ -99,23 +146,36 @@ def _print_summary(
     redis: RedisProcess,
     services: list[ServiceProcess],
     created: list[str],
+    seeded: str,
+    env: dict[str, str],
 ) -> None:
+    by_module = {proc.module: proc for proc in services}
+    chat_url = f"{by_module['services.webchat'].url}/?tenant={SEED_TENANT}&agent={SEED_AGENT}"
+    minute = env.get("HANDOFF_MINUTE_SECONDS", "60")
     lines = [
         "",
         "Handoff is running. Ctrl-C stops everything.",
         f"  Kafka     {kafka.bootstrap}   (log {kafka.log_path})",
         f"  Redis     {redis.url}   (AOF in {redis.data_dir}, log {redis.log_path})",
         f"  topics    {'created ' + ', '.join(created) if created else 'all existed'}",
+        f"  agent     {seeded}",
+        f"  minute    an idle-timeout minute lasts {minute} s (HANDOFF_MINUTE_SECONDS)",
     ]
     for proc in services:
         lines.append(f"  {proc.module:<17} {proc.url}/readyz  /metrics   (log {proc.log_path})")
     lines += [
+        f"  settings  {data / ENV_FILE}",
         f"  data      {data}",
         "",
-        "Try it (README, 'Two commands'):",
-        "  make agent TENANT=acme AGENT=support IDLE=30     # publish a version with handoff on",
-        f"  kcat -P -b {kafka.bootstrap} -t chat.inbound -k acme:support:web:alice  # UserMessage",
-        f"  kcat -C -b {kafka.bootstrap} -t chat.ai-requests -t chat.human-queue -t handoff.events",
+        f"Web chat:  {chat_url}",
+        '  type "I want to talk to a person": the agent hands off and a teammate\'s notice shows',
+        "",
+        "From a terminal (README, 'Try it'):",
+        f"  .venv/bin/handoffctl chat --tenant {SEED_TENANT} --agent {SEED_AGENT} --user alice",
+        f"  .venv/bin/handoffctl desk watch --tenant {SEED_TENANT}",
+        f"  .venv/bin/handoffctl desk reply --tenant {SEED_TENANT} --agent {SEED_AGENT} "
+        "--user alice 'Hi, Jane here.'",
+        "  make demo        # the four checklist paths against this stack",
         "",
     ]
     print("\n".join(lines), flush=True)
