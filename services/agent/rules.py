@@ -205,18 +205,9 @@ WITHOUT_HANDOFF = {
 }
 
 MENU = "opening hours, orders and delivery, returns and refunds, or your account"
+# The first match answers: the questions first, then greetings and thanks, so that "Hi! When
+# are you open?" gets the opening hours.
 FAQ: tuple[tuple[str, str], ...] = (
-    (
-        r"^(hi|hello|hey|hiya|good (morning|afternoon|evening)|bonjour|salut|hola|hallo|"
-        r"guten (tag|morgen)|ciao|ola|hoi|buongiorno)\b",
-        f"Hello! I'm the support assistant. I can help with {MENU}. "
-        'Say "talk to a person" at any time to reach a human teammate.',
-    ),
-    (
-        r"\b(thanks|thank you|thx|ty|merci|danke|gracias|grazie|obrigad[oa]|dank je)\b",
-        "You're welcome! Is there anything else I can help with?",
-    ),
-    (r"^(bye|goodbye|see you|tschuss|au revoir|adios)\b", "Goodbye, and have a nice day!"),
     (
         r"\bare you (a |an )?(bot|robot|human|ai|person|real)\b",
         "I'm an AI assistant. If you'd rather talk to a person, just say so.",
@@ -249,6 +240,17 @@ FAQ: tuple[tuple[str, str], ...] = (
         r"^(help|help me|menu)\W*$|\bwhat can you do\b|\bhow does this work\b",
         f'I can help with {MENU}. Ask away, or say "talk to a person" for a human teammate.',
     ),
+    (
+        r"^(hi|hello|hey|hiya|good (morning|afternoon|evening)|bonjour|salut|hola|hallo|"
+        r"guten (tag|morgen)|ciao|ola|hoi|buongiorno)\b",
+        f"Hello! I'm the support assistant. I can help with {MENU}. "
+        'Say "talk to a person" at any time to reach a human teammate.',
+    ),
+    (
+        r"\b(thanks|thank you|thx|ty|merci|danke|gracias|grazie|obrigad[oa]|dank je)\b",
+        "You're welcome! Is there anything else I can help with?",
+    ),
+    (r"^(bye|goodbye|see you|tschuss|au revoir|adios)\b", "Goodbye, and have a nice day!"),
     (r"^(ok|okay|yes|no|sure|alright|fine|great|cool|nice)\W*$", "Alright. Anything else?"),
 )
 NOT_UNDERSTOOD = f"Sorry, I didn't get that. Could you put it another way? I can help with {MENU}."

@@ -145,6 +145,19 @@ def test_decide_answers_simple_things_itself() -> None:
     assert isinstance(files, Answer) and files.understood and "file" in files.text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hi! When are you open?", "Monday to Friday"),
+        ("Thanks! How do refunds work?", "within 30 days"),
+        ("hello", "Hello!"),
+    ],
+)
+def test_a_question_wins_over_a_greeting(text: str, expected: str) -> None:
+    answer = decide(Turn(text))
+    assert isinstance(answer, Answer) and expected in answer.text
+
+
 def test_decide_says_when_it_did_not_understand() -> None:
     assert decide(Turn("blorp fizzle wob", can_hand_off=True)) == Answer(NOT_UNDERSTOOD, False)
 
