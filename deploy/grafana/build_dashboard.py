@@ -26,6 +26,7 @@ PANELS = [
     ("Operator API requests /s, by status", "sum by (status) (rate(handoff_api_requests_total[5m]))", "ops", "{{status}}"),
     ("Operator API latency p99", "histogram_quantile(0.99, sum by (le) (rate(handoff_api_request_seconds_bucket[5m])))", "s", "p99"),
     ("Desk streams connected", "sum(handoff_desk_clients)", "short", "desks"),
+    ("Reference agent turns /s, by outcome", "sum by (outcome) (rate(handoff_agent_turns_total[5m]))", "ops", "{{outcome}}"),
 ]  # fmt: skip
 
 
