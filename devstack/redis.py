@@ -82,6 +82,11 @@ class RedisProcess(ManagedProcess):
             "yes",
             "--appendfsync",
             "everysec",
+            # Redis 7.0 preallocates this much for a stream's first node: 4096 by default,
+            # i.e. ~4.7 KB for a one-turn transcript. 1024 keeps short ones ~1.6 KB and long
+            # ones about as compact (bench/memory.py).
+            "--stream-node-max-bytes",
+            "1024",
             "--save",
             "",
             "--daemonize",

@@ -48,6 +48,27 @@ class StateLimits:
         )
 
 
+REMEMBERED_INTERACTIONS = 100_000
+
+
+class BoundedSet:
+    """The most recently added keys, at most `size` of them (a cache: forgetting costs a write)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: dict[str, None] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def update(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._keys.pop(key, None)
+            self._keys[key] = None
+        while len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+
 @dataclass(frozen=True)
 class RouteRequest:
     ikey: str
@@ -100,6 +121,7 @@ class StateClient:
     def __init__(self, redis: aioredis.Redis, limits: StateLimits | None = None) -> None:
         self.redis = redis
         self.limits = limits or StateLimits()
+        self._remembered = BoundedSet(REMEMBERED_INTERACTIONS)
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> Self:
@@ -159,9 +181,12 @@ class StateClient:
                  k.tag, r.ikey, r.src, r.turn_json, "1" if r.stateless else "0",
                  lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap)
             )  # fmt: skip
-        # The operator view lists a user's agents (R8); idempotent, in the same round trip.
-        commands += [_remember_agent(r.ikey) for r in requests if not r.stateless]
+        # The operator view lists a user's agents (R8): idempotent, in the same round trip,
+        # and skipped for the interactions this process has already recorded.
+        fresh = [r.ikey for r in requests if not r.stateless and r.ikey not in self._remembered]
+        commands += [_remember_agent(ikey) for ikey in dict.fromkeys(fresh)]
         results = await self._pipeline("route", commands)
+        self._remembered.update(fresh)
         return [_route_decision(json.loads(raw)) for raw in results[: len(requests)]]
 
     async def gate_batch(self, requests: Sequence[GateRequest]) -> list[GateVerdict]:

@@ -6,6 +6,7 @@ commits them with the batch's offsets. Redis is asked once per batch (a pipeline
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import structlog
@@ -44,6 +45,7 @@ class InboundRouter:
         ]
         decisions = iter(await self._state.route_batch(requests) if requests else [])
         outputs = []
+        routed: Counter[str] = Counter()
         for record, item in decoded:
             if not isinstance(item, UserMessage):
                 outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
@@ -58,7 +60,7 @@ class InboundRouter:
                 self._topics.human_queue if decision.mode == "human" else self._topics.ai_requests
             )
             outputs.append(Output.of(topic, ikey, routed_message(item, decision)))
-            metrics.MESSAGES_ROUTED.labels(mode=decision.mode).inc()
+            routed[decision.mode] += 1
             log.debug(
                 "routed",
                 interaction=ikey,
@@ -67,6 +69,8 @@ class InboundRouter:
                 state_version=decision.version,
                 replay=decision.status == "replay",
             )
+        for mode, count in routed.items():
+            metrics.MESSAGES_ROUTED.labels(mode=mode).inc(count)
         return outputs
 
 

@@ -1,0 +1,217 @@
+"""Router throughput against a bare aiokafka passthrough, with exactly-once off and on.
+
+    .venv/bin/python -m bench.route_throughput [--messages 1000000] [--profile]
+
+N UserMessages of ~300 bytes over 10,000 interactions (10% of them in human mode with an idle
+timeout) are produced into a 6-partition topic first; then the consumer under test drains
+the backlog. Throughput is measured from its first committed offset to its last (start-up
+excluded), read from the consumer group's committed offsets. Four runs: passthrough and
+router, each with exactly-once off and on. --profile records a py-spy flame graph of the
+router (exactly-once on) into bench/results/router-flame.svg. Also reports the router's RSS
+at the start and the end of its 1M messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.partitioner import DefaultPartitioner
+
+from bench.common import ROOT, Stack, local_stack, rss_kb, save
+from devstack.ports import free_port
+from services.common.settings import CommonSettings
+from services.common.topics import ensure_topics
+from services.handoff.store import ModeStore
+from tests.support.sandbox import human_until, redis_now_ms
+
+PARTITIONS = 6
+INTERACTIONS = 10_000
+
+
+def interaction(n: int) -> str:
+    return f"bench:support:web:u{n:05}"
+
+
+def message(n: int, now: str) -> bytes:
+    user = n % INTERACTIONS
+    return json.dumps({
+        "type": "user_message", "schema_version": 1, "event_id": f"e{n:09d}",
+        "tenant_id": "bench", "agent_id": "support",
+        "user": {"channel": "web", "external_id": f"u{user:05}"},
+        "conversation_id": f"c{user:05}", "live_test": False,
+        "text": "Hello, I have a question about my last invoice and the delivery date.",
+        "attachments": [], "sent_at": now,
+    }, separators=(",", ":")).encode()  # fmt: skip
+
+
+async def produce(bootstrap: str, topic: str, count: int) -> None:
+    """Fills `topic` fast with the batch API, partitioned by key as any producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    partitioner = DefaultPartitioner()
+    partitions = list(range(PARTITIONS))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        batches = {p: producer.create_batch() for p in partitions}
+        pending = []
+        for n in range(count):
+            key = interaction(n % INTERACTIONS).encode()
+            p = partitioner(key, partitions, partitions)
+            if batches[p].append(key=key, value=message(n, now), timestamp=None) is None:
+                pending.append(await producer.send_batch(batches[p], topic, partition=p))
+                batches[p] = producer.create_batch()
+                batches[p].append(key=key, value=message(n, now), timestamp=None)
+            if len(pending) > 200:
+                await asyncio.gather(*pending)
+                pending = []
+        for p, batch in batches.items():
+            if batch.record_count():
+                pending.append(await producer.send_batch(batch, topic, partition=p))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def committed(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+    except GroupCoordinatorNotAvailableError:
+        return 0  # the group's coordinator is still being set up
+    finally:
+        await admin.close()
+
+
+async def seed_human(redis_url: str) -> None:
+    """10% of the interactions in human mode with an hour of idle timeout."""
+    store = ModeStore.from_url(redis_url)
+    await store.load_functions()
+    await store.redis.flushdb()
+    now = await redis_now_ms(store)
+    keys = [interaction(n) for n in range(0, INTERACTIONS, 10)]
+    await store.apply_many([human_until(k, now + 3_600_000, now) for k in keys])
+    await store.close()
+
+
+async def run_one(
+    stack: Stack, name: str, count: int, eos: bool, router: bool, profile: bool
+) -> dict[str, Any]:
+    prefix = f"{name}-{uuid.uuid4().hex[:6]}."
+    settings = CommonSettings(
+        kafka_bootstrap=stack.kafka.bootstrap, topic_prefix=prefix, topic_partitions=PARTITIONS
+    )
+    await ensure_topics(settings)
+    source = settings.topics.inbound
+    started = time.monotonic()
+    await produce(stack.kafka.bootstrap, source, count)
+    print(f"[{name}] produced {count} in {time.monotonic() - started:.1f}s", flush=True)
+    env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP": stack.kafka.bootstrap, "PYTHONPATH": str(ROOT)}
+    if router:
+        db = 1 if eos else 2
+        redis_url = stack.redis.url.rsplit("/", 1)[0] + f"/{db}"
+        await seed_human(redis_url)
+        env.update(HANDOFF_REDIS_URL=redis_url, HANDOFF_TOPIC_PREFIX=prefix, HANDOFF_INSTANCE_ID=name,
+                   HANDOFF_ROUTER_HTTP_PORT=str(free_port()), HANDOFF_EXACTLY_ONCE=str(eos).lower(),
+                   HANDOFF_LOG_LEVEL="WARNING")  # fmt: skip
+        group = settings.group_id("router")
+        cmd = [sys.executable, "-m", "services.router"]
+    else:
+        group = f"{prefix}passthrough"
+        cmd = [
+            sys.executable,
+            str(ROOT / "bench" / "passthrough.py"),
+            source,
+            f"{prefix}out",
+            group,
+        ]
+        cmd += ["--eos"] if eos else []
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(f"{prefix}out", PARTITIONS, 1)])
+        await admin.close()
+    proc = subprocess.Popen(cmd, env=env)
+    profiler = None
+    try:
+        done, first_at, first_done, rss_start = 0, 0.0, 0, 0
+        while done < count:
+            await asyncio.sleep(0.25)  # the poll interval of the measurement
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}")
+            done = await committed(stack.kafka.bootstrap, group)
+            if done and not first_at:
+                first_at, first_done, rss_start = time.monotonic(), done, rss_kb(proc.pid)
+                if profile and router:
+                    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                        "-p", str(proc.pid), "-d", "20", "-o", str(ROOT / "bench/results/router-flame.svg")],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        elapsed = time.monotonic() - first_at
+        rss_end = rss_kb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if profiler is not None:
+            profiler.wait(60)
+    rate = (count - first_done) / elapsed
+    print(f"[{name}] {rate:,.0f} messages/s", flush=True)
+    return {
+        "messages_per_s": round(rate),
+        "seconds": round(elapsed, 2),
+        "rss_kb_start": rss_start,
+        "rss_kb_end": rss_end,
+    }
+
+
+async def main(count: int, profile: bool) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp,
+        local_stack(Path(tmp), PARTITIONS) as stack,
+    ):
+        runs = {
+            "passthrough": await run_one(
+                stack, "passthrough", count, eos=False, router=False, profile=False
+            ),
+            "router": await run_one(stack, "router", count, eos=False, router=True, profile=False),
+            "passthrough_eos": await run_one(
+                stack, "passthrough-eos", count, eos=True, router=False, profile=False
+            ),
+            "router_eos": await run_one(
+                stack, "router-eos", count, eos=True, router=True, profile=profile
+            ),
+        }
+    figures = {
+        **runs,
+        "ratio_router_to_passthrough": round(
+            runs["router"]["messages_per_s"] / runs["passthrough"]["messages_per_s"], 3
+        ),
+        "ratio_router_to_passthrough_eos": round(
+            runs["router_eos"]["messages_per_s"] / runs["passthrough_eos"]["messages_per_s"], 3
+        ),
+        "router_rss_growth": round(
+            runs["router_eos"]["rss_kb_end"] / max(1, runs["router_eos"]["rss_kb_start"]), 3
+        ),
+    }
+    save("route_throughput", figures, {"messages": count, "interactions": INTERACTIONS, "human_share": 0.1,
+                                       "partitions": PARTITIONS, "batch": 500, "acks": "all"})  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.profile))
