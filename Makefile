@@ -22,6 +22,8 @@ demo: $(STAMP) ## the four checklist paths against the stack of `make run` (run 
 test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis
 	$(MAKE) --no-print-directory lint schemas-check
 	$(PY) -m pytest -q
+	@echo "The rule tests again, on a three-master Redis Cluster:"
+	HANDOFF_TEST_REDIS_CLUSTER=1 $(PY) -m pytest -q tests/integration/test_rules.py
 
 unit: deps
 	$(PY) -m pytest -q tests/unit

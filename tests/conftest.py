@@ -13,6 +13,7 @@ import pytest
 
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
+from devstack.redis_cluster import RedisClusterProcesses
 from devstack.services import ServiceProcess
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
@@ -20,6 +21,9 @@ from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 
 ROOT = Path(__file__).resolve().parent.parent
+# HANDOFF_TEST_REDIS_CLUSTER=1: the stack's Redis is a three-master Redis Cluster (see the
+# Makefile's `test` target, which runs the rule tests that way too).
+CLUSTER = os.environ.get("HANDOFF_TEST_REDIS_CLUSTER") == "1"
 # The operator API's HS256 secret for this test session (tests sign their tokens with it).
 API_JWT_SECRET = secrets.token_urlsafe(48)
 
@@ -40,6 +44,12 @@ def kafka(stack_dir: Path) -> Iterator[KafkaProcess]:
 
 @pytest.fixture(scope="session")
 def redis_server(stack_dir: Path) -> Iterator[RedisProcess]:
+    if CLUSTER:
+        cluster = RedisClusterProcesses(stack_dir / "redis-cluster")
+        cluster.start()
+        yield cluster.nodes[0]  # its url reaches the cluster; the tests that kill one skip
+        cluster.stop()
+        return
     server = RedisProcess(stack_dir / "redis")
     server.start()
     server.wait_ready(30)
@@ -51,6 +61,7 @@ def service_env(kafka: KafkaProcess, redis_url: str, prefix: str = "") -> dict[s
     return {
         "HANDOFF_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "HANDOFF_REDIS_URL": redis_url,
+        "HANDOFF_REDIS_CLUSTER": "true" if CLUSTER else "false",
         "HANDOFF_TOPIC_PREFIX": prefix,
         "HANDOFF_TOPIC_PARTITIONS": "3",
         "HANDOFF_MINUTE_SECONDS": "1",  # an idle-timeout "minute" lasts one second in tests
@@ -117,7 +128,7 @@ async def bus(services: dict[str, ServiceProcess], settings: CommonSettings) -> 
 
 @pytest.fixture(scope="session")
 async def store(redis_server: RedisProcess) -> AsyncIterator[ModeStore]:
-    s = ModeStore.from_url(redis_server.url)
+    s = ModeStore.from_url(redis_server.url, cluster=CLUSTER)
     await s.load_functions()
     yield s
     await s.close()

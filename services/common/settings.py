@@ -40,6 +40,8 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The URL names one node of a Redis Cluster (database 0); the client finds the others.
+    redis_cluster: bool = False
     # A Redis call that takes longer fails the batch (retried; readiness goes false): a
     # stalled Redis must not stall a consumer silently.
     redis_timeout_seconds: float = 2.0

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Literal, Self, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 import structlog
 from redis.exceptions import ResponseError
 
@@ -49,6 +50,19 @@ class StateLimits:
 
 
 REMEMBERED_INTERACTIONS = 100_000
+
+
+def connect(url: str, cluster: bool = False, timeout: float | None = None) -> aioredis.Redis:
+    """A Redis client, or a Redis Cluster one: the state code is the same for both, since
+    every multi-key step stays on one slot (keys.py) and pipelines are split per node."""
+    if cluster:
+        client = RedisCluster.from_url(
+            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        return cast(aioredis.Redis, client)
+    return aioredis.from_url(
+        url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
 
 
 class BoundedSet:
@@ -125,17 +139,12 @@ class StateClient:
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> Self:
-        redis = aioredis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-        )
+        redis = connect(settings.redis_url, settings.redis_cluster, settings.redis_timeout_seconds)
         return cls(redis, StateLimits.of(settings))
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(aioredis.from_url(url, decode_responses=True))
+    def from_url(cls, url: str, cluster: bool = False) -> Self:
+        return cls(connect(url, cluster))
 
     async def load_functions(self) -> None:
         """Loads (or replaces) the function library; every service does it at start."""

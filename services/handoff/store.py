@@ -108,7 +108,7 @@ class ModeStore(StateClient):
     ) -> CommandSnapshot:
         k = InteractionKeys(ikey)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.time()
+            pipe.execute_command("FCALL", "ho_time", 1, k.state)  # TIME, also on a cluster
             pipe.hgetall(k.state)
             pipe.hgetall(agent_key(tenant_id, agent_id))
             pipe.xrevrange(k.transcript, count=transcript_turns)

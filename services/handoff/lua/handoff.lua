@@ -246,6 +246,13 @@ local function ho_agent_publish(keys, args)
   return tonumber(args[1])
 end
 
+-- ho_time: Redis TIME, routed by the key it names (a plain TIME has no key, and Redis
+-- Cluster pipelines refuse keyless commands). KEYS: any key of the node to ask.
+redis.register_function{
+  function_name = 'ho_time',
+  callback = function(keys, args) return redis.call('TIME') end,
+  flags = {'no-writes'},
+}
 redis.register_function('ho_route', ho_route)
 redis.register_function('ho_gate', ho_gate)
 redis.register_function('ho_apply', ho_apply)

@@ -1,0 +1,88 @@
+"""A real local Redis Cluster: three redis-server masters in cluster mode, slots spread by
+`redis-cli --cluster create`. For the tests that prove the state code keeps every multi-key
+step on one slot (`HANDOFF_TEST_REDIS_CLUSTER=1`)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from devstack.process import ProcessStartError
+from devstack.redis import RedisProcess
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too, and stays under 55536."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 45_000)
+        if all(_free(p) for p in (port, port + 10_000)):
+            return port
+    raise ProcessStartError("no free port pair for a Redis Cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class ClusterNodeProcess(RedisProcess):
+    name = "redis-cluster-node"
+
+    def _command(self) -> list[str]:
+        return [
+            *super()._command(),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.data_dir / "nodes.conf"),
+            "--cluster-node-timeout", "2000",
+        ]  # fmt: skip
+
+
+class RedisClusterProcesses:
+    """Three masters, no replicas. `url` names one of them; clients discover the rest."""
+
+    def __init__(self, data_dir: Path, masters: int = 3) -> None:
+        self.nodes = [
+            ClusterNodeProcess(data_dir / f"node{n}", port=cluster_port()) for n in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise ProcessStartError("redis-cli not found: run `make deps` (redis-tools)")
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not all(self._ok(node) for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise ProcessStartError("the Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.1)  # polling the cluster's own state
+
+    @staticmethod
+    def _ok(node: RedisProcess) -> bool:
+        info = str(cast(Any, node.client()).execute_command("CLUSTER", "INFO"))
+        return "cluster_state:ok" in info
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
