@@ -17,8 +17,8 @@ from importlib import resources
 from typing import Any, Literal, Self, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from schemas import parse_interaction_key

@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 import services.common.metrics
-import services.handoff.api.desk  # noqa: F401  (the desk's)
+import services.handoff.api.desk
 import services.handoff.api.metrics  # noqa: F401  (and the operator API's)
 
 ROOT = Path(__file__).resolve().parents[2]
