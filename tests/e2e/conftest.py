@@ -1,9 +1,10 @@
 """End-to-end fixtures: the whole system with the reference agent and the web chat gateway.
 
-The session's Kafka broker and Redis server, but a stack of this package's own: prefixed
-topics, a Redis database of its own and its own router, handoff service, timeout worker,
-agent and web chat. The agent answers every message on its chat.ai-requests, so it must not
-see the other packages' traffic (tests/integration counts the records of its interactions).
+The session's Kafka broker, but a stack of this package's own: prefixed topics, a Redis
+server of its own (its timeout worker must not claim the leases of the session's stack, nor
+the other way round) and its own router, handoff service, timeout worker, agent and web chat.
+The agent answers every message on its chat.ai-requests, so it must not see the other
+packages' traffic (tests/integration counts the records of its interactions).
 An idle-timeout minute lasts HANDOFF_MINUTE_SECONDS=3 here: long enough for a test to send
 two follow-ups within one, short enough for the demo's timeout path.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +30,8 @@ from devstack.services import ServiceProcess
 from services.common.settings import Topics
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
+from tests.conftest import service_env, settings_for
 from tests.support.bus import Bus
-from tests.support.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "webchat"
@@ -65,15 +67,11 @@ class WideBus(Bus):
 
 @dataclass
 class Stack:
-    box: Sandbox
+    env: dict[str, str]
     bus: WideBus
     store: ModeStore
     procs: dict[str, ServiceProcess]
     data: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return self.box.env
 
     @property
     def webchat_url(self) -> str:
@@ -103,26 +101,26 @@ class Stack:
 
 
 @pytest.fixture(scope="package")
-async def stack(
-    kafka: KafkaProcess, redis_server: RedisProcess, stack_dir: Path
-) -> AsyncIterator[Stack]:
+async def stack(kafka: KafkaProcess, stack_dir: Path) -> AsyncIterator[Stack]:
     root = stack_dir / "e2e"
+    redis = RedisProcess(root / "redis")
+    redis.start()
+    redis.wait_ready(30)
     webchat_port = free_port()
-    box = Sandbox(
-        kafka,
-        redis_server,
-        root,
-        HANDOFF_MINUTE_SECONDS=MINUTE_SECONDS,
-        HANDOFF_WEBCHAT_DATA_DIR=str(root / "webchat"),
-        HANDOFF_WEBCHAT_HTTP_PORT=str(webchat_port),
-    )
-    await ensure_topics(box.settings)
-    bus = WideBus(box.settings.kafka_bootstrap, box.settings.topics)
-    store = ModeStore.from_url(box.redis_url)
+    env = {
+        **service_env(kafka, redis.url, f"e2e{uuid.uuid4().hex[:6]}."),
+        "HANDOFF_MINUTE_SECONDS": MINUTE_SECONDS,
+        "HANDOFF_WEBCHAT_DATA_DIR": str(root / "webchat"),
+        "HANDOFF_WEBCHAT_HTTP_PORT": str(webchat_port),
+    }
+    settings = settings_for(env)
+    await ensure_topics(settings)
+    bus = WideBus(settings.kafka_bootstrap, settings.topics)
+    store = ModeStore.from_url(redis.url)
     await store.load_functions()
     await bus.start()
     procs = {
-        name: ServiceProcess(module, box.env, root, f"e2e-{name}", http_port=port)
+        name: ServiceProcess(module, env, root, f"e2e-{name}", http_port=port)
         for name, module, port in [
             ("router", "services.router", None),
             ("handoff", "services.handoff", None),
@@ -131,17 +129,18 @@ async def stack(
             ("webchat", "services.webchat", webchat_port),
         ]
     }
-    box.procs += procs.values()
     try:
         for proc in procs.values():
             proc.start()
         for proc in procs.values():
             proc.wait_ready(60)
-        yield Stack(box, bus, store, procs, root)
+        yield Stack(env, bus, store, procs, root)
     finally:
-        box.stop()
+        for proc in procs.values():
+            proc.stop()
         await bus.stop()
         await store.close()
+        redis.stop()
 
 
 @pytest.fixture
