@@ -66,7 +66,7 @@ schemas-check: $(STAMP) ## the generated JSON Schema and AsyncAPI files are up t
 	$(PY) -m schemas --check
 	$(PY) -m schemas.asyncapi --check
 
-docs: $(STAMP) ## regenerate docs/asyncapi.json from the models
+docs: $(STAMP) ## regenerate schemas/asyncapi.json from the models
 	$(PY) -m schemas.asyncapi
 
 token: $(STAMP) ## print a dev operator token (TENANT, ROLE=viewer|editor|admin, SUB=operator id)

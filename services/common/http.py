@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from importlib import resources
 
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+ASYNCAPI = resources.files("schemas").joinpath("asyncapi.json")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
@@ -34,7 +34,7 @@ def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None)
 
     @app.get("/asyncapi.json", tags=["ops"])
     async def asyncapi() -> Response:
-        """The AsyncAPI document of every topic (docs/asyncapi.json, made by `make docs`)."""
+        """The AsyncAPI document of every topic (schemas/asyncapi.json, by `make docs`)."""
         return Response(ASYNCAPI.read_bytes(), media_type="application/json")
 
     @app.get("/metrics", tags=["ops"])

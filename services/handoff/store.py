@@ -107,12 +107,12 @@ class ModeStore(StateClient):
         self, ikey: str, tenant_id: str, agent_id: str, transcript_turns: int
     ) -> CommandSnapshot:
         k = InteractionKeys(ikey)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.execute_command("FCALL", "ho_time", 1, k.state)  # TIME, also on a cluster
-            pipe.hgetall(k.state)
-            pipe.hgetall(agent_key(tenant_id, agent_id))
-            pipe.xrevrange(k.transcript, count=transcript_turns)
-            now, state, agent, turns = await pipe.execute()
+        now, state, agent, turns = await self._pipeline("snapshot", [
+            ("FCALL", "ho_time", 1, k.state),  # Redis TIME, also on a cluster
+            ("HGETALL", k.state),
+            ("HGETALL", agent_key(tenant_id, agent_id)),
+            ("XREVRANGE", k.transcript, "+", "-", "COUNT", transcript_turns),
+        ])  # fmt: skip
         return CommandSnapshot(
             now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
             state=ModeState.from_redis(state),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 
 import pytest
@@ -97,3 +98,17 @@ async def test_metrics_move_with_traffic(
     assert moved("handoff_commands_total", before_handoff, after_handoff, result="accepted") >= 1
     assert sum(total(t, "handoff_mode_changes_total", cause="timeout") for t in timeouts) >= 1
     assert sum(total(t, "handoff_timeout_revert_lag_seconds_count") for t in timeouts) >= 1
+
+
+async def test_every_service_serves_the_asyncapi_document(services: dict[str, ServiceProcess]) -> None:
+    def get(url: str) -> dict:  # type: ignore[type-arg]
+        with urllib.request.urlopen(f"{url}/asyncapi.json", timeout=5) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    docs = [await asyncio.to_thread(get, services[name].url) for name in ("handoff", "router")]
+
+    assert docs[0] == docs[1] and docs[0]["asyncapi"] == "3.0.0"
+    assert {c["address"] for c in docs[0]["channels"].values()} >= {
+        "chat.inbound", "chat.ai-requests", "chat.human-queue", "agent.replies",
+        "chat.outbound", "handoff.commands", "handoff.events", "chat.dead-letter",
+    }  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -27,7 +28,7 @@ from tests.support.bus import Bus
 from tests.support.events import Who
 
 NOTICE = "A human teammate from Acme support has taken over this chat."
-_next_db = iter(range(1, 15))  # 15 is left to the replay tests
+_next_db = itertools.cycle(range(1, 15))  # 15 is left to the replay tests; flushed on open
 
 
 class Sandbox:
@@ -62,6 +63,7 @@ async def opened(box: Sandbox) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
     bus = Bus(box.settings.kafka_bootstrap, box.settings.topics)
     store = ModeStore.from_url(box.redis_url)
     await store.load_functions()
+    await store.redis.flushdb()  # a database used by an earlier sandbox of this session
     await bus.start()
     try:
         yield box, bus, store

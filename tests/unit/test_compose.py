@@ -22,10 +22,12 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from pydantic_settings import BaseSettings
 
+from services.agent.settings import AgentSettings
 from services.common.settings import CommonSettings
 from services.handoff.settings import HandoffSettings
 from services.router.settings import RouterSettings
 from services.timeout.settings import TimeoutSettings
+from services.webchat.settings import WebchatSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -38,6 +40,8 @@ SETTINGS_OF_MODULE: dict[str, type[BaseSettings]] = {
     "services.handoff": HandoffSettings,
     "services.timeout": TimeoutSettings,
     "services.common.topics": CommonSettings,
+    "services.agent": AgentSettings,
+    "services.webchat": WebchatSettings,
 }
 # The Python file whose code instantiates that settings class.
 MAIN_FILE_OF_MODULE = {
@@ -45,12 +49,16 @@ MAIN_FILE_OF_MODULE = {
     "services.handoff": "services/handoff/__main__.py",
     "services.timeout": "services/timeout/__main__.py",
     "services.common.topics": "services/common/topics.py",
+    "services.agent": "services/agent/__main__.py",
+    "services.webchat": "services/webchat/__main__.py",
 }
 KAFKA = "kafka"
 REDIS = "redis"
 DEPENDS_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 READYZ_URL = re.compile(r"https?://(?P<host>[^/:'\"\s]+):(?P<port>\d+)/readyz\b")
-INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?P<op>:?-)(?P<default>[^}]*)\}")
+INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?P<op>:?[-?])(?P<default>[^}]*)\}")
+# A required value (${VAR:?message}) is a deployment secret: checked with a stand-in.
+REQUIRED_STAND_IN = "a-deployment-secret-of-at-least-32-bytes"
 
 
 # --- reading the files ---------------------------------------------------------------------
@@ -112,9 +120,9 @@ def resolve(service: str, key: str, value: Any) -> str | None:
     match = INTERPOLATION.fullmatch(text)
     assert match, (
         f"service {service!r}: {key}={text!r} uses interpolation this test cannot resolve; "
-        "use a literal or ${VAR:-default}"
+        "use a literal, ${VAR:-default} or ${VAR:?message}"
     )
-    return match["default"]
+    return REQUIRED_STAND_IN if match["op"].endswith("?") else match["default"]
 
 
 def environment(name: str) -> dict[str, str | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
+import services.agent.worker
 import services.common.metrics
 import services.handoff.api.desk
 import services.handoff.api.metrics  # noqa: F401  (and the operator API's)
