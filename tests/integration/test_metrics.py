@@ -100,7 +100,9 @@ async def test_metrics_move_with_traffic(
     assert sum(total(t, "handoff_timeout_revert_lag_seconds_count") for t in timeouts) >= 1
 
 
-async def test_every_service_serves_the_asyncapi_document(services: dict[str, ServiceProcess]) -> None:
+async def test_every_service_serves_the_asyncapi_document(
+    services: dict[str, ServiceProcess],
+) -> None:
     def get(url: str) -> dict:  # type: ignore[type-arg]
         with urllib.request.urlopen(f"{url}/asyncapi.json", timeout=5) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
