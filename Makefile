@@ -10,7 +10,7 @@ TENANT ?= acme
 AGENT ?= support
 ROLE ?= editor
 
-.PHONY: run test deps system-deps lint schemas schemas-check docs jars agent token demo unit integration clean
+.PHONY: run test deps system-deps lint schemas schemas-check docs bench jars agent token demo unit integration clean
 
 run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it; MINUTE=5: an idle-timeout minute lasts 5 s)
 	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
@@ -65,6 +65,12 @@ schemas: $(STAMP) ## regenerate schemas/json from the models
 schemas-check: $(STAMP) ## the generated JSON Schema and AsyncAPI files are up to date
 	$(PY) -m schemas --check
 	$(PY) -m schemas.asyncapi --check
+
+bench: deps ## benchmarks, not in CI: figures printed and saved in bench/results/ (~25 min)
+	$(PY) -m bench.route_throughput --profile
+	$(PY) -m bench.route_latency
+	$(PY) -m bench.timeout_sweep
+	$(PY) -m bench.memory
 
 docs: $(STAMP) ## regenerate schemas/asyncapi.json from the models
 	$(PY) -m schemas.asyncapi
