@@ -30,12 +30,12 @@ from schemas import (
     ModeChanged,
     OutboundMessage,
     RoutedMessage,
-    TranscriptTurn,
     interaction_key,
 )
 from services.cli import live
 from services.common.follow import Follower
 from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.handoff.events import outbound_turn
 from services.handoff.store import ModeStore
 
 app = typer.Typer(
@@ -187,15 +187,7 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool)
         )
         await producer.start()
         await send_idempotent(producer, [Output.of(s.topics.outbound, ikey, message)])
-        turn = TranscriptTurn(
-            event_id=message.event_id,
-            conversation_id=conversation,
-            role="human",
-            text=message.text,
-            attachments=message.attachments,
-            at=message.sent_at,
-        )
-        await store.record_turn(ikey, turn.model_dump_json())
+        await store.record_turn(ikey, outbound_turn(message).model_dump_json())
         return message.event_id
     finally:
         await producer.stop()

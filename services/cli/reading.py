@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
@@ -58,6 +59,14 @@ def parse_since(text: str | None, now: float | None = None) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def since_option(text: str | None) -> int | None:
+    """parse_since for a command's --since: a bad value is a usage error (exit 2)."""
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
 
 
 def resolve_topic(settings: CommonSettings, name: str) -> str:

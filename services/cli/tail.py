@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from services.cli.reading import Rec, parse_since, read_topics, resolve_topic
+from services.cli.reading import Rec, read_topics, resolve_topic, since_option
 from services.cli.render import as_json, line
 from services.common.settings import CommonSettings
 
@@ -35,10 +35,7 @@ def tail(
     """Decoded records with partition, offset and time; undecodable ones shown raw."""
     settings = CommonSettings()
     console = Console(highlight=False)
-    try:
-        since_ms = parse_since(since)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    since_ms = since_option(since)
 
     async def run() -> int:
         shown = 0

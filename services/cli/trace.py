@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from schemas import InteractionIds, interaction_key
-from services.cli.reading import Rec, parse_since, read_topics
+from services.cli.reading import Rec, read_topics, since_option
 from services.cli.render import as_json, line
 from services.common.settings import CommonSettings
 from services.handoff.client import StateClient
@@ -114,10 +114,7 @@ def trace(
         raise typer.BadParameter("give an EVENT_ID or --key, not both")
     settings = CommonSettings()
     console = Console(highlight=False)
-    try:
-        since_ms = parse_since(since)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    since_ms = since_option(since)
 
     async def run() -> list[Step]:
         topics = settings.topics.all()

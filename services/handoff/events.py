@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import ModeChanged, ids_of, parse_interaction_key
+from schemas import ModeChanged, OutboundMessage, TranscriptTurn, ids_of, parse_interaction_key
 from services.handoff.domain import ModeState, at_ms, optional_at_ms
 
 
@@ -46,4 +46,16 @@ def mode_changed(change: dict[str, Any], minute_ms: int) -> ModeChanged:
         idle_timeout_minutes=round(idle_ms / minute_ms) if idle_ms else None,
         state_version=change["version"],
         command_id=change.get("command_id"),
+    )
+
+
+def outbound_turn(message: OutboundMessage) -> TranscriptTurn:
+    """What the transcript records of a message sent to the user (a desk's reply)."""
+    return TranscriptTurn(
+        event_id=message.event_id,
+        conversation_id=message.conversation_id,
+        role=message.sender,
+        text=message.text,
+        attachments=message.attachments,
+        at=message.sent_at,
     )

@@ -23,9 +23,9 @@ from services.handoff.domain import (
     AgentVersion,
     HandoffConfig,
     ModeState,
-    at_ms,
     optional_at_ms,
 )
+from services.handoff.events import mode_changed
 
 MAX_IDLE_MINUTES = 10080  # one week
 Mode = Literal["ai", "human"]
@@ -155,20 +155,9 @@ class HistoryEntry(Out):
 
     @classmethod
     def of(cls, change: dict[str, Any], minute_ms: int) -> HistoryEntry:
-        idle = change.get("idle_ms")
-        return cls(
-            event_id=change["event_id"],
-            from_mode=change["from_mode"],
-            to_mode=change["to_mode"],
-            cause=change["cause"],
-            actor=change["actor"],
-            reason=change["reason"],
-            changed_at=at_ms(change["changed_at"]),
-            expires_at=optional_at_ms(change.get("expires_at")),
-            idle_timeout_minutes=round(idle / minute_ms) if idle else None,
-            state_version=change["version"],
-            command_id=change.get("command_id") or None,
-        )
+        """A change record of the history, as the ModeChanged it was, without the ids."""
+        event = mode_changed(change, minute_ms)
+        return cls.model_validate(event.model_dump(include=set(cls.model_fields)))
 
 
 class Page(Out):

@@ -28,6 +28,7 @@ from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.domain import derived_id
+from services.handoff.events import outbound_turn
 from services.handoff.store import UnknownVersionError
 
 log = structlog.get_logger()
@@ -315,15 +316,7 @@ async def desk_reply(
         ctx.settings.topics, operator, "desk_reply", ikey, ikey, "sent", message.event_id
     )
     await ctx.publisher.send([Output.of(ctx.settings.topics.outbound, ikey, message), record])
-    turn = TranscriptTurn(
-        event_id=message.event_id,
-        conversation_id=conversation,
-        role="human",
-        text=message.text,
-        attachments=message.attachments,
-        at=message.sent_at,
-    )
-    await ctx.store.record_turn(ikey, turn.model_dump_json())
+    await ctx.store.record_turn(ikey, outbound_turn(message).model_dump_json())
     return m.DeskReplySent(
         event_id=message.event_id, conversation_id=conversation, sent_at=message.sent_at
     )
