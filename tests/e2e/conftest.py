@@ -11,7 +11,6 @@ two follow-ups within one, short enough for the demo's timeout path.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from devstack.kafka import KafkaProcess
 from devstack.ports import free_port
@@ -31,21 +30,11 @@ from services.common.settings import Topics
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
 from tests.conftest import service_env, settings_for
+from tests.support.browser import chromium
 from tests.support.bus import Bus
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "webchat"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MINUTE_SECONDS = "3"
 
 
@@ -151,10 +140,6 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Browser]:
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with chromium() as b:
         yield b
-        await b.close()
