@@ -134,6 +134,17 @@ async def store(redis_server: RedisProcess) -> AsyncIterator[ModeStore]:
     await s.close()
 
 
+@pytest.fixture(scope="session")
+def api_url(services: dict[str, ServiceProcess]) -> str:
+    """The handoff service: the operator API and the console."""
+    return services["handoff"].url
+
+
+@pytest.fixture(scope="session")
+def jwt_secret(env: dict[str, str]) -> str:
+    return env["HANDOFF_API_JWT_SECRET"]
+
+
 @pytest.fixture
 def tenant() -> str:
     """A fresh tenant per test: tests share the stack, never an interaction."""

@@ -7,20 +7,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from devstack.services import ServiceProcess
 from tests.api.helpers import Api, make_token
 
 TokenFactory = Callable[..., str]
-
-
-@pytest.fixture(scope="session")
-def api_url(services: dict[str, ServiceProcess]) -> str:
-    return services["handoff"].url
-
-
-@pytest.fixture(scope="session")
-def jwt_secret(env: dict[str, str]) -> str:
-    return env["HANDOFF_API_JWT_SECRET"]
 
 
 @pytest.fixture(scope="session")

@@ -9,22 +9,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from devstack.services import ServiceProcess
 from tests.api.helpers import make_token
 from tests.support.browser import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="session")
-def api_url(services: dict[str, ServiceProcess]) -> str:
-    return services["handoff"].url
-
-
-@pytest.fixture(scope="session")
-def jwt_secret(env: dict[str, str]) -> str:
-    return env["HANDOFF_API_JWT_SECRET"]
 
 
 @pytest.fixture(scope="session")
