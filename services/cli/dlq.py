@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.reading import Rec, parse_since, read_topics
+from services.cli.reading import Rec, read_topics, since_option
 from services.common.kafka import idempotent_producer
 from services.common.settings import CommonSettings
 from services.handoff.client import StateClient
@@ -40,9 +40,12 @@ def _position(text: str) -> tuple[int, int]:
 
 
 async def _letters(settings: CommonSettings, since: str | None) -> list[Rec]:
-    since_ms = parse_since(since)
+    since_ms = since_option(since)
     topic = settings.topics.dead_letter
-    return [r async for r in read_topics(settings.kafka_bootstrap, [topic], since_ms) if r.value]
+    with console.status(f"reading {topic}…"):  # shown on a terminal only
+        return [
+            r async for r in read_topics(settings.kafka_bootstrap, [topic], since_ms) if r.value
+        ]
 
 
 def _raw(letter: dict[str, Any]) -> bytes:

@@ -61,12 +61,12 @@ def parse_since(text: str | None, now: float | None = None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-def since_option(text: str | None) -> int | None:
-    """parse_since for a command's --since: a bad value is a usage error (exit 2)."""
+def since_option(text: str | None, option: str = "--since") -> int | None:
+    """parse_since for a command's option: a bad value is a usage error (exit 2)."""
     try:
         return parse_since(text)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
 
 
 def resolve_topic(settings: CommonSettings, name: str) -> str:

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from services.cli.reading import Rec, parse_since, read_topics
+from services.cli.reading import Rec, read_topics, since_option
 from services.cli.state import rebuild_state
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
@@ -133,7 +133,7 @@ def replay(
         raise typer.BadParameter("only chat.inbound can be replayed (it is what the router reads)")
     if not to_prefix or to_prefix == live.topic_prefix or sandbox.redis_url == live.redis_url:
         raise typer.BadParameter("the sandbox needs a prefix and a Redis database of its own")
-    since_ms, until_ms = parse_since(since), parse_since(until)
+    since_ms, until_ms = since_option(since), since_option(until, "--until")
 
     async def run() -> list[dict[str, Any]] | None:
         with Progress(console=console, transient=True) as progress:

@@ -130,7 +130,8 @@ def trace(
         finally:
             await state.close()
 
-    steps = asyncio.run(run())
+    with console.status("reading every topic…"):  # shown on a terminal only
+        steps = asyncio.run(run())
     for step in steps:
         if json_out:
             print(as_json(step.rec, note=step.note))
