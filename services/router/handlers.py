@@ -25,6 +25,17 @@ def source_of(record: Record) -> str:
     return f"{record.topic}/{record.partition}/{record.offset}"
 
 
+def route_request(record: Record, message: UserMessage) -> RouteRequest:
+    stateless = is_stateless(message)
+    return RouteRequest(
+        ikey=interaction_key(message),
+        event_id=message.event_id,
+        src=source_of(record),
+        turn_json="" if stateless else user_turn(message).model_dump_json(),
+        stateless=stateless,
+    )
+
+
 class InboundRouter:
     def __init__(self, state: StateClient, topics: Topics) -> None:
         self._state = state
@@ -33,25 +44,17 @@ class InboundRouter:
     async def __call__(self, records: Sequence[Record]) -> list[Output]:
         decoded = [(r, decode(r, UserMessage)) for r in records]
         messages = [(r, m) for r, m in decoded if isinstance(m, UserMessage)]
-        requests = [
-            RouteRequest(
-                ikey=interaction_key(m),
-                event_id=m.event_id,
-                src=source_of(r),
-                turn_json="" if is_stateless(m) else user_turn(m).model_dump_json(),
-                stateless=is_stateless(m),
-            )
-            for r, m in messages
-        ]
-        decisions = iter(await self._state.route_batch(requests) if requests else [])
+        requests = [route_request(r, m) for r, m in messages]
+        decisions = await self._state.route_batch(requests) if requests else []
+        answered = iter(zip(requests, decisions, strict=True))
         outputs = []
         routed: Counter[str] = Counter()
         for record, item in decoded:
             if not isinstance(item, UserMessage):
                 outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
                 continue
-            decision = next(decisions)
-            ikey = interaction_key(item)
+            request, decision = next(answered)
+            ikey = request.ikey
             if decision.status == "duplicate":
                 metrics.DUPLICATES.labels(topic=record.topic).inc()
                 log.info("duplicate_dropped", interaction=ikey, event_id=item.event_id)
@@ -93,14 +96,15 @@ class ReplyGate:
             )
             for r, m in replies
         ]
-        verdicts = iter(await self._state.gate_batch(requests) if requests else [])
+        verdicts = await self._state.gate_batch(requests) if requests else []
+        answered = iter(zip(requests, verdicts, strict=True))
         outputs = []
         for record, item in decoded:
             if not isinstance(item, AgentReply):
                 outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
                 continue
-            verdict = next(verdicts)
-            ikey = interaction_key(item)
+            request, verdict = next(answered)
+            ikey = request.ikey
             if verdict.status == "duplicate":
                 metrics.DUPLICATES.labels(topic=record.topic).inc()
                 continue
