@@ -11,41 +11,21 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from devstack.kafka import KafkaProcess
-from devstack.redis import RedisProcess
+from devstack.stack import Stack
+from devstack.stack import local_stack as devstack_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 RESULTS = ROOT / "bench" / "results"
 
 
-@dataclass
-class Stack:
-    kafka: KafkaProcess
-    redis: RedisProcess
-    root: Path
-
-
-@contextmanager
-def local_stack(root: Path, partitions: int = 6) -> Iterator[Stack]:
+def local_stack(root: Path, partitions: int = 6) -> AbstractContextManager[Stack]:
     """A broker (heap 1 GiB, `partitions` per new topic) and a Redis server of the bench's own."""
-    kafka = KafkaProcess(root / "kafka", heap="1g", extra_props={"num.partitions": str(partitions)})
-    redis = RedisProcess(root / "redis")
-    kafka.start()
-    redis.start()
-    try:
-        redis.wait_ready(30)
-        kafka.wait_ready(120)
-        yield Stack(kafka, redis, root)
-    finally:
-        kafka.stop()
-        redis.stop()
+    return devstack_stack(root, {"num.partitions": str(partitions)}, heap="1g")
 
 
 def machine() -> dict[str, Any]:

@@ -44,8 +44,7 @@ async def soak(args: argparse.Namespace, root: Path) -> dict[str, object]:
             users = [Who("soak", "support", user=f"u{n:05}") for n in range(args.interactions)]
             load = Load(users)
             # Handed off for good: no timeout, so their messages must never reach the AI.
-            await hand_off_all(bus, store, users[: len(users) // 10])
-            load.human = {w.key for w in users[: len(users) // 10]}
+            load.human = await hand_off_all(bus, store, users[: len(users) // 10])
 
             faults = itertools.cycle(["router", "redis", "broker", "timeout"])
             injected: list[str] = []

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import KafkaProcess
-from devstack.redis import RedisProcess
+from devstack.stack import local_stack
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.sandbox import Sandbox, opened
@@ -19,15 +18,6 @@ Stack = tuple[Sandbox, Bus, ModeStore]
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    kafka = KafkaProcess(tmp_path / "kafka", extra_props={"message.max.bytes": "4194304"})
-    redis = RedisProcess(tmp_path / "redis")
-    kafka.start()
-    redis.start()
-    try:
-        redis.wait_ready(30)
-        kafka.wait_ready(120)
-        async with opened(Sandbox(kafka, redis, tmp_path / "services")) as box:
+    with local_stack(tmp_path, {"message.max.bytes": "4194304"}) as servers:
+        async with opened(Sandbox(servers.kafka, servers.redis, tmp_path / "services")) as box:
             yield box
-    finally:
-        kafka.stop()
-        redis.stop()

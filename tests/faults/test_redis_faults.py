@@ -32,8 +32,7 @@ async def test_redis_paused_for_ten_seconds_under_load(stack: Stack) -> None:
     box.service("services.handoff", "h1")
     router = box.service("services.router", "r1")
     load = Load([Who("acme", "support", user=f"u{n:03}") for n in range(100)])
-    await hand_off_all(bus, store, load.users[:30])
-    load.human = {w.key for w in load.users[:30]}
+    load.human = await hand_off_all(bus, store, load.users[:30])
     producing = asyncio.create_task(load.produce(bus, 60, chunk=200, pace=0.05))
     await wait_until(lambda: outputs_seen(bus) >= 1_000, 60, "routing under way")
 

@@ -25,8 +25,7 @@ async def prepared(stack: Stack) -> Load:
     box, bus, store = stack
     box.service("services.handoff", "h1")
     load = Load([Who("acme", "support", user=f"u{n:03}") for n in range(200)])
-    await hand_off_all(bus, store, load.users[:20])
-    load.human = {w.key for w in load.users[:20]}
+    load.human = await hand_off_all(bus, store, load.users[:20])
     return load
 
 

@@ -48,8 +48,7 @@ async def test_router_killed_mid_batch_loses_and_duplicates_nothing(
     box.service("services.handoff", "h")
     router = box.service("services.router", "r")
     load = Load([Who("acme", "support", user=f"u{n}") for n in range(30)])
-    await hand_off_all(bus, store, load.users[:10])
-    load.human = {w.key for w in load.users[:10]}
+    load.human = await hand_off_all(bus, store, load.users[:10])
 
     producing = asyncio.create_task(load.produce(bus, 60, chunk=100, pace=0.02))  # 1,800
     await wait_until(lambda: outputs_seen(bus) >= 300, 60, "routing under way")

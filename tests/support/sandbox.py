@@ -112,8 +112,9 @@ async def wait_for_lease_expiry(store: ModeStore, who: Who) -> None:
 
 async def hand_off_all(
     bus: Bus, store: ModeStore, users: list[Who], idle: int | None = None
-) -> None:
-    """Puts each user in human mode through the handoff service, and waits for each change."""
+) -> set[str]:
+    """Puts each user in human mode through the handoff service, waits for each change, and
+    returns their interaction keys."""
     commands = []
     for who in users:
         await publish_agent(store, who, idle=idle)
@@ -124,6 +125,7 @@ async def hand_off_all(
     await bus.wait_for(
         bus.topics.events, lambda v: v.get("command_id") in ids, count=len(ids), timeout=60
     )
+    return {who.key for who in users}
 
 
 async def redis_now_ms(store: ModeStore) -> int:
