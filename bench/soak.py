@@ -22,21 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.kafka import KafkaProcess
-from devstack.redis import RedisProcess
+from devstack.stack import local_stack
 from tests.support.events import Who
 from tests.support.load import Load, check_routing, outputs_seen
 from tests.support.sandbox import Sandbox, hand_off_all, opened, wait_until
 
 
 async def soak(args: argparse.Namespace, root: Path) -> dict[str, object]:
-    kafka, redis = KafkaProcess(root / "kafka"), RedisProcess(root / "redis")
-    kafka.start()
-    redis.start()
-    redis.wait_ready(30)
-    kafka.wait_ready(120)
-    try:
-        async with opened(Sandbox(kafka, redis, root / "services")) as (box, bus, store):
+    with local_stack(root) as servers:
+        async with opened(Sandbox(servers.kafka, servers.redis, root / "services")) as (
+            box,
+            bus,
+            store,
+        ):
             box.service("services.handoff", "h1")
             box.service("services.router", "r1")  # procs[1]
             for n in (1, 2):
@@ -66,9 +64,6 @@ async def soak(args: argparse.Namespace, root: Path) -> dict[str, object]:
                 "faults": injected,
                 "invariants": "nothing lost, nothing twice, order kept, no AI for human mode",
             }
-    finally:
-        kafka.stop()
-        redis.stop()
 
 
 async def inject(fault: str, box: Sandbox) -> str:
