@@ -16,6 +16,7 @@ from schemas.events import (
     OutboundMessage,
     RoutedMessage,
     Routing,
+    TicketChanged,
     TranscriptTurn,
     UserMessage,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "OutboundMessage",
     "RoutedMessage",
     "Routing",
+    "TicketChanged",
     "TranscriptTurn",
     "UserMessage",
     "ids_of",

@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from services.handoff.client import StateClient
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
     InteractionKeys,
     agent_key,
     deadlines_key,
     outbox_key,
+    queues_key,
     shard_tag,
     user_agents_key,
 )
+from services.handoff.ticket_store import TicketStore, test_clock_key
+from services.handoff.tickets import QueueSettings
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,19 @@ class CommandSnapshot:
     state: ModeState
     published: AgentVersion | None
     transcript: list[dict[str, Any]]
+    queues: dict[str, QueueSettings] = field(default_factory=dict)  # the tenant's configured
+    clock_offset_ms: int = 0  # test only: added to now for opening hours (HANDOFF_TEST_CLOCK)
 
 
 @dataclass(frozen=True)
 class OutboxEntry:
+    """One step's records: a timeout revert's change record (`change`), or records ready to
+    publish (`outputs`: role, key, value JSON)."""
+
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
-    change: dict[str, Any]
+    change: dict[str, Any] | None
+    outputs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -68,6 +76,8 @@ class ApplyRequest:
     change: dict[str, Any] | None
     result: dict[str, Any]
     turn_json: str = ""
+    ticket_json: str = ""  # the ticket a to_human opens (commands.Handoff), '' = none
+    resolution: dict[str, Any] | None = None  # the ticket a to_ai resolves (R15 resolve)
 
 
 def outbox_seq(entry_id: str) -> int:
@@ -91,7 +101,10 @@ def _versions(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
     for name, value in raw.items():
         if name.startswith("v") and name[1:].isdigit():
             data = json.loads(value)
-            data["handoff"] = HandoffConfig(**data["handoff"])
+            known = HandoffConfig.__dataclass_fields__
+            data["handoff"] = HandoffConfig(
+                **{k: v for k, v in data["handoff"].items() if k in known}
+            )
             versions.append(AgentVersion(version=int(name[1:]), **data))
     published = int(raw["published"]) if raw.get("published") else None
     return sorted(versions, key=lambda v: v.version), published
@@ -102,22 +115,34 @@ def _published(raw: dict[str, str]) -> AgentVersion | None:
     return next((v for v in versions if v.version == published), None)
 
 
-class ModeStore(StateClient):
+class ModeStore(TicketStore):
     async def command_snapshot(
-        self, ikey: str, tenant_id: str, agent_id: str, transcript_turns: int
+        self,
+        ikey: str,
+        tenant_id: str,
+        agent_id: str,
+        transcript_turns: int,
+        test_clock: bool = False,
     ) -> CommandSnapshot:
         k = InteractionKeys(ikey)
-        now, state, agent, turns = await self._pipeline("snapshot", [
+        now, state, agent, turns, queues, offset = await self._pipeline("snapshot", [
             ("FCALL", "ho_time", 1, k.state),  # Redis TIME, also on a cluster
             ("HGETALL", k.state),
             ("HGETALL", agent_key(tenant_id, agent_id)),
             ("XREVRANGE", k.transcript, "+", "-", "COUNT", transcript_turns),
+            ("HGETALL", queues_key(tenant_id)),
+            ("GET", test_clock_key(tenant_id)),
         ])  # fmt: skip
         return CommandSnapshot(
             now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
             state=ModeState.from_redis(state),
             published=_published(agent),
             transcript=[json.loads(fields["turn"]) for _, fields in reversed(turns)],
+            queues={
+                q: QueueSettings.model_validate(json.loads(v)["settings"])
+                for q, v in queues.items()
+            },
+            clock_offset_ms=int(offset) if test_clock and offset else 0,
         )
 
     async def apply(self, request: ApplyRequest) -> dict[str, Any]:
@@ -141,6 +166,7 @@ class ModeStore(StateClient):
                 json.dumps(r.new_state.to_redis()) if r.new_state else "",
                 json.dumps(r.change) if r.change else "", json.dumps(r.result),
                 lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
+                r.ticket_json, json.dumps(r.resolution) if r.resolution else "",
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 
@@ -249,7 +275,12 @@ class ModeStore(StateClient):
                 pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            OutboxEntry(shard, outbox_seq(entry_id), json.loads(fields["change"]))
+            OutboxEntry(
+                shard,
+                outbox_seq(entry_id),
+                json.loads(fields["change"]) if "change" in fields else None,
+                [tuple(o) for o in json.loads(fields.get("out", "[]"))],
+            )
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]

@@ -1,5 +1,8 @@
 """Sweeps due deadlines and publishes each timeout revert on handoff.events exactly once.
 
+It also runs the ticket sweeps (pickup targets, better places in line: tickets.py) and
+relays every record other steps queued in the shard outboxes (ticket actions of the API).
+
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
 its shard's outbox under an increasing, time-based number n (never reused, even when Redis
@@ -30,6 +33,7 @@ from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch, send_id
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
+from services.timeout.tickets import TicketSweeps
 
 log = structlog.get_logger()
 
@@ -41,6 +45,7 @@ class TimeoutWorker:
         self._group = settings.group_id("timeout")
         self._lock = asyncio.Lock()
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
+        self._tickets = TicketSweeps(store, settings)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             transactional_id=settings.transactional_id("timeout"),
@@ -85,6 +90,7 @@ class TimeoutWorker:
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in shards}
         per_shard = -(-s.timeout_batch // max(1, len(shards)))  # ceiling division
         await self._store.expire_due(shards, per_shard)
+        await self._tickets.sweep(shards, per_shard)
         after = {shard: await self._checkpoint(shard) for shard in shards}
         entries = await self._store.read_outboxes(after, per_shard)
         if not entries:
@@ -98,30 +104,42 @@ class TimeoutWorker:
 
     async def _publish(self, entries: list[OutboxEntry]) -> None:
         s = self._settings
-        outputs = [
-            Output.of(s.topics.events, e.change["ikey"], mode_changed(e.change, s.minute_ms))
-            for e in entries
-        ]
+        by_role = {
+            "events": s.topics.events,
+            "outbound": s.topics.outbound,
+            "human_queue": s.topics.human_queue,
+        }
+        outputs: list[Output] = []
+        for e in entries:
+            if e.change is not None:
+                revert = mode_changed(e.change, s.minute_ms)
+                outputs.append(Output.of(s.topics.events, e.change["ikey"], revert))
+            outputs += [
+                Output(by_role[role], key, value.encode()) for role, key, value in e.outputs
+            ]
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
             await send_idempotent(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self._group)
 
-    def _observe(self, entries: list[OutboxEntry]) -> None:
+    def _observe(self, all_entries: list[OutboxEntry]) -> None:
+        changes = [e.change for e in all_entries if e.change is not None]
+        if not changes:
+            return
         now = time.time()
-        lags = [now - e.change["due_at"] / 1000 for e in entries if e.change.get("due_at")]
-        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(entries))
+        lags = [now - c["due_at"] / 1000 for c in changes if c.get("due_at")]
+        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(changes))
         for lag in lags:
             metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, lag))
-        for entry in entries:  # one line per revert only when debugging: a sweep can be huge
+        for change in changes:  # one line per revert only when debugging: a sweep can be huge
             log.debug(
                 "timeout_revert_emitted",
-                interaction=entry.change["ikey"],
-                event_id=entry.change["event_id"],
-                state_version=entry.change["version"],
+                interaction=change["ikey"],
+                event_id=change["event_id"],
+                state_version=change["version"],
             )
         log.info(
-            "timeout_reverts_emitted", count=len(entries), max_lag_s=round(max(lags, default=0), 3)
+            "timeout_reverts_emitted", count=len(changes), max_lag_s=round(max(lags, default=0), 3)
         )
 
     async def run(self) -> None:

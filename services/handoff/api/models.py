@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import (
+    ID_PATTERN,
     MAX_ATTACHMENTS,
     Attachment,
     EventId,
@@ -26,8 +27,10 @@ from services.handoff.domain import (
     optional_at_ms,
 )
 from services.handoff.events import mode_changed
+from services.handoff.tickets import check_template
 
 MAX_IDLE_MINUTES = 10080  # one week
+QueueId = Annotated[str, Field(pattern=ID_PATTERN)]
 Mode = Literal["ai", "human"]
 Cause = Literal["agent", "operator", "timeout"]
 
@@ -191,10 +194,55 @@ class HandoffSettingsBody(Body):
     notice_text: Annotated[
         str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
     ] = Field(default=DEFAULT_NOTICE, description="What the user is told on a handoff.")
+    queues: Annotated[list[QueueId], Field(max_length=50)] = Field(
+        default=[],
+        description="The queues the agent may hand to (R14), first = default; empty: "
+        '`["default"]`. A handoff naming another queue is rejected `unknown_queue`.',
+    )
+    out_of_hours: Literal["queue", "stay_with_ai"] = Field(
+        default="queue",
+        description="Outside the queue's hours (R17): `queue` hands off anyway and the notice "
+        "says when people are back; `stay_with_ai` rejects the agent's handoff "
+        "(`out_of_hours`), the AI keeps the user, who is told when people are available.",
+    )
+    waiting_notice_text: Annotated[str, Field(max_length=1000), AfterValidator(check_template)] = (
+        Field(
+            default="",
+            description="The waiting part of the handoff notice and of a better-place notice "
+            "(R16), with `{position}`, `{eta_minutes}`, `{opens_at}`. When a placeholder has no "
+            "value (no estimate yet, the queue is open), the built-in sentence is used instead. "
+            "Empty: the built-in sentence.",
+        )
+    )
+    announce_teammate: bool = Field(
+        default=False,
+        description="Tell the user the teammate's display name when a teammate takes the "
+        "ticket (R15).",
+    )
+    return_notice_text: Annotated[str, Field(max_length=1000)] = Field(
+        default="",
+        description="What the user is told when the AI takes them back (R20); empty: the "
+        "built-in text.",
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _distinct(cls, queues: list[str]) -> list[str]:
+        if len(set(queues)) != len(queues):
+            raise ValueError("each queue may be listed once")
+        return queues
 
     def to_config(self) -> HandoffConfig:
         return HandoffConfig(
-            self.enabled, self.idle_timeout_minutes, self.instructions, self.notice_text
+            self.enabled,
+            self.idle_timeout_minutes,
+            self.instructions,
+            self.notice_text,
+            tuple(self.queues),
+            self.out_of_hours,
+            self.waiting_notice_text,
+            self.announce_teammate,
+            self.return_notice_text,
         )
 
 
@@ -219,6 +267,11 @@ class AgentVersionView(Out):
                 idle_timeout_minutes=h.idle_timeout_minutes,
                 instructions=h.instructions,
                 notice_text=h.notice_text,
+                queues=list(h.queues),
+                out_of_hours=h.out_of_hours,
+                waiting_notice_text=h.waiting_notice_text,
+                announce_teammate=h.announce_teammate,
+                return_notice_text=h.return_notice_text,
             ),
             created_at=v.created_at,
             created_by=v.created_by,
