@@ -4,10 +4,11 @@ A ticket's hash and its history sit on its interaction's shard, so every ticket 
 function call with the mode state (handoff.lua `ho_ticket_step`, `ho_apply`,
 `ho_pickup_fire`, `ho_ticket_notice`). What spans shards lives on per tenant/queue slots:
 the queue's index of open tickets, its recent pickups, the tenant's teammates seen lately
-and its queue settings. The indexes are written right after each step (and an index entry
-of a new ticket already before it); reads treat the ticket's hash as the truth and drop
-entries it contradicts, so a crash between a step and its index write leaves nothing wrong
-behind for longer than the next read.
+and its queue settings. A new ticket's index entry is written just before the step that
+creates it (an entry without a ticket is dropped only after INDEX_GRACE_MS); a transfer's
+right after its step, and the timeout worker's waiting sweep re-adds every open ticket of
+its shards to its queue's index, which repairs a write lost to a crash. Reads treat the
+ticket's hash as the truth and drop entries it contradicts (ended, or in another queue).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from services.handoff.api.publisher import Publisher
 from services.handoff.commands import CommandService
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
+from services.handoff.ticket_actions import TicketActions
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ApiContext:
     publisher: Publisher
     desk: DeskFeed
     verifier: JwtVerifier
+    tickets: TicketActions
 
 
 def api_context(request: Request) -> ApiContext:
