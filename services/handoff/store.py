@@ -22,7 +22,7 @@ from services.handoff.keys import (
     shard_tag,
     user_agents_key,
 )
-from services.handoff.ticket_store import TicketStore, test_clock_key
+from services.handoff.ticket_store import TicketStore, queue_records, test_clock_key
 from services.handoff.tickets import QueueSettings
 
 
@@ -138,10 +138,7 @@ class ModeStore(TicketStore):
             state=ModeState.from_redis(state),
             published=_published(agent),
             transcript=[json.loads(fields["turn"]) for _, fields in reversed(turns)],
-            queues={
-                q: QueueSettings.model_validate(json.loads(v)["settings"])
-                for q, v in queues.items()
-            },
+            queues={q: r.settings for q, r in queue_records(queues).items()},
             clock_offset_ms=int(offset) if test_clock and offset else 0,
         )
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import structlog
 from redis.exceptions import ResponseError
 
 from services.handoff.client import StateClient
@@ -34,6 +35,8 @@ from services.handoff.keys import (
     ticket_key,
 )
 from services.handoff.tickets import QueueSettings, Ticket, shard_of_ticket
+
+log = structlog.get_logger()
 
 # A queue index entry whose ticket does not exist (yet) is dropped only when older than this:
 # the entry of a new ticket is written just before the step that creates it.
@@ -62,15 +65,29 @@ class QueueRecord:
     updated_by: str
 
 
-def _queue_record(queue: str, raw: str) -> QueueRecord:
+def _queue_record(queue: str, raw: str, version: str | None) -> QueueRecord:
     doc = json.loads(raw)
     return QueueRecord(
         queue=queue,
         settings=QueueSettings.model_validate(doc["settings"]),
-        version=int(doc["version"]),
+        version=int(version or 1),
         updated_at=doc.get("updated_at", ""),
         updated_by=doc.get("updated_by", ""),
     )
+
+
+def queue_records(raw: dict[str, str]) -> dict[str, QueueRecord]:
+    """The tenant's queue hash as records; a queue whose stored settings no longer validate
+    is left out (with a warning) rather than blocking every handoff of the tenant."""
+    records = {}
+    for name, value in raw.items():
+        if name.endswith("@version"):
+            continue
+        try:
+            records[name] = _queue_record(name, value, raw.get(f"{name}@version"))
+        except (ValueError, KeyError):
+            log.warning("queue_settings_unreadable", queue=name)
+    return records
 
 
 def _tag_of(ticket_id: str) -> str | None:
@@ -86,12 +103,17 @@ class TicketStore(StateClient):
     # Queues ----------------------------------------------------------------------------------
 
     async def queue(self, tenant_id: str, queue: str) -> QueueRecord | None:
-        raw = await self.redis.hget(queues_key(tenant_id), queue)
-        return _queue_record(queue, cast(str, raw)) if raw else None
+        settings, version = cast(
+            list[str | None],
+            await self.redis.hmget(queues_key(tenant_id), [queue, f"{queue}@version"]),
+        )
+        if not settings:
+            return None
+        return queue_records({queue: settings, f"{queue}@version": version or "1"}).get(queue)
 
     async def queues(self, tenant_id: str) -> list[QueueRecord]:
         raw = cast(dict[str, str], await self.redis.hgetall(queues_key(tenant_id)))
-        return [_queue_record(q, v) for q, v in sorted(raw.items())]
+        return sorted(queue_records(raw).values(), key=lambda r: r.queue)
 
     async def put_queue(
         self,

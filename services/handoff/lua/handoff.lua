@@ -421,18 +421,16 @@ local function ho_ticket_notice(keys, args)
   return 1
 end
 
---[[ ho_queue_put: a queue's settings, versioned. KEYS: the tenant's queue hash.
-ARGV: queue, settings_json (without version), expected_version ('' = any) ]]
+--[[ ho_queue_put: a queue's settings, versioned. KEYS: the tenant's queue hash, holding
+`{queue}` = the settings JSON as given and `{queue}@version` (ids never contain `@`).
+ARGV: queue, settings_json, expected_version ('' = any) ]]
 local function ho_queue_put(keys, args)
-  local old = redis.call('HGET', keys[1], args[1])
-  local version = old and cjson.decode(old).version or 0
+  local version = tonumber(redis.call('HGET', keys[1], args[1] .. '@version') or '0')
   if args[3] ~= '' and tonumber(args[3]) ~= version then
     return redis.error_reply('VERSION_CONFLICT ' .. version)
   end
-  local doc = cjson.decode(args[2])
-  doc.version = version + 1
-  redis.call('HSET', keys[1], args[1], cjson.encode(doc))
-  return doc.version
+  redis.call('HSET', keys[1], args[1], args[2], args[1] .. '@version', version + 1)
+  return version + 1
 end
 
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
