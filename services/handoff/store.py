@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
+from schemas import AgentVersionApplied, AgentVersionPublished
 from services.handoff.client import StateClient
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
     InteractionKeys,
     agent_key,
+    agent_tag,
     deadlines_key,
     outbox_key,
     shard_tag,
@@ -34,11 +37,25 @@ class CommandSnapshot:
     transcript: list[dict[str, Any]]
 
 
+# A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
+QueuedOutput = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
+    """One entry of a shard's outbox: a timeout revert's change record (published as its
+    ModeChanged), or records queued as they are by a change made outside a Kafka consumer."""
+
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
-    change: dict[str, Any]
+    change: dict[str, Any] | None
+    outputs: list[QueuedOutput]
+
+    @classmethod
+    def of(cls, shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
+        change = json.loads(fields["change"]) if "change" in fields else None
+        outputs = [(r, k, v) for r, k, v in json.loads(fields.get("out", "[]"))]
+        return cls(shard, outbox_seq(entry_id), change, outputs)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -68,6 +85,9 @@ class ApplyRequest:
     change: dict[str, Any] | None
     result: dict[str, Any]
     turn_json: str = ""
+    # True when no Kafka transaction carries the outputs (the operator API): they are queued
+    # in the shard outbox in the same atomic step, and the relay publishes them.
+    to_outbox: bool = False
 
 
 def outbox_seq(entry_id: str) -> int:
@@ -141,6 +161,7 @@ class ModeStore(StateClient):
                 json.dumps(r.new_state.to_redis()) if r.new_state else "",
                 json.dumps(r.change) if r.change else "", json.dumps(r.result),
                 lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
+                "1" if r.to_outbox else "0",
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 
@@ -158,11 +179,20 @@ class ModeStore(StateClient):
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 
     async def record_turn(self, ikey: str, turn_json: str) -> None:
-        """Adds a turn to the transcript (a human agent's reply, sent from the desk)."""
+        """Adds a turn to the transcript (a reply `handoffctl desk reply` sent itself)."""
         k = InteractionKeys(ikey)
         await self.redis.xadd(
             k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
         )
+
+    async def desk_reply(self, ikey: str, turn_json: str, outputs: list[QueuedOutput]) -> bool:
+        """Records a teammate's reply and queues its records in the outbox, in one step, only
+        while the interaction is in human mode. False: the AI has it (nothing written)."""
+        k = InteractionKeys(ikey)
+        call = ("FCALL", "ho_desk_reply", 1, k.outbox, k.tag, ikey, turn_json,
+                json.dumps(outputs), self.limits.transcript_cap)  # fmt: skip
+        [result] = await self._pipeline("desk_reply", [call])
+        return bool(result == "sent")
 
     # Desk ----------------------------------------------------------------------------------
 
@@ -205,17 +235,46 @@ class ModeStore(StateClient):
     # Agent versions -------------------------------------------------------------------------
 
     async def apply_agent_version(
-        self, tenant_id: str, agent_id: str, handoff: HandoffConfig, created_at: str, by: str
+        self,
+        tenant_id: str,
+        agent_id: str,
+        handoff: HandoffConfig,
+        created_at: str,
+        by: str,
+        with_outputs: Sequence[QueuedOutput] = (),
     ) -> int:
-        """Apply: stores a new immutable version and returns its number."""
+        """Apply: stores a new immutable version and returns its number; its
+        AgentVersionApplied (and `with_outputs`, e.g. the audit record) go to the outbox."""
         body = json.dumps({"handoff": asdict(handoff), "created_at": created_at, "created_by": by})
-        call = ("FCALL", "ho_agent_apply", 1, agent_key(tenant_id, agent_id), body)
+        event = AgentVersionApplied(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=1,  # set by Lua
+            handoff=asdict(handoff), created_at=datetime.fromisoformat(created_at), created_by=by,
+        )  # fmt: skip
+        call = ("FCALL", "ho_agent_apply", 2, agent_key(tenant_id, agent_id),
+                outbox_key(agent_tag(tenant_id, agent_id)), agent_tag(tenant_id, agent_id),
+                body, event.model_dump_json(), json.dumps(list(with_outputs)))  # fmt: skip
         [version] = await self._pipeline("agent_apply", [call])
         return int(version)
 
-    async def publish_agent_version(self, tenant_id: str, agent_id: str, version: int) -> None:
+    async def publish_agent_version(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        version: int,
+        by: str = "system",
+        with_outputs: Sequence[QueuedOutput] = (),
+    ) -> None:
+        """Publish: version `version` becomes the live one; its AgentVersionPublished (and
+        `with_outputs`) go to the outbox."""
+        event = AgentVersionPublished(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=version,
+            published_at=datetime.now(UTC), published_by=by,
+        )  # fmt: skip
+        tag = agent_tag(tenant_id, agent_id)
         try:
-            call = ("FCALL", "ho_agent_publish", 1, agent_key(tenant_id, agent_id), version)
+            call = ("FCALL", "ho_agent_publish", 2, agent_key(tenant_id, agent_id),
+                    outbox_key(tag), tag, version, event.model_dump_json(),
+                    json.dumps(list(with_outputs)))  # fmt: skip
             await self._pipeline("agent_publish", [call])
         except ResponseError as exc:
             if "NO_SUCH_VERSION" in str(exc):
@@ -249,7 +308,7 @@ class ModeStore(StateClient):
                 pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            OutboxEntry(shard, outbox_seq(entry_id), json.loads(fields["change"]))
+            OutboxEntry.of(shard, entry_id, fields)
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]

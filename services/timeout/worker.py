@@ -1,4 +1,6 @@
-"""Sweeps due deadlines and publishes each timeout revert on handoff.events exactly once.
+"""Sweeps due deadlines and publishes each shard's outbox on Kafka exactly once: the timeout
+reverts, and every record queued by a change made outside a Kafka consumer (the operator API's
+switches, desk replies, agent versions and their audit records).
 
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
@@ -96,32 +98,39 @@ class TimeoutWorker:
         self._observe(entries)
         return len(entries)
 
+    def _outputs(self, entry: OutboxEntry) -> list[Output]:
+        topics = self._settings.topics
+        if entry.change is not None:  # a timeout revert, queued by handoff.lua
+            event = mode_changed(entry.change, self._settings.minute_ms)
+            return [Output.of(topics.events, entry.change["ikey"], event)]
+        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs]
+
     async def _publish(self, entries: list[OutboxEntry]) -> None:
         s = self._settings
-        outputs = [
-            Output.of(s.topics.events, e.change["ikey"], mode_changed(e.change, s.minute_ms))
-            for e in entries
-        ]
+        outputs = [output for e in entries for output in self._outputs(e)]
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
             await send_idempotent(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self._group)
 
     def _observe(self, entries: list[OutboxEntry]) -> None:
+        changes = [e.change for e in entries if e.change is not None]  # the timeout reverts
+        if not changes:
+            return
         now = time.time()
-        lags = [now - e.change["due_at"] / 1000 for e in entries if e.change.get("due_at")]
-        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(entries))
+        lags = [now - c["due_at"] / 1000 for c in changes if c.get("due_at")]
+        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(changes))
         for lag in lags:
             metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, lag))
-        for entry in entries:  # one line per revert only when debugging: a sweep can be huge
+        for change in changes:  # one line per revert only when debugging: a sweep can be huge
             log.debug(
                 "timeout_revert_emitted",
-                interaction=entry.change["ikey"],
-                event_id=entry.change["event_id"],
-                state_version=entry.change["version"],
+                interaction=change["ikey"],
+                event_id=change["event_id"],
+                state_version=change["version"],
             )
         log.info(
-            "timeout_reverts_emitted", count=len(entries), max_lag_s=round(max(lags, default=0), 3)
+            "timeout_reverts_emitted", count=len(changes), max_lag_s=round(max(lags, default=0), 3)
         )
 
     async def run(self) -> None:
