@@ -33,7 +33,7 @@ from services.handoff.domain import (
     optional_at_ms,
     plan_transition,
 )
-from services.handoff.events import change_record, mode_changed
+from services.handoff.events import change_record, mode_changed, outbound_turn
 from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
 
 log = structlog.get_logger()
@@ -182,11 +182,7 @@ class CommandService:
         notice: OutboundMessage,
     ) -> HandoffTicket:
         turns = [TranscriptTurn.model_validate(t) for t in snap.transcript]
-        turns.append(
-            TranscriptTurn(
-                event_id=notice.event_id, role="system", text=notice.text, at=notice.sent_at
-            )
-        )
+        turns.append(outbound_turn(notice))  # as every message sent to the user is recorded
         return HandoffTicket(
             **ids_of(command),
             ticket_id=derived_id("ticket", command.command_id),
