@@ -11,7 +11,6 @@ from services.handoff.api.app import create_app
 from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
-from services.handoff.api.publisher import Publisher
 from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.settings import HandoffSettings
@@ -39,17 +38,16 @@ async def main() -> None:
     tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", [settings.topics.commands], consumer)
-    publisher = Publisher(settings)
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
-    app = create_app(ApiContext(settings, store, commands, publisher, desk, verifier, tickets))
+    app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
     await run_service(
         "handoff",
         settings,
         settings.handoff_http_port,
         store,
-        [desk, publisher, processor],
+        [desk, processor],
         app=app,
     )
 

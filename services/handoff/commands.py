@@ -7,7 +7,7 @@ the operator HTTP API, so both emit the same events and notices.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -34,8 +34,8 @@ from services.handoff.domain import (
     optional_at_ms,
     plan_transition,
 )
-from services.handoff.events import change_record, mode_changed, ticket_changed
-from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore
+from services.handoff.events import change_record, mode_changed, outbound_turn, ticket_changed
+from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
 from services.handoff.tickets import (
     QueueChoice,
     Refusal,
@@ -65,12 +65,7 @@ class CommandResult:
     state_version: int | None = None
 
     def to_outputs(self, topics: Topics) -> list[Output]:
-        by_role = {
-            "events": topics.events,
-            "outbound": topics.outbound,
-            "human_queue": topics.human_queue,
-        }
-        return [Output(by_role[role], key, value.encode()) for role, key, value in self.outputs]
+        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
 
 
 @dataclass(frozen=True)
@@ -116,12 +111,19 @@ class CommandService:
         self._test_clock = test_clock
 
     async def execute(
-        self, command: HandoffCommand, src: str, resolution: Resolution | None = None
+        self,
+        command: HandoffCommand,
+        src: str,
+        to_outbox: bool = False,
+        audit: Callable[[str], QueuedOutput] | None = None,
+        resolution: Resolution | None = None,
     ) -> CommandResult:
         """Decides and stores the command once; a replay of `src` returns the stored result.
 
-        With a `resolution` (a to_ai), the ticket is resolved in the same step; raises
-        TicketRefusedError when the ticket cannot be resolved."""
+        `to_outbox`: the outputs are queued in the shard outbox in the same atomic step (for
+        callers without a Kafka transaction: the operator API); `audit(code)` adds the audit
+        record of the outcome to them. With a `resolution` (a to_ai), the ticket is resolved
+        in the same step; raises TicketRefusedError when the ticket cannot be resolved."""
         ikey = interaction_key(command)
         if command.user.external_id is not None and not command.live_test:
             await self._store.remember_user_agent(
@@ -160,7 +162,9 @@ class CommandService:
             if resolution is not None and isinstance(decision, Transition):
                 step = await self._resolution(resolution, snap)
                 request = self._with_resolution(request, step, resolution, snap)
-            stored = await self._store.apply(request)
+            if audit is not None:
+                request.result["outputs"].append(audit(request.result["code"]))
+            stored = await self._store.apply(replace(request, to_outbox=to_outbox))
             if stored["status"] == "conflict":
                 continue  # another change won the race: decide again on the new state
             if stored["status"] == "applied" and isinstance(decision, Transition):
@@ -353,11 +357,7 @@ class CommandService:
         handoff: Handoff | None,
     ) -> HandoffTicket:
         turns = [TranscriptTurn.model_validate(t) for t in snap.transcript]
-        turns.append(
-            TranscriptTurn(
-                event_id=notice.event_id, role="system", text=notice.text, at=notice.sent_at
-            )
-        )
+        turns.append(outbound_turn(notice))  # as every message sent to the user is recorded
         return HandoffTicket(
             **ids_of(command),
             ticket_id=handoff.ticket.ticket_id

@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
+from schemas import AgentVersionApplied, AgentVersionPublished
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
     InteractionKeys,
     agent_key,
+    agent_tag,
     deadlines_key,
     outbox_key,
     queues_key,
@@ -38,15 +41,25 @@ class CommandSnapshot:
     clock_offset_ms: int = 0  # test only: added to now for opening hours (HANDOFF_TEST_CLOCK)
 
 
+# A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
+QueuedOutput = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One step's records: a timeout revert's change record (`change`), or records ready to
-    publish (`outputs`: role, key, value JSON)."""
+    """One entry of a shard's outbox: a timeout revert's change record (published as its
+    ModeChanged), or records queued as they are by a change made outside a Kafka consumer."""
 
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
     change: dict[str, Any] | None
-    outputs: list[tuple[str, str, str]] = field(default_factory=list)
+    outputs: list[QueuedOutput]
+
+    @classmethod
+    def of(cls, shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
+        change = json.loads(fields["change"]) if "change" in fields else None
+        outputs = [(r, k, v) for r, k, v in json.loads(fields.get("out", "[]"))]
+        return cls(shard, outbox_seq(entry_id), change, outputs)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -76,6 +89,9 @@ class ApplyRequest:
     change: dict[str, Any] | None
     result: dict[str, Any]
     turn_json: str = ""
+    # True when no Kafka transaction carries the outputs (the operator API): they are queued
+    # in the shard outbox in the same atomic step, and the relay publishes them.
+    to_outbox: bool = False
     ticket_json: str = ""  # the ticket a to_human opens (commands.Handoff), '' = none
     resolution: dict[str, Any] | None = None  # the ticket a to_ai resolves (R15 resolve)
 
@@ -108,6 +124,13 @@ def _versions(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
             versions.append(AgentVersion(version=int(name[1:]), **data))
     published = int(raw["published"]) if raw.get("published") else None
     return sorted(versions, key=lambda v: v.version), published
+
+
+def version_body(event: AgentVersionApplied) -> str:
+    """How Redis stores a version: what its AgentVersionApplied says, times as the log has
+    them, so a version rebuilt from the log is the same to the byte."""
+    data = json.loads(event.model_dump_json())
+    return json.dumps({k: data[k] for k in ("handoff", "created_at", "created_by")})
 
 
 def _published(raw: dict[str, str]) -> AgentVersion | None:
@@ -163,6 +186,7 @@ class ModeStore(TicketStore):
                 json.dumps(r.new_state.to_redis()) if r.new_state else "",
                 json.dumps(r.change) if r.change else "", json.dumps(r.result),
                 lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
+                "1" if r.to_outbox else "0",
                 r.ticket_json, json.dumps(r.resolution) if r.resolution else "",
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
@@ -181,11 +205,20 @@ class ModeStore(TicketStore):
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 
     async def record_turn(self, ikey: str, turn_json: str) -> None:
-        """Adds a turn to the transcript (a human agent's reply, sent from the desk)."""
+        """Adds a turn to the transcript (a reply `handoffctl desk reply` sent itself)."""
         k = InteractionKeys(ikey)
         await self.redis.xadd(
             k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
         )
+
+    async def desk_reply(self, ikey: str, turn_json: str, outputs: list[QueuedOutput]) -> bool:
+        """Records a teammate's reply and queues its records in the outbox, in one step, only
+        while the interaction is in human mode. False: the AI has it (nothing written)."""
+        k = InteractionKeys(ikey)
+        call = ("FCALL", "ho_desk_reply", 1, k.outbox, k.tag, ikey, turn_json,
+                json.dumps(outputs), self.limits.transcript_cap)  # fmt: skip
+        [result] = await self._pipeline("desk_reply", [call])
+        return bool(result == "sent")
 
     # Desk ----------------------------------------------------------------------------------
 
@@ -228,17 +261,46 @@ class ModeStore(TicketStore):
     # Agent versions -------------------------------------------------------------------------
 
     async def apply_agent_version(
-        self, tenant_id: str, agent_id: str, handoff: HandoffConfig, created_at: str, by: str
+        self,
+        tenant_id: str,
+        agent_id: str,
+        handoff: HandoffConfig,
+        created_at: str,
+        by: str,
+        with_outputs: Sequence[QueuedOutput] = (),
     ) -> int:
-        """Apply: stores a new immutable version and returns its number."""
-        body = json.dumps({"handoff": asdict(handoff), "created_at": created_at, "created_by": by})
-        call = ("FCALL", "ho_agent_apply", 1, agent_key(tenant_id, agent_id), body)
+        """Apply: stores a new immutable version and returns its number; its
+        AgentVersionApplied (and `with_outputs`, e.g. the audit record) go to the outbox."""
+        event = AgentVersionApplied(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=1,  # set by Lua
+            handoff=asdict(handoff), created_at=datetime.fromisoformat(created_at), created_by=by,
+        )  # fmt: skip
+        body = version_body(event)
+        call = ("FCALL", "ho_agent_apply", 2, agent_key(tenant_id, agent_id),
+                outbox_key(agent_tag(tenant_id, agent_id)), agent_tag(tenant_id, agent_id),
+                body, event.model_dump_json(), json.dumps(list(with_outputs)))  # fmt: skip
         [version] = await self._pipeline("agent_apply", [call])
         return int(version)
 
-    async def publish_agent_version(self, tenant_id: str, agent_id: str, version: int) -> None:
+    async def publish_agent_version(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        version: int,
+        by: str = "system",
+        with_outputs: Sequence[QueuedOutput] = (),
+    ) -> None:
+        """Publish: version `version` becomes the live one; its AgentVersionPublished (and
+        `with_outputs`) go to the outbox."""
+        event = AgentVersionPublished(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=version,
+            published_at=datetime.now(UTC), published_by=by,
+        )  # fmt: skip
+        tag = agent_tag(tenant_id, agent_id)
         try:
-            call = ("FCALL", "ho_agent_publish", 1, agent_key(tenant_id, agent_id), version)
+            call = ("FCALL", "ho_agent_publish", 2, agent_key(tenant_id, agent_id),
+                    outbox_key(tag), tag, version, event.model_dump_json(),
+                    json.dumps(list(with_outputs)))  # fmt: skip
             await self._pipeline("agent_publish", [call])
         except ResponseError as exc:
             if "NO_SUCH_VERSION" in str(exc):
@@ -246,6 +308,42 @@ class ModeStore(TicketStore):
                     f"{tenant_id}/{agent_id} has no version {version}"
                 ) from exc
             raise
+
+    async def restore_agent_versions(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        applied: Sequence[AgentVersionApplied],
+        published: int | None,
+    ) -> int:
+        """Writes the versions Redis lacks, and the published one if none is (a rebuild from
+        the log); returns how many versions it wrote."""
+        key = agent_key(tenant_id, agent_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in applied:
+                pipe.hsetnx(key, f"v{event.version}", version_body(event))
+            if published is not None:
+                pipe.hsetnx(key, "published", published)
+            written = await pipe.execute()
+        latest = max((e.version for e in applied), default=0)
+        current = int(await self.redis.hget(key, "latest") or 0)
+        if latest > current:
+            await self.redis.hset(key, "latest", latest)
+        return sum(bool(w) for w in written[: len(applied)])
+
+    async def restore_transcript(self, ikey: str, turns: Sequence[tuple[int, str]]) -> bool:
+        """Writes an interaction's transcript from (time ms, turn JSON) in order, if Redis has
+        none (a rebuild from the log); entry ids keep the times. False: it had one."""
+        key = InteractionKeys(ikey).transcript
+        if await self.redis.exists(key):
+            return False
+        last_ms, seq = -1, 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ms, turn in turns[-self.limits.transcript_cap :]:
+                last_ms, seq = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+                pipe.xadd(key, {"turn": turn}, id=f"{last_ms}-{seq}")
+            await pipe.execute()
+        return True
 
     async def agent_versions(
         self, tenant_id: str, agent_id: str
@@ -272,12 +370,7 @@ class ModeStore(TicketStore):
                 pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            OutboxEntry(
-                shard,
-                outbox_seq(entry_id),
-                json.loads(fields["change"]) if "change" in fields else None,
-                [tuple(o) for o in json.loads(fields.get("out", "[]"))],
-            )
+            OutboxEntry.of(shard, entry_id, fields)
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]

@@ -19,7 +19,7 @@ import structlog
 
 from schemas import HandoffCommand, OperatorAction, OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.commands import CommandResult, CommandService, Resolution, TicketRefusedError
+from services.handoff.commands import CommandService, Resolution, TicketRefusedError
 from services.handoff.domain import at_ms, derived_id
 from services.handoff.events import ticket_changed
 from services.handoff.keys import outbox_key, shard_tag
@@ -68,9 +68,6 @@ class ActionRequest:
 class ActionResult:
     ticket: Ticket
     position: int | None
-    # Records the caller still has to publish (a resolve's to_ai command), else empty: a
-    # plain action's records are in the outbox already.
-    to_publish: CommandResult | None = None
 
 
 class TicketActions:
@@ -167,7 +164,7 @@ class TicketActions:
             outputs.append(
                 ("outbound", ticket.ikey, await self._message(after, teammate_text(name), now))
             )
-        outputs.append(("events", ticket.ikey, self._audit(caller, request, ticket, now)))
+        outputs.append(self._audit(caller, request, ticket, now, "accepted"))
         due = None
         if after.status == "queued":
             settings = await self._queue_settings(after)
@@ -217,7 +214,9 @@ class TicketActions:
             result = await self._commands.execute(
                 command,
                 f"api/{command_id}",
-                Resolution(ticket.ticket_id, caller.actor, request.note),
+                to_outbox=True,
+                audit=lambda code: self._audit(caller, request, ticket, now, code),
+                resolution=Resolution(ticket.ticket_id, caller.actor, request.note),
             )
         except TicketRefusedError as exc:
             self._count("resolve", exc.refusal.code)
@@ -229,7 +228,7 @@ class TicketActions:
         await self._store.teammate_seen(ticket.tenant_id, caller.sub, now)
         await self._store.unindex_ticket(ticket.tenant_id, ticket.queue, ticket.ticket_id)
         self._count("resolve", "ok")
-        return ActionResult(resolved or ticket, None, result)
+        return ActionResult(resolved or ticket, None)
 
     async def _announce(self, ticket: Ticket) -> bool:
         ids = parse_interaction_key(ticket.ikey)
@@ -255,7 +254,10 @@ class TicketActions:
             sent_at=at_ms(now),
         ).model_dump_json()
 
-    def _audit(self, caller: Caller, request: ActionRequest, ticket: Ticket, now: int) -> str:
+    def _audit(
+        self, caller: Caller, request: ActionRequest, ticket: Ticket, now: int, outcome: str
+    ) -> tuple[str, str, str]:
+        """The OperatorAction of the action, queued with it (never message text)."""
         record: dict[str, Any] = {
             "event_id": derived_id("audit", ticket.ticket_id, ticket.version + 1),
             "tenant_id": ticket.tenant_id,
@@ -264,10 +266,10 @@ class TicketActions:
             "token_id": caller.token_id,
             "action": f"ticket_{request.action}",
             "target": ticket.ticket_id,
-            "outcome": "accepted",
+            "outcome": outcome,
             "at": at_ms(now),
         }
-        return OperatorAction.model_validate(record).model_dump_json()
+        return ("events", ticket.ikey, OperatorAction.model_validate(record).model_dump_json())
 
     async def queue_position(self, ticket: Ticket, now: int) -> int | None:
         if ticket.status != "queued":

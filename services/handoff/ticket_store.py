@@ -31,6 +31,7 @@ from services.handoff.keys import (
     shard_tag,
     shard_tickets_key,
     teammates_key,
+    tenant_tag,
     ticket_history_key,
     ticket_key,
 )
@@ -123,15 +124,20 @@ class TicketStore(StateClient):
         updated_at: str,
         updated_by: str,
         expected_version: int | None,
+        with_outputs: Sequence[tuple[str, str, str]] = (),
     ) -> int:
+        """Stores the settings as a new version; `with_outputs` (the audit record) go to the
+        outbox in the same step."""
         doc = {
             "settings": settings.model_dump(),
             "updated_at": updated_at,
             "updated_by": updated_by,
         }
+        tag = tenant_tag(tenant_id)
         call = (
-            "FCALL", "ho_queue_put", 1, queues_key(tenant_id), queue, json.dumps(doc),
-            "" if expected_version is None else expected_version,
+            "FCALL", "ho_queue_put", 2, queues_key(tenant_id), outbox_key(tag), tag, queue,
+            json.dumps(doc), "" if expected_version is None else expected_version,
+            json.dumps(list(with_outputs)),
         )  # fmt: skip
         try:
             [version] = await self._pipeline("queue_put", [call])

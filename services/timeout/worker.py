@@ -1,7 +1,9 @@
-"""Sweeps due deadlines and publishes each timeout revert on handoff.events exactly once.
+"""Sweeps due deadlines and publishes each shard's outbox on Kafka exactly once: the timeout
+reverts, and every record queued by a change made outside a Kafka consumer (the operator API's
+switches, desk replies, agent versions and their audit records).
 
-It also runs the ticket sweeps (pickup targets, better places in line: tickets.py) and
-relays every record other steps queued in the shard outboxes (ticket actions of the API).
+It also runs the ticket sweeps (pickup targets, better places in line: tickets.py), whose
+records go through the same outboxes, as do the ticket actions of the operator API.
 
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
@@ -102,28 +104,23 @@ class TimeoutWorker:
         self._observe(entries)
         return len(entries)
 
+    def _outputs(self, entry: OutboxEntry) -> list[Output]:
+        topics = self._settings.topics
+        if entry.change is not None:  # a timeout revert, queued by handoff.lua
+            event = mode_changed(entry.change, self._settings.minute_ms)
+            return [Output.of(topics.events, entry.change["ikey"], event)]
+        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs]
+
     async def _publish(self, entries: list[OutboxEntry]) -> None:
         s = self._settings
-        by_role = {
-            "events": s.topics.events,
-            "outbound": s.topics.outbound,
-            "human_queue": s.topics.human_queue,
-        }
-        outputs: list[Output] = []
-        for e in entries:
-            if e.change is not None:
-                revert = mode_changed(e.change, s.minute_ms)
-                outputs.append(Output.of(s.topics.events, e.change["ikey"], revert))
-            outputs += [
-                Output(by_role[role], key, value.encode()) for role, key, value in e.outputs
-            ]
+        outputs = [output for e in entries for output in self._outputs(e)]
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
             await send_idempotent(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self._group)
 
-    def _observe(self, all_entries: list[OutboxEntry]) -> None:
-        changes = [e.change for e in all_entries if e.change is not None]
+    def _observe(self, entries: list[OutboxEntry]) -> None:
+        changes = [e.change for e in entries if e.change is not None]  # the timeout reverts
         if not changes:
             return
         now = time.time()

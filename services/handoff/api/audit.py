@@ -8,23 +8,21 @@ from datetime import UTC, datetime
 import structlog
 
 from schemas import OperatorAction
-from services.common.kafka import Output
-from services.common.settings import Topics
 from services.handoff.api.auth import Operator
+from services.handoff.store import QueuedOutput
 
 log = structlog.get_logger()
 
 
 def audit(
-    topics: Topics,
     operator: Operator,
     action: str,
     key: str,
     target: str,
     outcome: str,
     command_id: str | None = None,
-) -> Output:
-    """The audit record to send, keyed like the records it is about (`key`)."""
+) -> QueuedOutput:
+    """The audit record to queue with the change it is about, keyed like it (`key`)."""
     record = OperatorAction.model_validate(
         {
             "event_id": str(uuid.uuid4()),
@@ -51,4 +49,4 @@ def audit(
         command_id=command_id,
         event_id=record.event_id,
     )
-    return Output.of(topics.events, key, record)
+    return ("events", key, record.model_dump_json())

@@ -20,7 +20,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
-from services.common.kafka import Output
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
@@ -141,9 +140,11 @@ async def require_interaction(ctx: ApiContext, ids: InteractionIds) -> str:
     description="AI -> human needs the agent's published version to have handoff enabled "
     "(409 `agent_not_published`, `handoff_disabled`); human -> AI always works. 409 "
     "`already_in_mode` when nothing would change. Goes through the same transition as a "
-    "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted, "
-    "and acknowledged by Kafka before the answer. A retry with the same `Idempotency-Key` "
-    "(any client string) returns the first call's result; the key used is echoed back.",
+    "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted: "
+    "stored in Redis in the same atomic step as the change (the shard outbox) before the "
+    "answer, and published on Kafka exactly once by the relay. A retry with the same "
+    "`Idempotency-Key` (any client string) returns the first call's result; the key used is "
+    "echoed back.",
     tags=["users"],
 )
 async def switch_mode(
@@ -174,12 +175,12 @@ async def switch_mode(
         idle_timeout_minutes=body.idle_timeout_minutes,
         requested_at=datetime.now(UTC),
     )
-    result = await ctx.commands.execute(command, f"api/{command_id}")
-    outputs = result.to_outputs(ctx.settings.topics)
-    outputs.append(
-        audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
+    result = await ctx.commands.execute(
+        command,
+        f"api/{command_id}",
+        to_outbox=True,
+        audit=lambda code: audit(operator, "mode_switch", ikey, ikey, code, command_id),
     )
-    await ctx.publisher.send(outputs)
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)
@@ -275,8 +276,9 @@ async def transcript(
     status_code=201,
     responses=responses(401, 403, 404, 409, 422, 503),
     summary="Desk: reply to a user in human mode",
-    description="Sends an OutboundMessage with sender `human` on chat.outbound (acknowledged "
-    "before the answer) and records the turn in the transcript. 409 `not_in_human_mode` when "
+    description="Records the turn in the transcript and, in the same atomic step, queues an "
+    "OutboundMessage with sender `human` for chat.outbound (published exactly once by the "
+    "relay). 409 `not_in_human_mode` when "
     "the AI has the conversation.",
     tags=["desk"],
 )
@@ -291,11 +293,6 @@ async def desk_reply(
 ) -> m.DeskReplySent:
     ids = interaction(t, channel, external_id, a)
     ikey = await require_interaction(ctx, ids)
-    state = await ctx.store.read_state(ikey)
-    if state.mode != "human":
-        raise ApiError(
-            409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
-        )
     conversation = body.conversation_id
     if conversation is None:
         turns = await ctx.store.transcript(ikey, 20)
@@ -312,11 +309,14 @@ async def desk_reply(
         in_reply_to=body.in_reply_to,
         sent_at=datetime.now(UTC),
     )
-    record = audit(
-        ctx.settings.topics, operator, "desk_reply", ikey, ikey, "sent", message.event_id
-    )
-    await ctx.publisher.send([Output.of(ctx.settings.topics.outbound, ikey, message), record])
-    await ctx.store.record_turn(ikey, outbound_turn(message).model_dump_json())
+    outputs = [
+        ("outbound", ikey, message.model_dump_json()),
+        audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
+    ]
+    if not await ctx.store.desk_reply(ikey, outbound_turn(message).model_dump_json(), outputs):
+        raise ApiError(
+            409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
+        )
     return m.DeskReplySent(
         event_id=message.event_id, conversation_id=conversation, sent_at=message.sent_at
     )
@@ -411,9 +411,10 @@ async def apply_version(
 ) -> m.AgentVersionView:
     created_at = datetime.now(UTC).isoformat()
     config = body.handoff.to_config()
-    n = await ctx.store.apply_agent_version(t, a, config, created_at, operator.actor)
-    await ctx.publisher.send(
-        [audit(ctx.settings.topics, operator, "agent_apply", f"{t}:{a}", f"{a}@v{n}", "applied")]
+    # The audit record names the version, which the Redis step numbers: it fills `{version}`.
+    record = audit(operator, "agent_apply", f"{t}:{a}", f"{a}@v{{version}}", "applied")
+    n = await ctx.store.apply_agent_version(
+        t, a, config, created_at, operator.actor, with_outputs=[record]
     )
     response.headers["Location"] = f"/v1/tenants/{t}/agents/{a}"
     return m.AgentVersionView(
@@ -439,17 +440,11 @@ async def publish_version(
     operator: WriteVersion,
     ctx: Ctx,
 ) -> m.AgentView:
+    record = audit(operator, "agent_publish", f"{t}:{a}", f"{a}@v{n}", "published")
     try:
-        await ctx.store.publish_agent_version(t, a, n)
+        await ctx.store.publish_agent_version(t, a, n, operator.actor, with_outputs=[record])
     except UnknownVersionError as exc:
         raise version_missing({"a": a, "n": n}) from exc
-    await ctx.publisher.send(
-        [
-            audit(
-                ctx.settings.topics, operator, "agent_publish", f"{t}:{a}", f"{a}@v{n}", "published"
-            )
-        ]
-    )
     return await _agent_view(ctx, t, a)
 
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from services.common.kafka import Output
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, tenant_scope
@@ -134,15 +133,15 @@ async def put_queue(
     t: Tenant, q: QueueName, body: m.QueueSettingsBody, operator: WriteQueue, ctx: Ctx
 ) -> m.QueueView:
     at = datetime.now(UTC).isoformat()
+    record = audit(operator, "queue_update", t, f"queue:{q}", "applied")
     try:
-        await ctx.store.put_queue(t, q, body.settings(), at, operator.actor, body.version)
+        await ctx.store.put_queue(
+            t, q, body.settings(), at, operator.actor, body.version, with_outputs=[record]
+        )
     except QueueVersionConflictError as exc:
         raise ApiError(
             409, "version_conflict", f"The queue is at version {exc.current}, not {body.version}."
         ) from exc
-    await ctx.publisher.send(
-        [audit(ctx.settings.topics, operator, "queue_update", t, f"queue:{q}", "applied")]
-    )
     return await get_queue(t, q, operator, ctx)
 
 
@@ -193,19 +192,6 @@ async def _act(
     result = await ctx.tickets.act(t, ticket_id, request, caller)
     if isinstance(result, Refusal):
         raise ApiError(result.status, result.code, result.detail)
-    if result.to_publish is not None:  # a resolve's to_ai command: ModeChanged & co.
-        outputs: list[Output] = result.to_publish.to_outputs(ctx.settings.topics)
-        outputs.append(
-            audit(
-                ctx.settings.topics,
-                operator,
-                "ticket_resolve",
-                result.ticket.ikey,
-                ticket_id,
-                "accepted",
-            )
-        )
-        await ctx.publisher.send(outputs)
     now = await _now(ctx, t)
     return m.TicketView.of(result.ticket, result.position, now)
 

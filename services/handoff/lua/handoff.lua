@@ -82,12 +82,12 @@ local function rfc3339(ms)
                        math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
 end
 
--- The shard outbox (relayed to Kafka by the timeout worker): one entry per step, `out` =
--- the records to publish, each {role, key, value_json}; role names a topic (commands.py Role).
+-- Queues records for the relay (the timeout worker) to publish on Kafka exactly once, in the
+-- same atomic step as the state change they announce. outputs: an array of
+-- {role, key, value_json}; role names the topic (events, outbound, human_queue).
 local function outbox_emit(tag, outputs)
-  if #outputs > 0 then
-    redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
-  end
+  if #outputs == 0 then return end
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
 end
 
 -- Tickets (R14-R18). A ticket's hash and history sit on its interaction's shard; the shard
@@ -173,6 +173,7 @@ local function revert_expired(tag, ikey, st, now, history_cap, actor, reason)
   if closed then outbox_emit(tag, {{'events', ikey, closed}}) end
   return new
 end
+
 
 local function marker_hit(marker_key, src)
   local stored = redis.call('GET', marker_key)
@@ -261,7 +262,9 @@ end
 KEYS: command marker, deadlines
 ARGV: tag, ikey, src, expected_version, state_json ('' = no state change: a rejection),
       change_json, result_json (stored in the marker), marker_ttl_ms, history_cap,
-      transcript_turn ('' = none: the handoff notice) , transcript_cap,
+      transcript_turn ('' = none: the handoff notice), transcript_cap,
+      to_outbox ('1': the result's outputs are queued in the shard outbox — a command that
+      did not come from a Kafka consumer, whose transaction would carry them),
       ticket_json ('' = none: {fields, change, pickup_due}: the ticket a to_human opens),
       resolution_json ('' = none: {ticket_id, expected_version, fields, change}: the ticket a
       to_ai resolves; without one, a to_ai closes the open ticket) ]]
@@ -269,8 +272,8 @@ local function ho_apply(keys, args)
   local tag, ikey, src, expected = args[1], args[2], args[3], tonumber(args[4])
   local state_json, change, result = args[5], args[6], args[7]
   local ttl, history_cap = tonumber(args[8]), tonumber(args[9])
-  local turn, transcript_cap = args[10], tonumber(args[11])
-  local ticket_json, resolution_json = args[12] or '', args[13] or ''
+  local turn, transcript_cap, to_outbox = args[10], tonumber(args[11]), args[12] == '1'
+  local ticket_json, resolution_json = args[13] or '', args[14] or ''
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
   local current = load_state(key('state', tag, ikey))
@@ -322,6 +325,7 @@ local function ho_apply(keys, args)
   end
   stored.src = src
   redis.call('SET', keys[1], cjson.encode(stored), 'PX', ttl)
+  if to_outbox then outbox_emit(tag, stored.outputs) end
   stored.status = 'applied'
   return cjson.encode(stored)
 end
@@ -421,16 +425,33 @@ local function ho_ticket_notice(keys, args)
   return 1
 end
 
---[[ ho_queue_put: a queue's settings, versioned. KEYS: the tenant's queue hash, holding
-`{queue}` = the settings JSON as given and `{queue}@version` (ids never contain `@`).
-ARGV: queue, settings_json, expected_version ('' = any) ]]
+--[[ ho_queue_put: a queue's settings, versioned, with its audit record in the outbox.
+KEYS: the tenant's queue hash (`{queue}` = the settings JSON as given, `{queue}@version`;
+ids never contain `@`), its shard's outbox.
+ARGV: tag, queue, settings_json, expected_version ('' = any), outputs_json ]]
 local function ho_queue_put(keys, args)
-  local version = tonumber(redis.call('HGET', keys[1], args[1] .. '@version') or '0')
-  if args[3] ~= '' and tonumber(args[3]) ~= version then
+  local queue = args[2]
+  local version = tonumber(redis.call('HGET', keys[1], queue .. '@version') or '0')
+  if args[4] ~= '' and tonumber(args[4]) ~= version then
     return redis.error_reply('VERSION_CONFLICT ' .. version)
   end
-  redis.call('HSET', keys[1], args[1], args[2], args[1] .. '@version', version + 1)
+  redis.call('HSET', keys[1], queue, args[3], queue .. '@version', version + 1)
+  outbox_emit(args[1], cjson.decode(args[5]))
   return version + 1
+end
+
+--[[ ho_desk_reply: a teammate's reply sent through the operator API: recorded in the
+transcript and queued (with its audit record) in the outbox, only while in human mode.
+KEYS: outbox. ARGV: tag, ikey, turn_json, outputs_json, transcript_cap
+Returns 'sent' or 'not_in_human_mode'. ]]
+local function ho_desk_reply(keys, args)
+  local tag, ikey, turn, outputs = args[1], args[2], args[3], cjson.decode(args[4])
+  local st = load_state(key('state', tag, ikey))
+  if st.mode ~= 'human' or lease_expired(tag, ikey, st) then return 'not_in_human_mode' end
+  redis.call('XADD', key('transcript', tag, ikey), 'MAXLEN', '~', tonumber(args[5]), '*',
+             'turn', turn)
+  outbox_emit(tag, outputs)
+  return 'sent'
 end
 
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
@@ -456,20 +477,40 @@ local function ho_expire_due(keys, args)
   return reverted
 end
 
---[[ ho_agent_apply: a new immutable agent version. KEYS: agent hash. ARGV: version_json ]]
+-- An agent event numbered with version n, queued in the agent's shard outbox with the
+-- records that come with it (its audit record, whose text may say `{version}` for n, a
+-- number only this step knows). The event id is derived from what it is.
+local function emit_agent_event(tag, event_json, n, extra_json)
+  local event = cjson.decode(event_json)
+  event.version = n
+  event.event_id = event.type .. '-' .. redis.sha1hex(
+    event.tenant_id .. '\31' .. event.agent_id .. '\31' .. n)
+  local outputs = {{'events', event.tenant_id .. ':' .. event.agent_id, cjson.encode(event)}}
+  for _, extra in ipairs(cjson.decode(extra_json)) do
+    extra[3] = string.gsub(extra[3], '{version}', tostring(n))
+    outputs[#outputs + 1] = extra
+  end
+  outbox_emit(tag, outputs)
+end
+
+--[[ ho_agent_apply: a new immutable agent version, announced by an AgentVersionApplied.
+KEYS: agent hash, its shard's outbox. ARGV: tag, version_json, event_json, extra_outputs_json ]]
 local function ho_agent_apply(keys, args)
   local n = redis.call('HINCRBY', keys[1], 'latest', 1)
-  redis.call('HSET', keys[1], 'v' .. n, args[1])
+  redis.call('HSET', keys[1], 'v' .. n, args[2])
+  emit_agent_event(args[1], args[3], n, args[4])
   return n
 end
 
---[[ ho_agent_publish: publish version n. KEYS: agent hash. ARGV: n ]]
+--[[ ho_agent_publish: publish version n, announced by an AgentVersionPublished.
+KEYS: agent hash, its shard's outbox. ARGV: tag, n, event_json, extra_outputs_json ]]
 local function ho_agent_publish(keys, args)
-  if redis.call('HEXISTS', keys[1], 'v' .. args[1]) == 0 then
+  if redis.call('HEXISTS', keys[1], 'v' .. args[2]) == 0 then
     return redis.error_reply('NO_SUCH_VERSION')
   end
-  redis.call('HSET', keys[1], 'published', args[1])
-  return tonumber(args[1])
+  redis.call('HSET', keys[1], 'published', args[2])
+  emit_agent_event(args[1], args[3], tonumber(args[2]), args[4])
+  return tonumber(args[2])
 end
 
 -- ho_time: Redis TIME, routed by the key it names (a plain TIME has no key, and Redis
@@ -483,6 +524,7 @@ redis.register_function('ho_route', ho_route)
 redis.register_function('ho_gate', ho_gate)
 redis.register_function('ho_apply', ho_apply)
 redis.register_function('ho_expire_due', ho_expire_due)
+redis.register_function('ho_desk_reply', ho_desk_reply)
 redis.register_function('ho_agent_apply', ho_agent_apply)
 redis.register_function('ho_ticket_step', ho_ticket_step)
 redis.register_function('ho_pickup_fire', ho_pickup_fire)
