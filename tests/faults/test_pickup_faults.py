@@ -30,8 +30,8 @@ async def test_pickup_targets_fire_once_with_a_worker_killed_mid_sweep(stack: St
     users = [Who("acme", "support", user=f"u{n:04}") for n in range(TICKETS)]
     await publish_queues_agent(store, users[0], queues=("default",))
     # Every ticket is announced and then goes back to the AI, in the same step.
-    await store.put_queue("acme", "default", QueueSettings(pickup_minutes=6, on_no_pickup="back_to_ai"),
-                          "2026-01-01T00:00:00Z", "test", None)  # fmt: skip
+    target = QueueSettings(pickup_minutes=6, on_no_pickup="back_to_ai")
+    await store.put_queue("acme", "default", target, "2026-01-01T00:00:00Z", "test", None)
     service = CommandService(store, minute_ms=1000, ticket_turns=5)  # a "minute" is a second
 
     async def hand_off(who: Who) -> None:
