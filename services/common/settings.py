@@ -17,6 +17,7 @@ class Topics:
     agent_replies: str
     outbound: str
     commands: str
+    operator_commands: str
     events: str
     dead_letter: str
     timeout_shards: str
@@ -29,6 +30,7 @@ class Topics:
             self.agent_replies,
             self.outbound,
             self.commands,
+            self.operator_commands,
             self.events,
             self.dead_letter,
             self.timeout_shards,
@@ -61,7 +63,10 @@ class CommonSettings(BaseSettings):
     topic_human_queue: str = "chat.human-queue"
     topic_agent_replies: str = "agent.replies"
     topic_outbound: str = "chat.outbound"
+    # R22: handoff.commands grants agent authority only; operator commands come from the
+    # operator API or from handoff.operator-commands, whose writers the ACLs restrict.
     topic_commands: str = "handoff.commands"
+    topic_operator_commands: str = "handoff.operator-commands"
     topic_events: str = "handoff.events"
     topic_dead_letter: str = "chat.dead-letter"
     # Internal: never holds records. Its partitions are the state shards; the timeout
@@ -93,6 +98,7 @@ class CommonSettings(BaseSettings):
             agent_replies=p + self.topic_agent_replies,
             outbound=p + self.topic_outbound,
             commands=p + self.topic_commands,
+            operator_commands=p + self.topic_operator_commands,
             events=p + self.topic_events,
             dead_letter=p + self.topic_dead_letter,
             timeout_shards=p + self.topic_timeout_shards,

@@ -26,6 +26,7 @@ from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
+from services.handoff.commands import API
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.domain import derived_id
 from services.handoff.events import outbound_turn
@@ -174,7 +175,7 @@ async def switch_mode(
         idle_timeout_minutes=body.idle_timeout_minutes,
         requested_at=datetime.now(UTC),
     )
-    result = await ctx.commands.execute(command, f"api/{command_id}")
+    result = await ctx.commands.execute(command, f"api/{command_id}", API)
     outputs = result.to_outputs(ctx.settings.topics)
     outputs.append(
         audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
