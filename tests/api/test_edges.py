@@ -1,5 +1,6 @@
 """The operator API's edges (issue 16): body limits before reading, the token before the
-body, Idempotency-Key reuse, absurd token claims, strict request types."""
+body, Idempotency-Key reuse, absurd token claims, strict request types (a string or a
+boolean is never a number; 5.0 is, as JSON Schema's `integer` says)."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def _sign(header: str, claims: dict[str, object], secret: str) -> str:
     "body",
     [
         {"mode": "human", "reason": "Asked.", "idle_timeout_minutes": "5"},
-        {"mode": "human", "reason": "Asked.", "idle_timeout_minutes": 5.0},
+        {"mode": "human", "reason": "Asked.", "idle_timeout_minutes": 5.5},
         {"mode": "human", "reason": "Asked.", "idle_timeout_minutes": True},
     ],
 )

@@ -28,7 +28,7 @@ from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.commands import API
 from services.handoff.api.errors import ApiError, rejection, responses
-from services.handoff.domain import derived_id
+from services.handoff.api.idempotency import check_reuse, idempotent_call
 from services.handoff.events import outbound_turn
 from services.handoff.store import UnknownVersionError
 
@@ -144,7 +144,9 @@ async def require_interaction(ctx: ApiContext, ids: InteractionIds) -> str:
     "`already_in_mode` when nothing would change. Goes through the same transition as a "
     "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted, "
     "and acknowledged by Kafka before the answer. A retry with the same `Idempotency-Key` "
-    "(any client string) returns the first call's result; the key used is echoed back.",
+    "(any client string) and body returns the first call's result; the key used is echoed "
+    "back. A key is scoped to the operator and the interaction; reused with another body it "
+    "answers 422 `idempotency_key_reused`.",
     tags=["users"],
 )
 async def switch_mode(
@@ -162,9 +164,8 @@ async def switch_mode(
 ) -> m.ModeChangedView:
     ids = interaction(t, channel, external_id, a)
     ikey = interaction_key(ids)
-    key = idempotency_key or str(uuid.uuid4())
-    # Scoped to the operator: two operators' keys never collide.
-    command_id = derived_id("api", operator.tenant, operator.sub, key)
+    call = idempotent_call(operator, ikey, idempotency_key, body)
+    key, command_id = call.key, call.command_id
     command = HandoffCommand(
         **ids.model_dump(),
         command_id=command_id,
@@ -175,12 +176,13 @@ async def switch_mode(
         idle_timeout_minutes=body.idle_timeout_minutes,
         requested_at=datetime.now(UTC),
     )
-    result = await ctx.commands.execute(command, f"api/{command_id}", API)
+    result = await ctx.commands.execute(command, call.src, API)
     outputs = result.to_outputs(ctx.settings.topics)
     outputs.append(
         audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
     )
     await ctx.publisher.send(outputs)
+    check_reuse(result.code, call)
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)
