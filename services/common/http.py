@@ -1,9 +1,10 @@
-"""Health, readiness and metrics over HTTP, served beside each service's worker loop."""
+"""Health, readiness, metrics and documents over HTTP, served beside each service's worker loop."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 
 import uvicorn
@@ -11,14 +12,56 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.settings import CommonSettings
+
 ASYNCAPI = resources.files("schemas").joinpath("asyncapi.json")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None) -> FastAPI:
-    """Adds /healthz, /readyz and /metrics to `app` (a new app when None)."""
-    app = app or FastAPI(title=f"handoff-{service}")
+# FastAPI's own document routes; they move with /metrics (see `http_apps`).
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
+
+@dataclass(frozen=True)
+class Listener:
+    app: FastAPI
+    host: str
+    port: int
+
+
+def http_apps(
+    service: str,
+    settings: CommonSettings,
+    port: int,
+    readiness: ReadinessCheck,
+    app: FastAPI | None = None,
+) -> list[Listener]:
+    """The service's HTTP listeners. `app` (a new one when None) on `port` gets /healthz and
+    /readyz. /metrics and the documents (FastAPI's /docs, /redoc, /openapi.json, and
+    /asyncapi.json) go with it, or to a separate app on `ops_http_port` (an address the
+    public cannot reach), or nowhere when `http_metrics` / `http_docs` are off."""
+    main = app or FastAPI(title=f"handoff-{service}")
+    docs = [r for r in main.router.routes if getattr(r, "path", None) in DOC_PATHS]
+    main.router.routes[:] = [r for r in main.router.routes if r not in docs]
+    listeners = [Listener(main, settings.http_host, port)]
+    ops = main
+    if settings.ops_http_port is not None:
+        ops = FastAPI(
+            title=f"handoff-{service} ops", docs_url=None, redoc_url=None, openapi_url=None
+        )
+        host = settings.ops_http_host or settings.http_host
+        listeners.append(Listener(ops, host, settings.ops_http_port))
+        _probes(ops, service, readiness)
+    _probes(main, service, readiness)
+    if settings.http_metrics:
+        _metrics(ops)
+    if settings.http_docs:
+        ops.router.routes.extend(docs)
+        _asyncapi(ops)
+    return listeners
+
+
+def _probes(app: FastAPI, service: str, readiness: ReadinessCheck) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
@@ -32,16 +75,18 @@ def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None)
             status_code=200 if ready else 503,
         )
 
+
+def _asyncapi(app: FastAPI) -> None:
     @app.get("/asyncapi.json", tags=["ops"])
     async def asyncapi() -> Response:
         """The AsyncAPI document of every topic (schemas/asyncapi.json, by `make docs`)."""
         return Response(ASYNCAPI.read_bytes(), media_type="application/json")
 
+
+def _metrics(app: FastAPI) -> None:
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 async def serve(app: FastAPI, host: str, port: int) -> None:
