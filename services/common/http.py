@@ -11,11 +11,42 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.settings import CommonSettings
 
 ASYNCAPI = resources.files("schemas").joinpath("asyncapi.json")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+# On every response of a page-serving app (the console, the web chat): never framed, never
+# sniffed, no Referer to wherever a link goes.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """A pure ASGI middleware (streams flow through untouched): SECURITY_HEADERS and a
+    Content-Security-Policy on every response."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app = app
+        self.headers = [*SECURITY_HEADERS, (b"content-security-policy", csp.encode())]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ours = {name for name, _ in self.headers}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 # FastAPI's own document routes; they move with /metrics (see `http_apps`).
@@ -38,19 +69,19 @@ def http_apps(
 ) -> list[Listener]:
     """The service's HTTP listeners. `app` (a new one when None) on `port` gets /healthz and
     /readyz. /metrics and the documents (FastAPI's /docs, /redoc, /openapi.json, and
-    /asyncapi.json) go with it, or to a separate app on `ops_http_port` (an address the
+    /asyncapi.json) go with it, or to a separate app on `ops_port` (an address the
     public cannot reach), or nowhere when `http_metrics` / `http_docs` are off."""
     main = app or FastAPI(title=f"handoff-{service}")
     docs = [r for r in main.router.routes if getattr(r, "path", None) in DOC_PATHS]
     main.router.routes[:] = [r for r in main.router.routes if r not in docs]
     listeners = [Listener(main, settings.http_host, port)]
     ops = main
-    if settings.ops_http_port is not None:
+    if settings.ops_port is not None:
         ops = FastAPI(
             title=f"handoff-{service} ops", docs_url=None, redoc_url=None, openapi_url=None
         )
-        host = settings.ops_http_host or settings.http_host
-        listeners.append(Listener(ops, host, settings.ops_http_port))
+        host = settings.ops_host or settings.http_host
+        listeners.append(Listener(ops, host, settings.ops_port))
         _probes(ops, service, readiness)
     _probes(main, service, readiness)
     if settings.http_metrics:

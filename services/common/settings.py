@@ -55,10 +55,10 @@ class CommonSettings(BaseSettings):
     log_redact: bool = True
     http_host: str = "127.0.0.1"
     # /metrics and the documents (/docs, /redoc, /openapi.json, /asyncapi.json): on the
-    # service's port unless `ops_http_port` is set (then only there, bound to
-    # `ops_http_host`, default `http_host`); off altogether when turned off here.
-    ops_http_port: int | None = None
-    ops_http_host: str | None = None
+    # service's port unless `ops_port` is set (then only there, bound to
+    # `ops_host`, default `http_host`); off altogether when turned off here.
+    ops_port: int | None = None
+    ops_host: str | None = None
     http_metrics: bool = True
     http_docs: bool = True
     # How many seconds an "idle timeout minute" lasts. 60 in production; tests shrink it.

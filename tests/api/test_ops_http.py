@@ -33,7 +33,7 @@ async def prefixed_env(env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def split(prefixed_env: dict[str, str], stack_dir: Path) -> Iterator[tuple[str, str]]:
     ops_port = free_port()
-    env = {**prefixed_env, "HANDOFF_OPS_HTTP_PORT": str(ops_port)}
+    env = {**prefixed_env, "HANDOFF_OPS_PORT": str(ops_port)}
     proc = ServiceProcess("services.handoff", env, stack_dir / "services", "ops-split")
     proc.start()
     proc.wait_ready(60)

@@ -72,9 +72,8 @@ async def test_behind_a_trusted_https_proxy_the_cookie_is_secure(
 ) -> None:
     plain = await http.get("/", params={"tenant": tenant})
     assert "Secure" not in plain.headers["set-cookie"]
-    proxied = await http.get(
-        "/", params={"tenant": tenant}, headers={"X-Forwarded-Proto": "https"}
-    )
+    http.cookies.clear()  # a new visitor: a new cookie
+    proxied = await http.get("/", params={"tenant": tenant}, headers={"X-Forwarded-Proto": "https"})
     assert "Secure" in proxied.headers["set-cookie"]
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas import (
-    OperatorAction,
     CommandRejected,
     HandoffCommand,
     HandoffTicket,
     ModeChanged,
+    OperatorAction,
     OutboundMessage,
     TranscriptTurn,
 )

@@ -26,9 +26,9 @@ from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
-from services.handoff.commands import API
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
+from services.handoff.commands import API
 from services.handoff.events import outbound_turn
 from services.handoff.store import UnknownVersionError
 
