@@ -87,7 +87,8 @@ async def test_the_reply_carries_the_state_version_it_was_given(stack: Stack, te
     await publish_agent(stack.store, who)
     for action, source in (("to_human", "agent"), ("to_ai", "operator")):
         command = who.command(action, source=source)
-        await bus.send(t.commands, command, key=who.key)
+        topic = t.commands if source == "agent" else t.operator_commands
+        await bus.send(topic, command, key=who.key)
         await bus.wait_for(t.events, with_command(command["command_id"]))
 
     message = await say(stack, who, "What are your opening hours?")
