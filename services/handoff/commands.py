@@ -66,16 +66,15 @@ class CommandResult:
 @dataclass(frozen=True)
 class Entry:
     """Where a command came in (R22): the authority that entry point vouches for, and the
-    Kafka topic for a consumed record. A topic's commands that claim operator authority get
-    their audit record here, stored with the outcome so a replay repeats it byte for byte;
-    the API writes its own (it knows the token: role, jti)."""
+    Kafka topic for a consumed record. A topic's commands that carry or claim operator
+    authority get their audit record here, stored with the outcome so a replay repeats it
+    byte for byte; the API writes its own (it knows the token: role, jti)."""
 
     authority: Authority
     topic: str | None = None
 
-    @property
-    def audits_operator_claims(self) -> bool:
-        return self.topic is not None
+    def audits(self, command: HandoffCommand) -> bool:
+        return self.topic is not None and "operator" in (self.authority, command.source)
 
 
 API = Entry("operator")
@@ -134,7 +133,7 @@ class CommandService:
         ikey = interaction_key(command)
         code = decision.code if isinstance(decision, Rejection) else "accepted"
         audit: list[tuple[Role, str, str]] = []
-        if command.source == "operator" and entry.audits_operator_claims:
+        if entry.audits(command):
             audit = [("events", ikey, self._audit(command, entry, code, snap).model_dump_json())]
         if isinstance(decision, Rejection):
             rejected = CommandRejected(

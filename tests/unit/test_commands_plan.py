@@ -147,3 +147,10 @@ def test_r22_an_operator_claim_on_the_agents_topic_is_rejected_and_audited_as_a_
 def test_r22_the_api_writes_its_own_audit() -> None:
     _, _, _, result, _ = run_plan(command("to_ai", "operator"), HUMAN_V5, entry=API)
     assert all(json.loads(value)["type"] != "operator_action" for _, _, value in result["outputs"])
+
+
+def test_r22_every_command_on_the_operator_topic_is_audited() -> None:
+    entry = Entry("operator", "handoff.operator-commands")
+    _, _, _, result, _ = run_plan(command(), entry=entry)  # an agent's handoff, sent by ops
+    audit = OperatorAction.model_validate_json(result["outputs"][-1][2])
+    assert (audit.actor, audit.outcome, audit.via) == ("agent:support@3", "accepted", entry.topic)
