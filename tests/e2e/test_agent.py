@@ -71,7 +71,7 @@ async def test_agent_hands_off_when_the_user_asks_for_a_person(stack: Stack, ten
     assert [turn["text"] for turn in ticket["transcript"]][-3:] == [
         bus.on(t.outbound, of(who, "outbound_message", sender="ai"))[0]["text"],
         "I want to talk to a person",
-        NOTICE,
+        notice["text"],
     ]
     # The reply would have been in the agent's transaction with the command: there is none.
     assert not bus.on(t.agent_replies, of(who, "agent_reply", in_reply_to=ask["event_id"]))
