@@ -198,6 +198,15 @@ class TicketStore(StateClient):
     async def index_ticket(self, tenant_id: str, queue: str, ticket_id: str, at_ms: int) -> None:
         await self.redis.zadd(queue_tickets_key(tenant_id, queue), {ticket_id: at_ms})
 
+    async def index_tickets(self, tickets: Sequence[Ticket]) -> None:
+        """Re-adds open tickets to their queues' indexes (the waiting sweep's repair)."""
+        if not tickets:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for t in tickets:
+                pipe.zadd(queue_tickets_key(t.tenant_id, t.queue), {t.ticket_id: t.created_at_ms})
+            await pipe.execute()
+
     async def unindex_ticket(self, tenant_id: str, queue: str, ticket_id: str) -> None:
         await self.redis.zrem(queue_tickets_key(tenant_id, queue), ticket_id)
 

@@ -139,10 +139,7 @@ class TicketSweeps:
         sent = 0
         cache: dict[tuple[str, str], QueueStatus] = {}
         tickets = await self._store.shard_open_tickets(shards, limit)
-        for ticket in tickets:  # repair: every open ticket is in its queue's index
-            await self._store.index_ticket(
-                ticket.tenant_id, ticket.queue, ticket.ticket_id, ticket.created_at_ms
-            )
+        await self._store.index_tickets(tickets)  # repair: every open ticket in its queue's index
         for ticket in tickets:
             if ticket.status != "queued":
                 continue
