@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -13,10 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ASYNCAPI = resources.files("schemas").joinpath("asyncapi.json")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+StuckPartitions = Callable[[], list[dict[str, Any]]]
 
 
-def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None) -> FastAPI:
-    """Adds /healthz, /readyz and /metrics to `app` (a new app when None)."""
+def ops_app(
+    service: str,
+    readiness: ReadinessCheck,
+    app: FastAPI | None = None,
+    stuck: StuckPartitions = list,
+) -> FastAPI:
+    """Adds /healthz, /readyz and /metrics to `app` (a new app when None). Not ready while a
+    check fails or a consumed partition is stuck (its batch keeps failing); /readyz names
+    each stuck partition."""
     app = app or FastAPI(title=f"handoff-{service}")
 
     @app.get("/healthz", tags=["ops"])
@@ -26,9 +35,10 @@ def ops_app(service: str, readiness: ReadinessCheck, app: FastAPI | None = None)
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         checks = await readiness()
-        ready = all(checks.values())
+        stuck_now = stuck()
+        ready = all(checks.values()) and not stuck_now
         return JSONResponse(
-            {"ready": ready, "service": service, "checks": checks},
+            {"ready": ready, "service": service, "checks": checks, "stuck": stuck_now},
             status_code=200 if ready else 503,
         )
 

@@ -180,6 +180,8 @@ async def switch_mode(
         audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
     )
     await ctx.publisher.send(outputs)
+    for counter in result.counters:  # counted once its records are written
+        counter.inc()
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)
