@@ -241,6 +241,33 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+R = TypeVar("R")
+
+
+async def handle_or_split(
+    records: Sequence[R],
+    attempt: Callable[[Sequence[R]], Awaitable[None]],
+    isolated: Callable[[R, Exception], Awaitable[None]],
+) -> None:
+    """`attempt(records)` (handle and commit them); when that fails because of one of them
+    (`follows_record`), bisects: each half on its own attempt, first half first, down to the
+    record at fault alone, which goes to `isolated`. The records are in partition then offset
+    order, so committing them in this order keeps every partition's order. An
+    infrastructure failure is raised: the caller retries what is not committed."""
+    try:
+        await attempt(records)
+    except Exception as exc:
+        if not follows_record(exc):
+            raise
+        if len(records) == 1:
+            await isolated(records[0], exc)
+            return
+        log.warning("batch_split", records=len(records), error=_name(exc))
+        middle = len(records) // 2
+        await handle_or_split(records[:middle], attempt, isolated)
+        await handle_or_split(records[middle:], attempt, isolated)
+
+
 @dataclass
 class Stuck:
     """A partition whose batch keeps failing: since when, how many attempts, the last error."""
@@ -253,12 +280,17 @@ class Stuck:
 class WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
     """Holds a rebalance until the batch in flight is committed or aborted."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(
+        self, lock: asyncio.Lock, forget: Callable[[list[TopicPartition]], None] | None = None
+    ) -> None:
         self._lock = lock
+        self._forget = forget  # what to drop of the partitions given up
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self._lock:
             log.info("partitions_revoked", partitions=[f"{t.topic}-{t.partition}" for t in revoked])
+            if self._forget is not None:
+                self._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=[f"{t.topic}-{t.partition}" for t in assigned])
@@ -308,7 +340,8 @@ class TransactionalProcessor:
             fetch_max_wait_ms=s.consumer_poll_ms,
         )
         await self._producer.start()
-        self._consumer.subscribe(self._topics, listener=WaitForBatch(self._lock))
+        listener = WaitForBatch(self._lock, forget=self._unstick_all)
+        self._consumer.subscribe(self._topics, listener=listener)
         await self._consumer.start()
         self.healthy = True
 
@@ -335,7 +368,7 @@ class TransactionalProcessor:
 
     async def run(self) -> None:
         """Polls forever. A batch failing for the infrastructure is retried from its first
-        uncommitted record, with backoff; one failing for a record is split (see _handle)."""
+        uncommitted record, with backoff; one failing for a record is split (handle_or_split)."""
         assert self._consumer is not None
         backoff = 0.1
         while True:
@@ -366,29 +399,16 @@ class TransactionalProcessor:
             r for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]
         ]
         metrics.BATCH_SIZE.labels(service=self._service).observe(len(records))
-        await self._handle(records, committed)
+
+        async def attempt(part: Sequence[Record]) -> None:
+            await self._commit(await self._handler(part), part, committed)
+
+        async def isolated(record: Record, exc: Exception) -> None:
+            await self._dead_letter(record, exc, committed)
+
+        await handle_or_split(records, attempt, isolated)
         for tp in batches:
             self._unstick(tp)
-
-    async def _handle(
-        self, records: Sequence[Record], committed: dict[TopicPartition, int]
-    ) -> None:
-        """Handles and commits `records`; if that fails because of one of them, bisects: each
-        half on its own, in order, until the record at fault is alone and dead-lettered."""
-        try:
-            await self._commit(await self._handler(records), records, committed)
-        except Exception as exc:
-            if not follows_record(exc):
-                raise
-            if len(records) == 1:
-                await self._dead_letter(records[0], exc, committed)
-                return
-            log.warning(
-                "batch_split", service=self._service, records=len(records), error=_name(exc)
-            )
-            middle = len(records) // 2
-            await self._handle(records[:middle], committed)
-            await self._handle(records[middle:], committed)
 
     async def _dead_letter(
         self, record: Record, exc: BaseException, committed: dict[TopicPartition, int]
@@ -455,6 +475,10 @@ class TransactionalProcessor:
             labels = (self._service, tp.topic, str(tp.partition))
             metrics.PARTITION_FAILED_ATTEMPTS.labels(*labels).set(st.attempts)
             metrics.PARTITION_STUCK_SECONDS.labels(*labels).set(time.monotonic() - st.since)
+
+    def _unstick_all(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._unstick(tp)
 
     def _unstick(self, tp: TopicPartition) -> None:
         if self._stuck.pop(tp, None) is not None:
