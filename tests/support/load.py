@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,4 +93,8 @@ def poison_id(letter: dict[str, Any]) -> str:
     raw = base64.b64decode(letter["raw"])
     if raw.startswith(b"poison:"):
         return raw.split(b":", 2)[1].decode()
+    if letter.get("raw_truncated"):  # the value's start only: its event_id comes before text
+        found = re.search(rb'"event_id": ?"([^"]+)"', raw)
+        assert found, "a truncated dead letter without an event id in its first bytes"
+        return found.group(1).decode()
     return str(json.loads(raw)["event_id"])
