@@ -97,7 +97,7 @@ def test_a_validation_error_follows_its_record() -> None:
     assert follows_record(a_validation_error())
 
 
-class Poison(ValueError):
+class PoisonError(ValueError):
     pass
 
 
@@ -116,11 +116,11 @@ class Split:
         if self.down_at is not None and len(self.attempts) >= self.down_at:
             raise redis.exceptions.ConnectionError("Redis went away")
         if self.poison & set(records):
-            raise Poison("record at fault")
+            raise PoisonError("record at fault")
         self.committed += records
 
     async def alone(self, record: int, exc: Exception) -> None:
-        assert isinstance(exc, Poison)
+        assert isinstance(exc, PoisonError)
         self.isolated.append(record)
         self.committed.append(record)  # its dead letter, committed with its offset
 
