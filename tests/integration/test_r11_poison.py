@@ -163,6 +163,54 @@ async def test_r11_oversize_and_compressed_records_each_end_as_one_dead_letter(
     assert (status, body["stuck"]) == (200, [])
 
 
+def crashing(who: Who) -> tuple[str, bytes]:
+    """A record any Kafka client can send that made a handler raise: a JSON number of over
+    4,300 digits, which pydantic's parser refuses and Python's json.loads raises on (not a
+    JSONDecodeError), while finding out why the record is invalid."""
+    message = who.message("big number")
+    return message["event_id"], json.dumps(message)[:-1].encode() + b', "n": 1' + b"0" * 5000 + b"}"
+
+
+async def test_r11_records_that_crash_the_router_are_dead_lettered_and_the_rest_routed_once(
+    sandbox: Opened,
+) -> None:
+    box, bus, _ = sandbox
+    users = [Who("acme", "support", user=f"c{n}") for n in range(6)]  # over the 3 partitions
+    good: dict[str, list[str]] = {who.key: [] for who in users}
+    crashes: dict[tuple[int, int], str] = {}  # (partition, offset) -> event id
+    for n in range(40):
+        who = users[n % len(users)]
+        if n in (7, 23):
+            eid, value = crashing(who)
+            meta = await bus._producer.send_and_wait(
+                bus.topics.inbound, value, key=who.key.encode()
+            )
+            crashes[(meta.partition, meta.offset)] = eid
+            continue
+        message = who.message(f"m{n}")
+        good[who.key].append(message["event_id"])
+        await bus.send(bus.topics.inbound, message, key=who.key)
+
+    router = box.service("services.router", "r1")
+    await wait_until(
+        lambda: sum(len(routed_ids(bus, w)) for w in users) >= 38, 60, "the good records"
+    )
+    await wait_until(lambda: len(letters_of(bus, bus.topics.inbound)) >= 2, 60, "dead letters")
+
+    for who in users:
+        assert routed_ids(bus, who) == good[who.key]  # each once, in order
+    letters = letters_of(bus, bus.topics.inbound)
+    assert {(v["partition"], v["offset"]) for v in letters} == set(crashes) and len(letters) == 2
+    for letter in letters:
+        assert letter["error"]["kind"] == "processing_failed"
+        assert letter["error"]["detail"].startswith("ValueError: Exceeds the limit")
+        assert crashes[(letter["partition"], letter["offset"])].encode() in base64.b64decode(
+            letter["raw"]
+        )
+    status, body = readyz(router.url)
+    assert (status, body["stuck"]) == (200, [])
+
+
 @asynccontextmanager
 async def in_process_router(
     box: Sandbox, state: StateClient
