@@ -14,7 +14,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,10 @@ from schemas import RoutedMessage
 from services.common.kafka import (
     BROKER_MAX_MESSAGE_BYTES,
     MAX_VALUE_BYTES,
+    BatchHandler,
+    Handled,
+    Output,
+    Record,
     TransactionalProcessor,
 )
 from services.common.settings import CommonSettings
@@ -213,12 +217,11 @@ async def test_r11_records_that_crash_the_router_are_dead_lettered_and_the_rest_
 
 @asynccontextmanager
 async def in_process_router(
-    box: Sandbox, state: StateClient
+    box: Sandbox, state: StateClient, handler: BatchHandler | None = None
 ) -> AsyncIterator[TransactionalProcessor]:
     settings: CommonSettings = box.settings.model_copy(update={"consumer_poll_ms": 50})
-    processor = TransactionalProcessor(
-        settings, "router", [settings.topics.inbound], InboundRouter(state, settings.topics)
-    )
+    handler = handler or InboundRouter(state, settings.topics)
+    processor = TransactionalProcessor(settings, "router", [settings.topics.inbound], handler)
     await processor.start()
     task = asyncio.create_task(processor.run())
     try:
@@ -297,6 +300,51 @@ async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_fail
     )
     logged = capsys.readouterr()
     assert "cannot route" not in logged.out + logged.err  # the error's text is not logged
+
+
+async def test_r11_a_record_whose_output_the_producer_refuses_ends_as_one_dead_letter(
+    sandbox: Opened,
+) -> None:
+    box, bus, _ = sandbox
+    users = [Who("acme", "support", user=f"o{n}") for n in range(6)]
+    messages = await produce_for(bus, users, 4)
+    oversize = messages[9]
+    state = StateClient.from_settings(box.settings)
+    router = InboundRouter(state, box.settings.topics)
+
+    async def with_one_oversize_output(records: Sequence[Record]) -> Handled:
+        """The router, plus a 2 MB output for one record (as a ticket with a long transcript
+        could be): over Kafka's default limit, so the producer refuses it."""
+        handled = await router(records)
+        if any(r.value and oversize["event_id"].encode() in r.value for r in records):
+            handled.emit(Output(box.settings.topics.outbound, "k", b"x" * 2_000_000))
+        return handled
+
+    try:
+        async with in_process_router(box, state, with_one_oversize_output):
+            await wait_until(
+                lambda: len(letters_of(bus, bus.topics.inbound)) >= 1, 60, "the dead letter"
+            )
+            await wait_until(
+                lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages) - 1,
+                60,
+                "the rest routed",
+            )
+    finally:
+        await state.close()
+
+    for who in users:
+        expected = [
+            m["event_id"]
+            for m in messages
+            if m["user"]["external_id"] == who.user and m is not oversize
+        ]
+        assert routed_ids(bus, who) == expected  # each once, in order
+    [letter] = letters_of(bus, bus.topics.inbound)
+    assert letter["error"]["kind"] == "processing_failed"
+    assert letter["error"]["detail"].startswith("MessageSizeTooLargeError")
+    assert json.loads(base64.b64decode(letter["raw"]))["event_id"] == oversize["event_id"]
+    assert not [s for s in bus.records if s.key == "k"]  # the aborted output is not visible
 
 
 async def test_r11_a_batch_that_fails_once_for_redis_is_retried_whole_and_counted_once(
