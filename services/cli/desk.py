@@ -36,7 +36,7 @@ from services.cli import live
 from services.common.follow import Follower
 from services.common.kafka import Output, idempotent_producer, send_idempotent
 from services.handoff.events import outbound_turn
-from services.handoff.store import ModeStore
+from services.handoff.store import HumanReply, ModeStore
 
 app = typer.Typer(
     help="The human desk from a terminal: watch the human queue, reply to users.",
@@ -187,7 +187,10 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool)
         )
         await producer.start()
         await send_idempotent(producer, [Output.of(s.topics.outbound, ikey, message)])
-        await store.record_turn(ikey, outbound_turn(message).model_dump_json())
+        # Recorded (and counted as activity, R19) at once; the handoff service's consumer of
+        # chat.outbound would record it too, and skips it by its event_id.
+        turn = outbound_turn(message).model_dump_json()
+        await store.human_reply(HumanReply(ikey, message.event_id, f"cli/{message.event_id}", turn))
         return message.event_id
     finally:
         await producer.stop()

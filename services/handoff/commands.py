@@ -32,8 +32,10 @@ from services.handoff.domain import (
     notice_text,
     optional_at_ms,
     plan_transition,
+    return_notice_of,
+    ticket_id_of,
 )
-from services.handoff.events import change_record, mode_changed
+from services.handoff.events import change_record, mode_changed, outbound_turn
 from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore
 
 log = structlog.get_logger()
@@ -51,12 +53,17 @@ class CommandResult:
     state_version: int | None = None
 
     def to_outputs(self, topics: Topics) -> list[Output]:
-        by_role = {
-            "events": topics.events,
-            "outbound": topics.outbound,
-            "human_queue": topics.human_queue,
-        }
-        return [Output(by_role[role], key, value.encode()) for role, key, value in self.outputs]
+        return outputs_by_role(topics, self.outputs)
+
+
+def outputs_by_role(topics: Topics, outputs: Sequence[tuple[str, str, str]]) -> list[Output]:
+    """Records named by topic role (as commands and the shard outbox name them) to produce."""
+    by_role = {
+        "events": topics.events,
+        "outbound": topics.outbound,
+        "human_queue": topics.human_queue,
+    }
+    return [Output(by_role[role], key, value.encode()) for role, key, value in outputs]
 
 
 class CommandService:
@@ -138,6 +145,10 @@ class CommandService:
                 ("human_queue", ikey, ticket.model_dump_json()),
             ]
             turn = ticket.transcript[-1].model_dump_json()
+        else:
+            notice = self._return_notice(command, decision, snap)
+            outputs.append(("outbound", ikey, notice.model_dump_json()))
+            turn = outbound_turn(notice).model_dump_json()
         result: dict[str, Any] = {
             "code": "accepted",
             "outputs": outputs,
@@ -149,20 +160,26 @@ class CommandService:
 
     def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:
         """R3: the one system message that tells the user a human teammate has it."""
-        last_conversation = next(
-            (
-                t.get("conversation_id")
-                for t in reversed(snap.transcript)
-                if t.get("conversation_id")
-            ),
-            None,
-        )
         return OutboundMessage(
             **ids_of(command),
             event_id=derived_id("notice", command.command_id),
-            conversation_id=last_conversation,
+            conversation_id=_last_conversation(snap),
             sender="system",
             text=notice_text(snap.published),
+            sent_at=at_ms(snap.now_ms),
+        )
+
+    def _return_notice(
+        self, command: HandoffCommand, decision: Transition, snap: CommandSnapshot
+    ) -> OutboundMessage:
+        """R20: the one system message that tells the user the AI has them again, with the
+        text captured when the human stretch began."""
+        return OutboundMessage(
+            **ids_of(command),
+            event_id=derived_id("return_notice", command.command_id),
+            conversation_id=_last_conversation(snap),
+            sender="system",
+            text=return_notice_of(decision.before),
             sent_at=at_ms(snap.now_ms),
         )
 
@@ -181,7 +198,7 @@ class CommandService:
         )
         return HandoffTicket(
             **ids_of(command),
-            ticket_id=derived_id("ticket", command.command_id),
+            ticket_id=ticket_id_of(command.command_id),
             cause=command.source,
             actor=command.actor,
             reason=command.reason,
@@ -191,6 +208,11 @@ class CommandService:
             command_id=command.command_id,
             transcript=turns,
         )
+
+
+def _last_conversation(snap: CommandSnapshot) -> str | None:
+    found = (t.get("conversation_id") for t in reversed(snap.transcript))
+    return next((c for c in found if c), None)
 
 
 class CommandConsumer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
@@ -36,9 +36,13 @@ class CommandSnapshot:
 
 @dataclass(frozen=True)
 class OutboxEntry:
+    """One entry of a shard's outbox: a timeout revert's change record (made into its
+    ModeChanged by the relay), or records queued by `outbox_emit` (role, key, value JSON)."""
+
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
-    change: dict[str, Any]
+    change: dict[str, Any] | None
+    outputs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -70,6 +74,18 @@ class ApplyRequest:
     turn_json: str = ""
 
 
+@dataclass(frozen=True)
+class HumanReply:
+    """A teammate's reply to record (R19), from the API or seen on chat.outbound."""
+
+    ikey: str
+    event_id: str  # the OutboundMessage's
+    src: str  # api/<event_id>, or topic/partition/offset of the chat.outbound record
+    turn_json: str
+    outputs: Sequence[tuple[str, str, str]] = ()  # queued in the outbox with the turn
+    require_human: bool = False  # the API refuses a reply when the AI has the user
+
+
 def outbox_seq(entry_id: str) -> int:
     """A stream id `<ms>-<n>` as one int64 that orders like it: the Kafka checkpoint.
 
@@ -80,6 +96,12 @@ def outbox_seq(entry_id: str) -> int:
 
 def stream_id(seq: int) -> str:
     return f"{seq >> 20}-{seq & 0xFFFFF}"
+
+
+def _outbox_entry(shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
+    change = json.loads(fields["change"]) if "change" in fields else None
+    outputs = [(role, key, value) for role, key, value in json.loads(fields.get("out", "[]"))]
+    return OutboxEntry(shard, outbox_seq(entry_id), change, outputs)
 
 
 class UnknownVersionError(LookupError):
@@ -157,12 +179,39 @@ class ModeStore(StateClient):
     async def remember_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> None:
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 
-    async def record_turn(self, ikey: str, turn_json: str) -> None:
-        """Adds a turn to the transcript (a human agent's reply, sent from the desk)."""
-        k = InteractionKeys(ikey)
-        await self.redis.xadd(
-            k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
-        )
+    async def human_reply(self, reply: HumanReply) -> dict[str, Any]:
+        """R19: records a teammate's reply and moves the idle expiry, in one step (see
+        ho_human_reply). Returns `status` (recorded, replay, duplicate, not_in_human_mode),
+        `mode` and `expires_at` (ms or absent)."""
+        [result] = await self.human_replies([reply])
+        return result
+
+    async def human_replies(self, replies: Sequence[HumanReply]) -> list[dict[str, Any]]:
+        lim = self.limits
+        calls = []
+        for r in replies:
+            k = InteractionKeys(r.ikey)
+            outputs = json.dumps([list(o) for o in r.outputs]) if r.outputs else ""
+            calls.append((
+                "FCALL", "ho_human_reply", 3, k.human_reply(r.event_id), k.deadlines, k.outbox,
+                k.tag, r.ikey, r.src, r.turn_json, outputs, "1" if r.require_human else "0",
+                lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap,
+            ))  # fmt: skip
+        return [json.loads(raw) for raw in await self._pipeline("human_reply", calls)]
+
+    async def extend_idle(
+        self, ikey: str, extra_ms: int | None, outputs: Sequence[tuple[str, str, str]]
+    ) -> dict[str, Any]:
+        """R19: the desk's extension of the idle expiry (see ho_extend). Returns `status`
+        (extended, not_in_human_mode, no_idle_timeout) and `expires_at` (ms)."""
+        k, lim = InteractionKeys(ikey), self.limits
+        call = (
+            "FCALL", "ho_extend", 2, k.deadlines, k.outbox,
+            k.tag, ikey, "" if extra_ms is None else extra_ms,
+            json.dumps([list(o) for o in outputs]), lim.history_cap, lim.transcript_cap,
+        )  # fmt: skip
+        [raw] = await self._pipeline("extend", [call])
+        return cast(dict[str, Any], json.loads(raw))
 
     # Desk ----------------------------------------------------------------------------------
 
@@ -234,9 +283,10 @@ class ModeStore(StateClient):
 
     async def expire_due(self, shards: Iterable[int], limit_per_shard: int) -> int:
         """Reverts every expired lease of these shards; the reverts land in their outboxes."""
+        lim = self.limits
         calls = [
             ("FCALL", "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
-             tag, limit_per_shard, self.limits.history_cap)
+             tag, limit_per_shard, lim.history_cap, lim.transcript_cap)
             for tag in map(shard_tag, shards)
         ]  # fmt: skip
         return sum(int(c) for c in await self._pipeline("expire_due", calls)) if calls else 0
@@ -249,7 +299,7 @@ class ModeStore(StateClient):
                 pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            OutboxEntry(shard, outbox_seq(entry_id), json.loads(fields["change"]))
+            _outbox_entry(shard, entry_id, fields)
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]

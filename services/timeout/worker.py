@@ -27,6 +27,7 @@ from aiokafka.structs import TopicPartition
 
 from services.common import metrics
 from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch, send_idempotent
+from services.handoff.commands import outputs_by_role
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -98,10 +99,12 @@ class TimeoutWorker:
 
     async def _publish(self, entries: list[OutboxEntry]) -> None:
         s = self._settings
-        outputs = [
-            Output.of(s.topics.events, e.change["ikey"], mode_changed(e.change, s.minute_ms))
-            for e in entries
-        ]
+        outputs: list[Output] = []
+        for e in entries:
+            if e.change is not None:
+                event = mode_changed(e.change, s.minute_ms)
+                outputs.append(Output.of(s.topics.events, e.change["ikey"], event))
+            outputs += outputs_by_role(s.topics, e.outputs)
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
             await send_idempotent(self._producer, outputs)
@@ -109,19 +112,23 @@ class TimeoutWorker:
 
     def _observe(self, entries: list[OutboxEntry]) -> None:
         now = time.time()
-        lags = [now - e.change["due_at"] / 1000 for e in entries if e.change.get("due_at")]
-        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(entries))
+        changes = [e.change for e in entries if e.change is not None]
+        lags = [now - c["due_at"] / 1000 for c in changes if c.get("due_at")]
+        metrics.MODE_CHANGES.labels(cause="timeout").inc(len(changes))
         for lag in lags:
             metrics.TIMEOUT_REVERT_LAG.observe(max(0.0, lag))
-        for entry in entries:  # one line per revert only when debugging: a sweep can be huge
+        for change in changes:  # one line per revert only when debugging: a sweep can be huge
             log.debug(
                 "timeout_revert_emitted",
-                interaction=entry.change["ikey"],
-                event_id=entry.change["event_id"],
-                state_version=entry.change["version"],
+                interaction=change["ikey"],
+                event_id=change["event_id"],
+                state_version=change["version"],
             )
         log.info(
-            "timeout_reverts_emitted", count=len(entries), max_lag_s=round(max(lags, default=0), 3)
+            "timeout_reverts_emitted",
+            count=len(changes),
+            records=sum(len(e.outputs) for e in entries),
+            max_lag_s=round(max(lags, default=0), 3),
         )
 
     async def run(self) -> None:

@@ -20,16 +20,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
-from services.common.kafka import Output
 from services.handoff.api import models as m
-from services.handoff.api.audit import audit
+from services.handoff.api.audit import action_record, audit, log_action
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
-from services.handoff.domain import derived_id
+from services.handoff.domain import at_ms, derived_id, optional_at_ms
 from services.handoff.events import outbound_turn
-from services.handoff.store import UnknownVersionError
+from services.handoff.store import HumanReply, UnknownVersionError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")
@@ -275,9 +274,10 @@ async def transcript(
     status_code=201,
     responses=responses(401, 403, 404, 409, 422, 503),
     summary="Desk: reply to a user in human mode",
-    description="Sends an OutboundMessage with sender `human` on chat.outbound (acknowledged "
-    "before the answer) and records the turn in the transcript. 409 `not_in_human_mode` when "
-    "the AI has the conversation.",
+    description="Records the turn in the transcript, moves the idle expiry forward as a user "
+    "message does (R19), and queues an OutboundMessage with sender `human` for chat.outbound, "
+    "all in one atomic step; the shard outbox's relay publishes it exactly once. 409 "
+    "`not_in_human_mode` when the AI has the conversation.",
     tags=["desk"],
 )
 async def desk_reply(
@@ -291,11 +291,6 @@ async def desk_reply(
 ) -> m.DeskReplySent:
     ids = interaction(t, channel, external_id, a)
     ikey = await require_interaction(ctx, ids)
-    state = await ctx.store.read_state(ikey)
-    if state.mode != "human":
-        raise ApiError(
-            409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
-        )
     conversation = body.conversation_id
     if conversation is None:
         turns = await ctx.store.transcript(ikey, 20)
@@ -312,14 +307,69 @@ async def desk_reply(
         in_reply_to=body.in_reply_to,
         sent_at=datetime.now(UTC),
     )
-    record = audit(
-        ctx.settings.topics, operator, "desk_reply", ikey, ikey, "sent", message.event_id
+    record = action_record(operator, "desk_reply", ikey, "sent", message.event_id)
+    result = await ctx.store.human_reply(
+        HumanReply(
+            ikey,
+            message.event_id,
+            f"api/{message.event_id}",
+            outbound_turn(message).model_dump_json(),
+            [
+                ("outbound", ikey, message.model_dump_json()),
+                ("events", ikey, record.model_dump_json()),
+            ],
+            require_human=True,
+        )
     )
-    await ctx.publisher.send([Output.of(ctx.settings.topics.outbound, ikey, message), record])
-    await ctx.store.record_turn(ikey, outbound_turn(message).model_dump_json())
+    if result["status"] == "not_in_human_mode":
+        raise ApiError(
+            409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
+        )
+    log_action(record, ikey)
     return m.DeskReplySent(
-        event_id=message.event_id, conversation_id=conversation, sent_at=message.sent_at
+        event_id=message.event_id,
+        conversation_id=conversation,
+        sent_at=message.sent_at,
+        expires_at=optional_at_ms(result.get("expires_at")),
     )
+
+
+@router.post(
+    "/users/{channel}/{external_id:path}/agents/{a}/extend",
+    response_model=m.IdleExtended,
+    responses=responses(401, 403, 404, 409, 422, 503),
+    summary="Desk: extend the idle expiry of human mode (R19)",
+    description="Human mode lasts at least `minutes` (default: the interaction's idle "
+    "timeout) from now; the expiry never moves back. Audited (OperatorAction "
+    "`idle_extend`). 409 `not_in_human_mode` when the AI has the conversation, "
+    "`no_idle_timeout` when human mode has no idle timeout to extend.",
+    tags=["desk"],
+)
+async def extend_idle(
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    body: m.IdleExtend,
+    operator: WriteInteraction,
+    ctx: Ctx,
+) -> m.IdleExtended:
+    ids = interaction(t, channel, external_id, a)
+    ikey = await require_interaction(ctx, ids)
+    topics = ctx.settings.topics
+    extra_ms = None if body.minutes is None else body.minutes * ctx.settings.minute_ms
+    done = action_record(operator, "idle_extend", ikey, "extended")
+    result = await ctx.store.extend_idle(ikey, extra_ms, [("events", ikey, done.model_dump_json())])
+    if result["status"] != "extended":
+        code = result["status"]
+        await ctx.publisher.send([audit(topics, operator, "idle_extend", ikey, ikey, code)])
+        detail = {
+            "not_in_human_mode": "The AI has this conversation; there is no expiry to extend.",
+            "no_idle_timeout": "Human mode has no idle timeout here; it lasts until a switch.",
+        }[code]
+        raise ApiError(409, code, detail)
+    log_action(done, ikey)
+    return m.IdleExtended(expires_at=at_ms(result["expires_at"]), state_version=result["version"])
 
 
 @router.get(
