@@ -3,6 +3,8 @@
 from schemas.events import (
     EVENT_MODELS,
     AgentReply,
+    AgentVersionApplied,
+    AgentVersionPublished,
     Attachment,
     CommandRejected,
     DeadLetter,
@@ -25,6 +27,8 @@ from schemas.interaction import ids_of, interaction_key, parse_interaction_key
 __all__ = [
     "EVENT_MODELS",
     "AgentReply",
+    "AgentVersionApplied",
+    "AgentVersionPublished",
     "Attachment",
     "CommandRejected",
     "DeadLetter",

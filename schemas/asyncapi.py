@@ -19,6 +19,8 @@ from faststream.specification import AsyncAPI
 
 from schemas.events import (
     AgentReply,
+    AgentVersionApplied,
+    AgentVersionPublished,
     CommandRejected,
     DeadLetter,
     HandoffCommand,
@@ -41,8 +43,10 @@ FLOWS: list[tuple[str, str, Any, str, str]] = [
     ("reply-gate", "agent.replies", AgentReply, "receive", "Replies of the AI agents (R9)."),
     ("reply-gate", "chat.outbound", OutboundMessage, "send", "Replies still valid at their state version."),
     ("handoff", "handoff.commands", HandoffCommand, "receive", "Handoff tool calls and operator switches."),
-    ("handoff", "handoff.events", ModeChanged | CommandRejected | OperatorAction, "send",
-     "Mode changes, rejected commands, and the operator API's audit records."),
+    ("handoff", "handoff.events",
+     ModeChanged | CommandRejected | OperatorAction | AgentVersionApplied | AgentVersionPublished,
+     "send", "Mode changes, rejected commands, the operator API's audit records, and agent "
+     "versions applied and published (keyed tenant:agent: the log holds every version)."),
     ("handoff", "chat.outbound", OutboundMessage, "send", "The notice telling a user a human has it (R3)."),
     ("handoff", "chat.human-queue", HandoffTicket, "send", "A ticket per accepted handoff (R3)."),
     ("timeout", "handoff.events", ModeChanged, "send", "Idle-timeout reverts, cause timeout (R5)."),

@@ -9,7 +9,7 @@ producer on a newer minor version of the contract does not dead-letter on older 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -255,6 +255,34 @@ class OperatorAction(Event):
     at: Timestamp
 
 
+class AgentVersionApplied(Event):
+    """Apply: a new immutable version of an agent's settings (on handoff.events, keyed
+    `{tenant_id}:{agent_id}`). With AgentVersionPublished, the log holds every version, so
+    Redis' copy can be rebuilt from it."""
+
+    type: Literal["agent_version_applied"] = "agent_version_applied"
+    event_id: EventId
+    tenant_id: Id
+    agent_id: Id
+    version: Annotated[int, Field(ge=1)]
+    # The version's `handoff` block, as the operator API's AgentVersionBody takes it.
+    handoff: dict[str, Any]
+    created_at: Timestamp
+    created_by: Actor
+
+
+class AgentVersionPublished(Event):
+    """Publish: `version` is the agent's live version from `published_at` on."""
+
+    type: Literal["agent_version_published"] = "agent_version_published"
+    event_id: EventId
+    tenant_id: Id
+    agent_id: Id
+    version: Annotated[int, Field(ge=1)]
+    published_at: Timestamp
+    published_by: Actor
+
+
 EVENT_MODELS: tuple[type[Model], ...] = (
     UserMessage,
     RoutedMessage,
@@ -266,4 +294,6 @@ EVENT_MODELS: tuple[type[Model], ...] = (
     OutboundMessage,
     DeadLetter,
     OperatorAction,
+    AgentVersionApplied,
+    AgentVersionPublished,
 )

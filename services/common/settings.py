@@ -21,6 +21,16 @@ class Topics:
     dead_letter: str
     timeout_shards: str
 
+    def for_role(self, role: str) -> str:
+        """The topic of an output role, as queued outputs name it (events, outbound,
+        human_queue): queued records name a role, not a topic, so a prefix or a renamed
+        topic applies to them too."""
+        return {
+            "events": self.events,
+            "outbound": self.outbound,
+            "human_queue": self.human_queue,
+        }[role]
+
     def all(self) -> list[str]:
         return [
             self.inbound,

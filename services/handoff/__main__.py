@@ -11,7 +11,6 @@ from services.handoff.api.app import create_app
 from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
-from services.handoff.api.publisher import Publisher
 from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.replies import ExternalReplies
@@ -36,17 +35,16 @@ async def main() -> None:
     replies = TransactionalProcessor(
         settings, "desk-replies", [settings.topics.outbound], ExternalReplies(store)
     )
-    publisher = Publisher(settings)
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
-    app = create_app(ApiContext(settings, store, commands, publisher, desk, verifier))
+    app = create_app(ApiContext(settings, store, commands, desk, verifier))
     await run_service(
         "handoff",
         settings,
         settings.handoff_http_port,
         store,
-        [desk, publisher, processor, replies],
+        [desk, processor, replies],
         app=app,
     )
 

@@ -6,8 +6,8 @@ the operator HTTP API, so both emit the same events and notices.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import structlog
@@ -36,7 +36,7 @@ from services.handoff.domain import (
     ticket_id_of,
 )
 from services.handoff.events import change_record, mode_changed, outbound_turn
-from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore
+from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
 
 log = structlog.get_logger()
 
@@ -53,17 +53,7 @@ class CommandResult:
     state_version: int | None = None
 
     def to_outputs(self, topics: Topics) -> list[Output]:
-        return outputs_by_role(topics, self.outputs)
-
-
-def outputs_by_role(topics: Topics, outputs: Sequence[tuple[str, str, str]]) -> list[Output]:
-    """Records named by topic role (as commands and the shard outbox name them) to produce."""
-    by_role = {
-        "events": topics.events,
-        "outbound": topics.outbound,
-        "human_queue": topics.human_queue,
-    }
-    return [Output(by_role[role], key, value.encode()) for role, key, value in outputs]
+        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
 
 
 class CommandService:
@@ -72,8 +62,18 @@ class CommandService:
         self._minute_ms = minute_ms
         self._ticket_turns = ticket_turns
 
-    async def execute(self, command: HandoffCommand, src: str) -> CommandResult:
-        """Decides and stores the command once; a replay of `src` returns the stored result."""
+    async def execute(
+        self,
+        command: HandoffCommand,
+        src: str,
+        to_outbox: bool = False,
+        audit: Callable[[str], QueuedOutput] | None = None,
+    ) -> CommandResult:
+        """Decides and stores the command once; a replay of `src` returns the stored result.
+
+        `to_outbox`: the outputs are queued in the shard outbox in the same atomic step (for
+        callers without a Kafka transaction: the operator API); `audit(code)` adds the audit
+        record of the outcome to them."""
         ikey = interaction_key(command)
         if command.user.external_id is not None and not command.live_test:
             await self._store.remember_user_agent(
@@ -86,7 +86,10 @@ class CommandService:
             decision = plan_transition(
                 command, snap.state, snap.published, snap.now_ms, self._minute_ms
             )
-            stored = await self._store.apply(self._plan(command, decision, snap, src))
+            plan = self._plan(command, decision, snap, src)
+            if audit is not None:
+                plan.result["outputs"].append(audit(plan.result["code"]))
+            stored = await self._store.apply(replace(plan, to_outbox=to_outbox))
             if stored["status"] == "conflict":
                 continue  # another change won the race: decide again on the new state
             if stored["status"] == "duplicate":

@@ -80,9 +80,13 @@ def outbox_key(tag: str) -> str:
     return f"ho:outbox:{tag}"
 
 
+def agent_tag(tenant_id: str, agent_id: str) -> str:
+    """The shard of an agent's versions: its hash and the outbox of its events share a slot."""
+    return shard_tag(shard_of(f"{tenant_id}:{agent_id}"))
+
+
 def agent_key(tenant_id: str, agent_id: str) -> str:
-    # Ids match ^[A-Za-z0-9][A-Za-z0-9._-]*$, so they never contain a brace.
-    return f"ho:agent:{{{tenant_id}:{agent_id}}}"
+    return f"ho:agent:{agent_tag(tenant_id, agent_id)}:{tenant_id}:{agent_id}"
 
 
 def user_agents_key(tenant_id: str, channel: str, external_id: str) -> str:

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
+from schemas import AgentVersionApplied, AgentVersionPublished
 from services.handoff.client import StateClient
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
     InteractionKeys,
     agent_key,
+    agent_tag,
     deadlines_key,
     outbox_key,
     shard_tag,
@@ -34,15 +37,25 @@ class CommandSnapshot:
     transcript: list[dict[str, Any]]
 
 
+# A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
+QueuedOutput = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One entry of a shard's outbox: a timeout revert's change record (made into its
-    ModeChanged by the relay), or records queued by `outbox_emit` (role, key, value JSON)."""
+    """One entry of a shard's outbox: a timeout revert's change record (published as its
+    ModeChanged), or records queued as they are by a change made outside a Kafka consumer."""
 
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
     change: dict[str, Any] | None
-    outputs: list[tuple[str, str, str]] = field(default_factory=list)
+    outputs: list[QueuedOutput]
+
+    @classmethod
+    def of(cls, shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
+        change = json.loads(fields["change"]) if "change" in fields else None
+        outputs = [(r, k, v) for r, k, v in json.loads(fields.get("out", "[]"))]
+        return cls(shard, outbox_seq(entry_id), change, outputs)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -72,6 +85,9 @@ class ApplyRequest:
     change: dict[str, Any] | None
     result: dict[str, Any]
     turn_json: str = ""
+    # True when no Kafka transaction carries the outputs (the operator API): they are queued
+    # in the shard outbox in the same atomic step, and the relay publishes them.
+    to_outbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ class HumanReply:
     event_id: str  # the OutboundMessage's
     src: str  # api/<event_id>, or topic/partition/offset of the chat.outbound record
     turn_json: str
-    outputs: Sequence[tuple[str, str, str]] = ()  # queued in the outbox with the turn
+    outputs: Sequence[QueuedOutput] = ()  # queued in the outbox with the turn
     require_human: bool = False  # the API refuses a reply when the AI has the user
 
 
@@ -96,12 +112,6 @@ def outbox_seq(entry_id: str) -> int:
 
 def stream_id(seq: int) -> str:
     return f"{seq >> 20}-{seq & 0xFFFFF}"
-
-
-def _outbox_entry(shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
-    change = json.loads(fields["change"]) if "change" in fields else None
-    outputs = [(role, key, value) for role, key, value in json.loads(fields.get("out", "[]"))]
-    return OutboxEntry(shard, outbox_seq(entry_id), change, outputs)
 
 
 class UnknownVersionError(LookupError):
@@ -163,6 +173,7 @@ class ModeStore(StateClient):
                 json.dumps(r.new_state.to_redis()) if r.new_state else "",
                 json.dumps(r.change) if r.change else "", json.dumps(r.result),
                 lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
+                "1" if r.to_outbox else "0",
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 
@@ -199,16 +210,15 @@ class ModeStore(StateClient):
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("human_reply", calls)]
 
-    async def extend_idle(
-        self, ikey: str, extra_ms: int | None, outputs: Sequence[tuple[str, str, str]]
-    ) -> dict[str, Any]:
-        """R19: the desk's extension of the idle expiry (see ho_extend). Returns `status`
-        (extended, not_in_human_mode, no_idle_timeout) and `expires_at` (ms)."""
+    async def extend_idle(self, ikey: str, extra_ms: int | None, audit_json: str) -> dict[str, Any]:
+        """R19: the desk's extension of the idle expiry (see ho_extend), with its audit record
+        (`{outcome}` in it becomes the outcome). Returns `status` (extended, not_in_human_mode,
+        no_idle_timeout), `expires_at` (ms, when extended) and `version`."""
         k, lim = InteractionKeys(ikey), self.limits
         call = (
             "FCALL", "ho_extend", 2, k.deadlines, k.outbox,
-            k.tag, ikey, "" if extra_ms is None else extra_ms,
-            json.dumps([list(o) for o in outputs]), lim.history_cap, lim.transcript_cap,
+            k.tag, ikey, "" if extra_ms is None else extra_ms, audit_json,
+            lim.history_cap, lim.transcript_cap,
         )  # fmt: skip
         [raw] = await self._pipeline("extend", [call])
         return cast(dict[str, Any], json.loads(raw))
@@ -254,17 +264,46 @@ class ModeStore(StateClient):
     # Agent versions -------------------------------------------------------------------------
 
     async def apply_agent_version(
-        self, tenant_id: str, agent_id: str, handoff: HandoffConfig, created_at: str, by: str
+        self,
+        tenant_id: str,
+        agent_id: str,
+        handoff: HandoffConfig,
+        created_at: str,
+        by: str,
+        with_outputs: Sequence[QueuedOutput] = (),
     ) -> int:
-        """Apply: stores a new immutable version and returns its number."""
+        """Apply: stores a new immutable version and returns its number; its
+        AgentVersionApplied (and `with_outputs`, e.g. the audit record) go to the outbox."""
         body = json.dumps({"handoff": asdict(handoff), "created_at": created_at, "created_by": by})
-        call = ("FCALL", "ho_agent_apply", 1, agent_key(tenant_id, agent_id), body)
+        event = AgentVersionApplied(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=1,  # set by Lua
+            handoff=asdict(handoff), created_at=datetime.fromisoformat(created_at), created_by=by,
+        )  # fmt: skip
+        call = ("FCALL", "ho_agent_apply", 2, agent_key(tenant_id, agent_id),
+                outbox_key(agent_tag(tenant_id, agent_id)), agent_tag(tenant_id, agent_id),
+                body, event.model_dump_json(), json.dumps(list(with_outputs)))  # fmt: skip
         [version] = await self._pipeline("agent_apply", [call])
         return int(version)
 
-    async def publish_agent_version(self, tenant_id: str, agent_id: str, version: int) -> None:
+    async def publish_agent_version(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        version: int,
+        by: str = "system",
+        with_outputs: Sequence[QueuedOutput] = (),
+    ) -> None:
+        """Publish: version `version` becomes the live one; its AgentVersionPublished (and
+        `with_outputs`) go to the outbox."""
+        event = AgentVersionPublished(
+            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=version,
+            published_at=datetime.now(UTC), published_by=by,
+        )  # fmt: skip
+        tag = agent_tag(tenant_id, agent_id)
         try:
-            call = ("FCALL", "ho_agent_publish", 1, agent_key(tenant_id, agent_id), version)
+            call = ("FCALL", "ho_agent_publish", 2, agent_key(tenant_id, agent_id),
+                    outbox_key(tag), tag, version, event.model_dump_json(),
+                    json.dumps(list(with_outputs)))  # fmt: skip
             await self._pipeline("agent_publish", [call])
         except ResponseError as exc:
             if "NO_SUCH_VERSION" in str(exc):
@@ -299,7 +338,7 @@ class ModeStore(StateClient):
                 pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
             results = await pipe.execute()
         return [
-            _outbox_entry(shard, entry_id, fields)
+            OutboxEntry.of(shard, entry_id, fields)
             for shard, entries in zip(after, results, strict=True)
             for entry_id, fields in entries
         ]

@@ -1,4 +1,6 @@
-"""Sweeps due deadlines and publishes each timeout revert on handoff.events exactly once.
+"""Sweeps due deadlines and publishes each shard's outbox on Kafka exactly once: the timeout
+reverts, and every record queued by a change made outside a Kafka consumer (the operator API's
+switches, desk replies, agent versions and their audit records).
 
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
@@ -27,7 +29,6 @@ from aiokafka.structs import TopicPartition
 
 from services.common import metrics
 from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch, send_idempotent
-from services.handoff.commands import outputs_by_role
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -97,22 +98,26 @@ class TimeoutWorker:
         self._observe(entries)
         return len(entries)
 
+    def _outputs(self, entry: OutboxEntry) -> list[Output]:
+        topics = self._settings.topics
+        if entry.change is not None:  # a timeout revert, queued by handoff.lua
+            event = mode_changed(entry.change, self._settings.minute_ms)
+            return [Output.of(topics.events, entry.change["ikey"], event)]
+        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs]
+
     async def _publish(self, entries: list[OutboxEntry]) -> None:
         s = self._settings
-        outputs: list[Output] = []
-        for e in entries:
-            if e.change is not None:
-                event = mode_changed(e.change, s.minute_ms)
-                outputs.append(Output.of(s.topics.events, e.change["ikey"], event))
-            outputs += outputs_by_role(s.topics, e.outputs)
+        outputs = [output for e in entries for output in self._outputs(e)]
         offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
         async with self._producer.transaction():
             await send_idempotent(self._producer, outputs)
             await self._producer.send_offsets_to_transaction(offsets, self._group)
 
     def _observe(self, entries: list[OutboxEntry]) -> None:
+        changes = [e.change for e in entries if e.change is not None]  # the timeout reverts
+        if not changes:
+            return
         now = time.time()
-        changes = [e.change for e in entries if e.change is not None]
         lags = [now - c["due_at"] / 1000 for c in changes if c.get("due_at")]
         metrics.MODE_CHANGES.labels(cause="timeout").inc(len(changes))
         for lag in lags:
@@ -125,10 +130,7 @@ class TimeoutWorker:
                 state_version=change["version"],
             )
         log.info(
-            "timeout_reverts_emitted",
-            count=len(changes),
-            records=sum(len(e.outputs) for e in entries),
-            max_lag_s=round(max(lags, default=0), 3),
+            "timeout_reverts_emitted", count=len(changes), max_lag_s=round(max(lags, default=0), 3)
         )
 
     async def run(self) -> None:

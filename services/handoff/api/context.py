@@ -8,7 +8,6 @@ from fastapi import Request
 
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.desk import DeskFeed
-from services.handoff.api.publisher import Publisher
 from services.handoff.commands import CommandService
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
@@ -19,7 +18,6 @@ class ApiContext:
     settings: HandoffSettings
     store: ModeStore
     commands: CommandService
-    publisher: Publisher
     desk: DeskFeed
     verifier: JwtVerifier
 

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
 from services.handoff.api import models as m
-from services.handoff.api.audit import action_record, audit, log_action
+from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
@@ -140,9 +140,11 @@ async def require_interaction(ctx: ApiContext, ids: InteractionIds) -> str:
     description="AI -> human needs the agent's published version to have handoff enabled "
     "(409 `agent_not_published`, `handoff_disabled`); human -> AI always works. 409 "
     "`already_in_mode` when nothing would change. Goes through the same transition as a "
-    "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted, "
-    "and acknowledged by Kafka before the answer. A retry with the same `Idempotency-Key` "
-    "(any client string) returns the first call's result; the key used is echoed back.",
+    "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted: "
+    "stored in Redis in the same atomic step as the change (the shard outbox) before the "
+    "answer, and published on Kafka exactly once by the relay. A retry with the same "
+    "`Idempotency-Key` (any client string) returns the first call's result; the key used is "
+    "echoed back.",
     tags=["users"],
 )
 async def switch_mode(
@@ -173,12 +175,12 @@ async def switch_mode(
         idle_timeout_minutes=body.idle_timeout_minutes,
         requested_at=datetime.now(UTC),
     )
-    result = await ctx.commands.execute(command, f"api/{command_id}")
-    outputs = result.to_outputs(ctx.settings.topics)
-    outputs.append(
-        audit(ctx.settings.topics, operator, "mode_switch", ikey, ikey, result.code, command_id)
+    result = await ctx.commands.execute(
+        command,
+        f"api/{command_id}",
+        to_outbox=True,
+        audit=lambda code: audit(operator, "mode_switch", ikey, ikey, code, command_id),
     )
-    await ctx.publisher.send(outputs)
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)
@@ -275,9 +277,9 @@ async def transcript(
     responses=responses(401, 403, 404, 409, 422, 503),
     summary="Desk: reply to a user in human mode",
     description="Records the turn in the transcript, moves the idle expiry forward as a user "
-    "message does (R19), and queues an OutboundMessage with sender `human` for chat.outbound, "
-    "all in one atomic step; the shard outbox's relay publishes it exactly once. 409 "
-    "`not_in_human_mode` when the AI has the conversation.",
+    "message does (R19), and queues an OutboundMessage with sender `human` for chat.outbound "
+    "with its audit record, all in one atomic step (published exactly once by the relay). "
+    "409 `not_in_human_mode` when the AI has the conversation.",
     tags=["desk"],
 )
 async def desk_reply(
@@ -307,25 +309,18 @@ async def desk_reply(
         in_reply_to=body.in_reply_to,
         sent_at=datetime.now(UTC),
     )
-    record = action_record(operator, "desk_reply", ikey, "sent", message.event_id)
+    outputs = [
+        ("outbound", ikey, message.model_dump_json()),
+        audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
+    ]
+    turn = outbound_turn(message).model_dump_json()
     result = await ctx.store.human_reply(
-        HumanReply(
-            ikey,
-            message.event_id,
-            f"api/{message.event_id}",
-            outbound_turn(message).model_dump_json(),
-            [
-                ("outbound", ikey, message.model_dump_json()),
-                ("events", ikey, record.model_dump_json()),
-            ],
-            require_human=True,
-        )
+        HumanReply(ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True)
     )
     if result["status"] == "not_in_human_mode":
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
         )
-    log_action(record, ikey)
     return m.DeskReplySent(
         event_id=message.event_id,
         conversation_id=conversation,
@@ -356,19 +351,16 @@ async def extend_idle(
 ) -> m.IdleExtended:
     ids = interaction(t, channel, external_id, a)
     ikey = await require_interaction(ctx, ids)
-    topics = ctx.settings.topics
     extra_ms = None if body.minutes is None else body.minutes * ctx.settings.minute_ms
-    done = action_record(operator, "idle_extend", ikey, "extended")
-    result = await ctx.store.extend_idle(ikey, extra_ms, [("events", ikey, done.model_dump_json())])
+    _, _, record = audit(operator, "idle_extend", ikey, ikey, "{outcome}")
+    result = await ctx.store.extend_idle(ikey, extra_ms, record)
     if result["status"] != "extended":
         code = result["status"]
-        await ctx.publisher.send([audit(topics, operator, "idle_extend", ikey, ikey, code)])
         detail = {
             "not_in_human_mode": "The AI has this conversation; there is no expiry to extend.",
             "no_idle_timeout": "Human mode has no idle timeout here; it lasts until a switch.",
         }[code]
         raise ApiError(409, code, detail)
-    log_action(done, ikey)
     return m.IdleExtended(expires_at=at_ms(result["expires_at"]), state_version=result["version"])
 
 
@@ -461,9 +453,10 @@ async def apply_version(
 ) -> m.AgentVersionView:
     created_at = datetime.now(UTC).isoformat()
     config = body.handoff.to_config()
-    n = await ctx.store.apply_agent_version(t, a, config, created_at, operator.actor)
-    await ctx.publisher.send(
-        [audit(ctx.settings.topics, operator, "agent_apply", f"{t}:{a}", f"{a}@v{n}", "applied")]
+    # The audit record names the version, which the Redis step numbers: it fills `{version}`.
+    record = audit(operator, "agent_apply", f"{t}:{a}", f"{a}@v{{version}}", "applied")
+    n = await ctx.store.apply_agent_version(
+        t, a, config, created_at, operator.actor, with_outputs=[record]
     )
     response.headers["Location"] = f"/v1/tenants/{t}/agents/{a}"
     return m.AgentVersionView(
@@ -489,17 +482,11 @@ async def publish_version(
     operator: WriteVersion,
     ctx: Ctx,
 ) -> m.AgentView:
+    record = audit(operator, "agent_publish", f"{t}:{a}", f"{a}@v{n}", "published")
     try:
-        await ctx.store.publish_agent_version(t, a, n)
+        await ctx.store.publish_agent_version(t, a, n, operator.actor, with_outputs=[record])
     except UnknownVersionError as exc:
         raise version_missing({"a": a, "n": n}) from exc
-    await ctx.publisher.send(
-        [
-            audit(
-                ctx.settings.topics, operator, "agent_publish", f"{t}:{a}", f"{a}@v{n}", "published"
-            )
-        ]
-    )
     return await _agent_view(ctx, t, a)
 
 

@@ -73,9 +73,11 @@ local function add_turn(tag, ikey, turn_json, transcript_cap)
              'turn', turn_json)
 end
 
--- Queues records in the shard's outbox, published by the relay (the timeout worker) exactly
--- once. outputs: a Lua array of {role, key, value_json}; role: events, outbound, human_queue.
+-- Queues records for the relay (the timeout worker) to publish on Kafka exactly once, in the
+-- same atomic step as the state change they announce. outputs: an array of
+-- {role, key, value_json}; role names the topic (events, outbound, human_queue).
 local function outbox_emit(tag, outputs)
+  if #outputs == 0 then return end
   redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
 end
 
@@ -300,12 +302,14 @@ end
 KEYS: command marker, deadlines
 ARGV: tag, ikey, src, expected_version, state_json ('' = no state change: a rejection),
       change_json, result_json (stored in the marker), marker_ttl_ms, history_cap,
-      transcript_turn ('' = none: the handoff notice) , transcript_cap ]]
+      transcript_turn ('' = none: the handoff notice), transcript_cap,
+      to_outbox ('1': the result's outputs are queued in the shard outbox — a command that
+      did not come from a Kafka consumer, whose transaction would carry them) ]]
 local function ho_apply(keys, args)
   local tag, ikey, src, expected = args[1], args[2], args[3], tonumber(args[4])
   local state_json, change, result = args[5], args[6], args[7]
   local ttl, history_cap = tonumber(args[8]), tonumber(args[9])
-  local turn, transcript_cap = args[10], tonumber(args[11])
+  local turn, transcript_cap, to_outbox = args[10], tonumber(args[11]), args[12] == '1'
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
   local current = load_state(key('state', tag, ikey))
@@ -329,6 +333,7 @@ local function ho_apply(keys, args)
   local stored = cjson.decode(result)
   stored.src = src
   redis.call('SET', keys[1], cjson.encode(stored), 'PX', ttl)
+  if to_outbox then outbox_emit(tag, stored.outputs) end
   stored.status = 'applied'
   return cjson.encode(stored)
 end
@@ -392,42 +397,65 @@ local function ho_human_reply(keys, args)
 end
 
 --[[ ho_extend: the desk extends the idle expiry (R19): to now + extra_ms (default: the idle
-timeout), never earlier than it is; the audit record is queued in the outbox in this step.
+timeout), never earlier than it is. Its audit record is queued in the outbox in this step,
+whatever the outcome: `{outcome}` in its JSON becomes the status.
 KEYS: deadlines, outbox
-ARGV: tag, ikey, extra_ms ('' = the idle timeout), outputs_json, history_cap, transcript_cap ]]
+ARGV: tag, ikey, extra_ms ('' = the idle timeout), audit_json, history_cap, transcript_cap
+Returns status: extended (with expires_at), not_in_human_mode or no_idle_timeout. ]]
 local function ho_extend(keys, args)
-  local tag, ikey, extra, outputs = args[1], args[2], optional_number(args[3]), args[4]
+  local tag, ikey, extra, audit = args[1], args[2], optional_number(args[3]), args[4]
   local history_cap, transcript_cap = tonumber(args[5]), tonumber(args[6])
   local now = now_ms()
   local st = load_state(key('state', tag, ikey))
   if lease_expired(tag, ikey, st) then
     st = revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
   end
+  local d = {status = 'extended', version = st.version}
   if st.mode ~= 'human' then
-    return cjson.encode({status = 'not_in_human_mode', version = st.version})
+    d.status = 'not_in_human_mode'
+  elseif (st.idle_ms or '') == '' then
+    d.status = 'no_idle_timeout'
+  else
+    d.expires_at = extend_lease(tag, ikey, st, now + (extra or tonumber(st.idle_ms)))
   end
-  if (st.idle_ms or '') == '' then
-    return cjson.encode({status = 'no_idle_timeout', version = st.version})
-  end
-  local expires = extend_lease(tag, ikey, st, now + (extra or tonumber(st.idle_ms)))
-  outbox_emit(tag, cjson.decode(outputs))
-  return cjson.encode({status = 'extended', expires_at = expires, version = st.version})
+  outbox_emit(tag, {{'events', ikey, (string.gsub(audit, '{outcome}', d.status))}})
+  return cjson.encode(d)
 end
 
---[[ ho_agent_apply: a new immutable agent version. KEYS: agent hash. ARGV: version_json ]]
+-- An agent event numbered with version n, queued in the agent's shard outbox with the
+-- records that come with it (its audit record, whose text may say `{version}` for n, a
+-- number only this step knows). The event id is derived from what it is.
+local function emit_agent_event(tag, event_json, n, extra_json)
+  local event = cjson.decode(event_json)
+  event.version = n
+  event.event_id = event.type .. '-' .. redis.sha1hex(
+    event.tenant_id .. '\31' .. event.agent_id .. '\31' .. n)
+  local outputs = {{'events', event.tenant_id .. ':' .. event.agent_id, cjson.encode(event)}}
+  for _, extra in ipairs(cjson.decode(extra_json)) do
+    extra[3] = string.gsub(extra[3], '{version}', tostring(n))
+    outputs[#outputs + 1] = extra
+  end
+  outbox_emit(tag, outputs)
+end
+
+--[[ ho_agent_apply: a new immutable agent version, announced by an AgentVersionApplied.
+KEYS: agent hash, its shard's outbox. ARGV: tag, version_json, event_json, extra_outputs_json ]]
 local function ho_agent_apply(keys, args)
   local n = redis.call('HINCRBY', keys[1], 'latest', 1)
-  redis.call('HSET', keys[1], 'v' .. n, args[1])
+  redis.call('HSET', keys[1], 'v' .. n, args[2])
+  emit_agent_event(args[1], args[3], n, args[4])
   return n
 end
 
---[[ ho_agent_publish: publish version n. KEYS: agent hash. ARGV: n ]]
+--[[ ho_agent_publish: publish version n, announced by an AgentVersionPublished.
+KEYS: agent hash, its shard's outbox. ARGV: tag, n, event_json, extra_outputs_json ]]
 local function ho_agent_publish(keys, args)
-  if redis.call('HEXISTS', keys[1], 'v' .. args[1]) == 0 then
+  if redis.call('HEXISTS', keys[1], 'v' .. args[2]) == 0 then
     return redis.error_reply('NO_SUCH_VERSION')
   end
-  redis.call('HSET', keys[1], 'published', args[1])
-  return tonumber(args[1])
+  redis.call('HSET', keys[1], 'published', args[2])
+  emit_agent_event(args[1], args[3], tonumber(args[2]), args[4])
+  return tonumber(args[2])
 end
 
 -- ho_time: Redis TIME, routed by the key it names (a plain TIME has no key, and Redis
