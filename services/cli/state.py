@@ -1,4 +1,4 @@
-"""`handoffctl state rebuild`: the mode state back in Redis from handoff.events.
+"""`handoffctl state rebuild`: the state back in Redis from the log.
 
 handoff.events keeps its records forever (retention.ms=-1, see services/common/topics.py),
 and every ModeChanged carries the whole state after the change (mode, cause, actor, reason,
@@ -9,8 +9,11 @@ that ran out while Redis was down comes back expired, and is reverted (with its 
 ModeChanged) as if Redis had never left.
 
 Leases moved on by later user messages are read from the routed messages on chat.human-queue
-(their routing block carries expires_at). Not in the log, so not rebuilt: transcripts, dedupe
-markers, and agent versions (keep Redis' AOF, and backups of it, for those).
+(their routing block carries expires_at). Agent versions come back from their
+AgentVersionApplied / AgentVersionPublished events on handoff.events. Transcripts come back
+from what was said: the user messages on chat.inbound and every message sent to an
+identified live user on chat.outbound (notices, forwarded agent replies, teammates' replies),
+in time order, as far back as those topics' retention reaches. Not rebuilt: dedupe markers.
 """
 
 from __future__ import annotations
@@ -25,12 +28,23 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
 
-from schemas import ModeChanged, RoutedMessage, interaction_key
+from schemas import (
+    AgentVersionApplied,
+    AgentVersionPublished,
+    ModeChanged,
+    OutboundMessage,
+    RoutedMessage,
+    TranscriptTurn,
+    UserMessage,
+    interaction_key,
+    parse_interaction_key,
+)
 from services.cli.reading import Rec, read_topics
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, Topics
 from services.handoff.domain import ModeState
-from services.handoff.events import change_record
+from services.handoff.events import change_record, outbound_turn
 from services.handoff.store import ApplyRequest, ModeStore
+from services.router.domain import is_stateless, user_turn
 
 app = typer.Typer(help="The mode state in Redis.", no_args_is_help=True)
 console = Console(highlight=False)
@@ -55,19 +69,77 @@ def state_after(event: ModeChanged, minute_ms: int) -> tuple[ModeState, dict[str
     return state, change_record(interaction_key(event), before, state, event.event_id)
 
 
+AgentId = tuple[str, str]  # (tenant, agent)
+
+
+@dataclass
+class Transcripts:
+    """What was said, per interaction: (record time, turn), first copy of each event id."""
+
+    turns: dict[str, dict[str, tuple[int, TranscriptTurn]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    stateless: set[str] = field(default_factory=set)  # Live Test / anonymous message ids
+    replies_to: dict[tuple[str, str], str] = field(default_factory=dict)  # -> in_reply_to
+
+    def add_inbound(self, rec: Rec) -> None:
+        message = UserMessage.model_validate(rec.value)
+        if is_stateless(message):
+            self.stateless.add(message.event_id)
+        else:
+            self.turns[interaction_key(message)].setdefault(
+                message.event_id, (rec.timestamp_ms, user_turn(message))
+            )
+
+    def add_outbound(self, rec: Rec) -> None:
+        message = OutboundMessage.model_validate(rec.value)
+        if message.user.external_id is None:
+            return
+        ikey = interaction_key(message)
+        self.turns[ikey].setdefault(message.event_id, (rec.timestamp_ms, outbound_turn(message)))
+        if message.in_reply_to is not None:
+            self.replies_to[(ikey, message.event_id)] = message.in_reply_to
+
+    def of(self, ikey: str) -> list[tuple[int, str]]:
+        """The interaction's turns in time order, without replies to stateless messages
+        (the reply gate records none of those)."""
+        kept = [
+            (at, turn)
+            for event_id, (at, turn) in self.turns[ikey].items()
+            if self.replies_to.get((ikey, event_id)) not in self.stateless
+        ]
+        return [(at, turn.model_dump_json()) for at, turn in sorted(kept, key=lambda t: t[0])]
+
+
 @dataclass
 class Log:
-    """What the topics say about the state: the changes, and how far leases were moved on."""
+    """What the topics say about the state: the changes, how far leases were moved on, the
+    agent versions and what was said."""
 
     changes: dict[str, dict[int, ModeChanged]] = field(default_factory=lambda: defaultdict(dict))
     # (interaction, state version) -> the latest lease expiry a routed message carried
     extended: dict[tuple[str, int], int] = field(default_factory=dict)
+    versions: dict[AgentId, list[AgentVersionApplied]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    published: dict[AgentId, AgentVersionPublished] = field(default_factory=dict)
+    said: Transcripts = field(default_factory=Transcripts)
 
-    def add(self, rec: Rec) -> None:
+    def add(self, rec: Rec, topics: Topics) -> None:
         try:
-            if rec.type == "mode_changed":
+            if rec.topic == topics.inbound:
+                self.said.add_inbound(rec)
+            elif rec.topic == topics.outbound:
+                self.said.add_outbound(rec)
+            elif rec.type == "mode_changed":
                 event = ModeChanged.model_validate(rec.value)
                 self.changes[interaction_key(event)][event.state_version] = event
+            elif rec.type == "agent_version_applied":
+                applied = AgentVersionApplied.model_validate(rec.value)
+                self.versions[(applied.tenant_id, applied.agent_id)].append(applied)
+            elif rec.type == "agent_version_published":
+                live = AgentVersionPublished.model_validate(rec.value)
+                self.published[(live.tenant_id, live.agent_id)] = live  # one key: in order
             elif rec.type == "routed_message":
                 routing = RoutedMessage.model_validate(rec.value)
                 if routing.routing.expires_at is not None:
@@ -78,14 +150,28 @@ class Log:
             pass  # not ours to judge: the consumers dead-letter what is invalid
 
 
-async def read_log(settings: CommonSettings, progress: Progress, until_ms: int | None) -> Log:
+async def read_log(
+    settings: CommonSettings, progress: Progress, until_ms: int | None, said: bool = True
+) -> Log:
+    """The log up to `until_ms`; `said`: with chat.inbound and chat.outbound (transcripts)."""
     log = Log()
-    reading = progress.add_task("reading handoff.events and chat.human-queue", total=None)
-    topics = [settings.topics.events, settings.topics.human_queue]
+    t = settings.topics
+    topics = [t.events, t.human_queue] + ([t.inbound, t.outbound] if said else [])
+    reading = progress.add_task(f"reading {', '.join(topics)}", total=None)
     async for rec in read_topics(settings.kafka_bootstrap, topics, until_ms=until_ms):
         progress.advance(reading)
-        log.add(rec)
+        log.add(rec, t)
     return log
+
+
+async def restore_agents(store: ModeStore, log: Log) -> int:
+    """The agent versions Redis lacks, and their published version; returns how many."""
+    written = 0
+    for (tenant, agent), applied in log.versions.items():
+        published = log.published.get((tenant, agent))
+        n = published.version if published else None
+        written += await store.restore_agent_versions(tenant, agent, applied, n)
+    return written
 
 
 async def rebuild_state(
@@ -94,7 +180,8 @@ async def rebuild_state(
     """Writes, per interaction, the changes Redis lacks: older ones to the history only, the
     latest through the atomic, version-checked write (as if a command made it). With
     `until_ms`, the state as it was then (what `replay` seeds its sandbox with)."""
-    log = await read_log(settings, progress, until_ms)
+    log = await read_log(settings, progress, until_ms, said=until_ms is None)
+    versions = await restore_agents(store, log)
     writing = progress.add_task("writing Redis", total=len(log.changes))
     history: dict[str, list[dict[str, Any]]] = {}
     requests = []
@@ -115,19 +202,26 @@ async def rebuild_state(
         progress.advance(writing)
     await store.append_history(history)
     results = await store.apply_many(requests) if requests else []
-    for ikey in log.changes:
-        tenant, agent, channel, external = ikey.split(":", 3)
-        await store.remember_user_agent(tenant, channel, external, agent)
+    transcripts = 0
+    for ikey in log.said.turns:
+        transcripts += await store.restore_transcript(ikey, log.said.of(ikey))
+    for ikey in log.changes.keys() | log.said.turns.keys():
+        ids = parse_interaction_key(ikey)
+        agent, user = ids.agent_id, ids.user
+        await store.remember_user_agent(ids.tenant_id, user.channel, user.external_id or "", agent)
     return {
         "interactions": len(log.changes),
         "restored": sum(r["status"] == "applied" for r in results),
         "changes": sum(len(h) for h in history.values()) + len(requests),
+        "versions": versions,
+        "transcripts": transcripts,
     }
 
 
 @app.command("rebuild")
 def rebuild() -> None:
-    """Rebuild mode state and history from handoff.events (after Redis lost its data)."""
+    """Rebuild mode state, history, agent versions and transcripts from the log (after Redis
+    lost its data)."""
     settings = CommonSettings()
 
     async def run() -> dict[str, int]:
@@ -142,5 +236,6 @@ def rebuild() -> None:
     summary = asyncio.run(run())
     console.print(
         f"{summary['interactions']} interaction(s) in the log, {summary['restored']} restored "
-        f"with {summary['changes']} change(s)"
+        f"with {summary['changes']} change(s); {summary['versions']} agent version(s) and "
+        f"{summary['transcripts']} transcript(s) restored"
     )

@@ -194,11 +194,7 @@ class CommandService:
         notice: OutboundMessage,
     ) -> HandoffTicket:
         turns = [TranscriptTurn.model_validate(t) for t in snap.transcript]
-        turns.append(
-            TranscriptTurn(
-                event_id=notice.event_id, role="system", text=notice.text, at=notice.sent_at
-            )
-        )
+        turns.append(outbound_turn(notice))  # as every message sent to the user is recorded
         return HandoffTicket(
             **ids_of(command),
             ticket_id=ticket_id_of(command.command_id),

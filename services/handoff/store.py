@@ -129,6 +129,13 @@ def _versions(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
     return sorted(versions, key=lambda v: v.version), published
 
 
+def version_body(event: AgentVersionApplied) -> str:
+    """How Redis stores a version: what its AgentVersionApplied says, times as the log has
+    them, so a version rebuilt from the log is the same to the byte."""
+    data = json.loads(event.model_dump_json())
+    return json.dumps({k: data[k] for k in ("handoff", "created_at", "created_by")})
+
+
 def _published(raw: dict[str, str]) -> AgentVersion | None:
     versions, published = _versions(raw)
     return next((v for v in versions if v.version == published), None)
@@ -274,11 +281,11 @@ class ModeStore(StateClient):
     ) -> int:
         """Apply: stores a new immutable version and returns its number; its
         AgentVersionApplied (and `with_outputs`, e.g. the audit record) go to the outbox."""
-        body = json.dumps({"handoff": asdict(handoff), "created_at": created_at, "created_by": by})
         event = AgentVersionApplied(
             event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=1,  # set by Lua
             handoff=asdict(handoff), created_at=datetime.fromisoformat(created_at), created_by=by,
         )  # fmt: skip
+        body = version_body(event)
         call = ("FCALL", "ho_agent_apply", 2, agent_key(tenant_id, agent_id),
                 outbox_key(agent_tag(tenant_id, agent_id)), agent_tag(tenant_id, agent_id),
                 body, event.model_dump_json(), json.dumps(list(with_outputs)))  # fmt: skip
@@ -311,6 +318,42 @@ class ModeStore(StateClient):
                     f"{tenant_id}/{agent_id} has no version {version}"
                 ) from exc
             raise
+
+    async def restore_agent_versions(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        applied: Sequence[AgentVersionApplied],
+        published: int | None,
+    ) -> int:
+        """Writes the versions Redis lacks, and the published one if none is (a rebuild from
+        the log); returns how many versions it wrote."""
+        key = agent_key(tenant_id, agent_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in applied:
+                pipe.hsetnx(key, f"v{event.version}", version_body(event))
+            if published is not None:
+                pipe.hsetnx(key, "published", published)
+            written = await pipe.execute()
+        latest = max((e.version for e in applied), default=0)
+        current = int(await self.redis.hget(key, "latest") or 0)
+        if latest > current:
+            await self.redis.hset(key, "latest", latest)
+        return sum(bool(w) for w in written[: len(applied)])
+
+    async def restore_transcript(self, ikey: str, turns: Sequence[tuple[int, str]]) -> bool:
+        """Writes an interaction's transcript from (time ms, turn JSON) in order, if Redis has
+        none (a rebuild from the log); entry ids keep the times. False: it had one."""
+        key = InteractionKeys(ikey).transcript
+        if await self.redis.exists(key):
+            return False
+        last_ms, seq = -1, 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ms, turn in turns[-self.limits.transcript_cap :]:
+                last_ms, seq = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+                pipe.xadd(key, {"turn": turn}, id=f"{last_ms}-{seq}")
+            await pipe.execute()
+        return True
 
     async def agent_versions(
         self, tenant_id: str, agent_id: str
