@@ -81,7 +81,8 @@ local function outbox_emit(tag, outputs)
   redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
 end
 
--- RFC 3339 (UTC, milliseconds) of a time in ms: Redis' Lua has no os.date.
+-- RFC 3339 (UTC) of a time in ms, written as pydantic writes it (the same turn rebuilt from
+-- the log is the same JSON): Redis' Lua has no os.date.
 -- Days to a civil date: H. Hinnant's algorithm.
 local function rfc3339(ms)
   local secs = math.floor(ms / 1000)
@@ -96,8 +97,9 @@ local function rfc3339(ms)
   local day = doy - math.floor((153 * mp + 2) / 5) + 1
   local month = mp < 10 and mp + 3 or mp - 9
   local year = yoe + era * 400 + (month <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
-                       math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+  local fraction = ms % 1000 == 0 and '' or string.format('.%03d000', ms % 1000)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d%sZ', year, month, day,
+                       math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, fraction)
 end
 
 --[[ The way back (R20) ------------------------------------------------------------------
@@ -170,9 +172,11 @@ local function emit_return_notice(tag, ikey, st, event_id, now, transcript_cap)
     conversation_id = conversation, sender = 'system', text = text, sent_at = at,
   }
   outbox_emit(tag, {{'outbound', ikey, cjson.encode(notice)}})
-  add_turn(tag, ikey, cjson.encode({
-    event_id = event_id, conversation_id = conversation, role = 'system', text = text, at = at,
-  }), transcript_cap)
+  -- Written out: cjson would encode the empty attachments list as an object.
+  add_turn(tag, ikey, '{"event_id":' .. cjson.encode(event_id) .. ',"conversation_id":'
+    .. (conversation and cjson.encode(conversation) or 'null') .. ',"role":"system","text":'
+    .. cjson.encode(text) .. ',"attachments":[],"at":' .. cjson.encode(at) .. '}',
+    transcript_cap)
 end
 
 -- Human mode with an idle timeout whose lease is gone: the AI is back (R5).
