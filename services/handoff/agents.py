@@ -72,21 +72,20 @@ def validate_config(
 async def run(args: argparse.Namespace) -> int:
     store = ModeStore.from_settings(HandoffSettings())
     await store.load_functions()
+    by = f"cli:{getpass.getuser()}"
     try:
         if args.action == "apply":
             config = validate_config(
                 args.enabled, args.idle_timeout, args.instructions, args.notice, args.return_notice
             )
             now = datetime.now(UTC).isoformat()
-            n = await store.apply_agent_version(
-                args.tenant, args.agent, config, now, f"cli:{getpass.getuser()}"
-            )
+            n = await store.apply_agent_version(args.tenant, args.agent, config, now, by)
             print(f"applied version {n}")
             if args.publish:
-                await store.publish_agent_version(args.tenant, args.agent, n)
+                await store.publish_agent_version(args.tenant, args.agent, n, by)
                 print(f"published version {n}")
         elif args.action == "publish":
-            await store.publish_agent_version(args.tenant, args.agent, args.version)
+            await store.publish_agent_version(args.tenant, args.agent, args.version, by)
             print(f"published version {args.version}")
         versions, published = await store.agent_versions(args.tenant, args.agent)
         if args.action == "show":
