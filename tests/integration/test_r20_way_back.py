@@ -16,7 +16,7 @@ import pytest
 
 from services.handoff.client import RouteRequest
 from services.handoff.domain import DEFAULT_RETURN_NOTICE, HandoffConfig
-from services.handoff.keys import shard_of
+from services.handoff.keys import InteractionKeys, shard_of
 from services.handoff.store import ModeStore
 from tests.api.helpers import Api, make_token, user_path
 from tests.support.bus import Bus
@@ -182,3 +182,35 @@ async def test_r20_the_route_marker_keeps_the_context_for_a_replayed_record(
     # Reverted where no notice was captured (state from before R20): the default text.
     turns = await store.transcript(who.key, 1)
     assert (turns[0]["role"], turns[0]["text"]) == ("system", DEFAULT_RETURN_NOTICE)
+
+
+async def test_r20_the_context_names_the_tickets_assignee_and_resolution_note(
+    bus: Bus, store: ModeStore, desk: Api, tenant: str
+) -> None:
+    """The tickets feature (R15) keeps a ticket's owner and resolution note in its hash
+    (`ho:ticket:{hN}:<ticket id>`); the return reads them as the stretch left them."""
+    who = Who(tenant, "support")
+    await publish(store, who)
+    await route(bus, who, "I was charged twice")
+    ticket = await hand_off(bus, who)
+    tag = InteractionKeys(who.key).tag
+    await store.redis.hset(
+        f"ho:ticket:{tag}:{ticket['ticket_id']}",
+        mapping={
+            "ticket_id": ticket["ticket_id"],
+            "assignee": "jane",
+            "assignee_name": "Jane",
+            "resolution_note": "Refunded the second charge.",
+        },
+    )
+    assert (await desk.switch(who, "ai", "Resolved.")).status_code == 200
+
+    _, first = await route(bus, who, "thanks")
+
+    context = first["routing"]["context"]
+    assert (context["ticket_id"], context["handled_by"], context["handled_by_name"]) == (
+        ticket["ticket_id"],
+        "jane",
+        "Jane",
+    )
+    assert context["resolution_note"] == "Refunded the second charge."

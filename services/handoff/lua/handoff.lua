@@ -111,26 +111,41 @@ message routed to the AI takes it (take_return_context) into its route marker, o
 -- default return notice of a stretch begun before the notice was captured in the state.
 local DEFAULT_RETURN_NOTICE = __DEFAULT_RETURN_NOTICE__
 
-local function hash(k)
+local function load_hash(k)
   local flat = redis.call('HGETALL', k)
   local h = {}
   for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
   return h
 end
 
--- st: the state of the human stretch that ends now; ended_by: the cause of the return.
-local function capture_return(tag, ikey, st, ended_by)
-  -- The ticket of the tickets feature (R15), when there is one for this stretch.
-  local ticket = hash(key('ticket', tag, ikey))
-  local ticket_id = nonempty(st.ticket_id) or nonempty(ticket.ticket_id)
-  if ticket_id ~= nonempty(ticket.ticket_id) then ticket = {} end
+-- The tickets feature's (R15) hash of one ticket.
+local function ticket_key(tag, ticket_id) return 'ho:ticket:' .. tag .. ':' .. ticket_id end
+
+-- The id of the transcript's last entry (nil: none): where a human stretch's turns end.
+local function last_turn_id(tag, ikey)
   local last = redis.call('XREVRANGE', key('transcript', tag, ikey), '+', '-', 'COUNT', 1)
+  return last[1] and last[1][1] or nil
+end
+
+-- st: the state of the human stretch that ends now; ended_by: the cause of the return;
+-- upto: the stretch's last transcript entry. Read the ticket after it was resolved (its
+-- assignee and resolution note as the stretch left them).
+local function capture_return(tag, ikey, st, ended_by, upto)
+  local ticket_id = nonempty(st.ticket_id)
+  local ticket = ticket_id and load_hash(ticket_key(tag, ticket_id)) or {}
   return cjson.encode({
     ticket_id = ticket_id, reason = st.reason, ended_by = ended_by,
     handled_by = nonempty(ticket.assignee), handled_by_name = nonempty(ticket.assignee_name),
     resolution_note = nonempty(ticket.resolution_note),
-    human_since = nonempty(st.human_since), upto = last[1] and last[1][1] or nil,
+    human_since = nonempty(st.human_since), upto = upto,
   })
+end
+
+-- Records the return's context in the (already written) AI state, for the next message
+-- routed to the AI (take_return_context).
+local function record_return(tag, ikey, st, ended_by, upto)
+  redis.call('HSET', key('state', tag, ikey), 'pending_context',
+             capture_return(tag, ikey, st, ended_by, upto))
 end
 
 -- The context for the message being routed to the AI, or nil; consumed. Turns stay JSON
@@ -194,7 +209,7 @@ local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
     changed_at = now, expires_at = '', idle_ms = '', human_since = '',
     version = st.version + 1, command_id = '',
   }
-  new.pending_context = capture_return(tag, ikey, st, 'timeout')
+  new.pending_context = capture_return(tag, ikey, st, 'timeout', last_turn_id(tag, ikey))
   write_state(tag, ikey, new)
   local change = cjson.encode({
     event_id = 'tmo-' .. redis.sha1hex(ikey .. '\31' .. new.version),
@@ -327,12 +342,14 @@ local function ho_apply(keys, args)
       return cjson.encode({status = 'conflict', version = current.version})
     end
     local new = cjson.decode(state_json)
-    if current.mode == 'human' and new.mode == 'ai' then
-      new.pending_context = capture_return(tag, ikey, current, new.cause)
-    end
+    local upto = last_turn_id(tag, ikey)  -- before this step's turn (the return notice)
     write_state(tag, ikey, new)
     push_history(tag, ikey, change, history_cap)
     if turn ~= '' then add_turn(tag, ikey, turn, transcript_cap) end
+    -- R20, after every write of this step to the ticket (a resolve's note).
+    if current.mode == 'human' and new.mode == 'ai' then
+      record_return(tag, ikey, current, new.cause, upto)
+    end
   end
   local stored = cjson.decode(result)
   stored.src = src
