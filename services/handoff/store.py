@@ -44,7 +44,8 @@ QueuedOutput = tuple[str, str, str]
 @dataclass(frozen=True)
 class OutboxEntry:
     """One entry of a shard's outbox: a timeout revert's change record (published as its
-    ModeChanged), or records queued as they are by a change made outside a Kafka consumer."""
+    ModeChanged, with its return notice in `outputs`), or records queued as they are by a
+    change made outside a Kafka consumer."""
 
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)

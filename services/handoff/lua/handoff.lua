@@ -175,9 +175,9 @@ local function last_conversation(tag, ikey)
   return nil
 end
 
--- The return notice of a return decided here (not by a Python command): queued in the
--- outbox and recorded in the transcript, in the step of the return. st: the ended stretch.
-local function emit_return_notice(tag, ikey, st, event_id, now, transcript_cap)
+-- The return notice of a return decided here (not by a Python command), as the outbox
+-- output to queue with the return, and recorded in the transcript. st: the ended stretch.
+local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
   local tenant, agent, channel, external = string.match(ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
   local text = nonempty(st.return_notice) or DEFAULT_RETURN_NOTICE
   local conversation, at = last_conversation(tag, ikey), rfc3339(now)
@@ -186,12 +186,12 @@ local function emit_return_notice(tag, ikey, st, event_id, now, transcript_cap)
     tenant_id = tenant, agent_id = agent, user = {channel = channel, external_id = external},
     conversation_id = conversation, sender = 'system', text = text, sent_at = at,
   }
-  outbox_emit(tag, {{'outbound', ikey, cjson.encode(notice)}})
   -- Written out: cjson would encode the empty attachments list as an object.
   add_turn(tag, ikey, '{"event_id":' .. cjson.encode(event_id) .. ',"conversation_id":'
     .. (conversation and cjson.encode(conversation) or 'null') .. ',"role":"system","text":'
     .. cjson.encode(text) .. ',"attachments":[],"at":' .. cjson.encode(at) .. '}',
     transcript_cap)
+  return {'outbound', ikey, cjson.encode(notice)}
 end
 
 -- Human mode with an idle timeout whose lease is gone: the AI is back (R5).
@@ -218,11 +218,13 @@ local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
     version = new.version,
   })
   push_history(tag, ikey, change, history_cap)
+  -- The return notice (R20) rides in the revert's own outbox entry: one entry per revert
+  -- keeps the relay's throughput (it publishes a bounded number of entries per sweep).
+  local notice_id = 'ret-' .. redis.sha1hex(ikey .. '\31' .. new.version)
+  local notice = return_notice(tag, ikey, st, notice_id, now, transcript_cap)
   -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
   -- checkpoints the last one it published in Kafka.
-  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change)
-  emit_return_notice(tag, ikey, st, 'ret-' .. redis.sha1hex(ikey .. '\31' .. new.version), now,
-                     transcript_cap)
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change, 'out', cjson.encode({notice}))
   return new
 end
 
