@@ -30,7 +30,7 @@ async def main() -> None:
     await store.load_functions()
     commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
     consumer = CommandConsumer(commands, settings.topics)
-    processor = TransactionalProcessor(settings, "handoff", [settings.topics.commands], consumer)
+    processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
     # R19: teammates' replies external desks send straight to chat.outbound (replies.py).
     replies = TransactionalProcessor(
         settings, "desk-replies", [settings.topics.outbound], ExternalReplies(store)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import structlog
 
 from schemas import OutboundMessage, interaction_key
-from services.common.kafka import Output, Record, decode
+from services.common.kafka import Handled, Record, decode
 from services.handoff.events import outbound_turn
 from services.handoff.store import HumanReply, ModeStore
 
@@ -52,10 +52,10 @@ class ExternalReplies:
     def __init__(self, store: ModeStore) -> None:
         self._store = store
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+    async def __call__(self, records: Sequence[Record]) -> Handled:
         replies = [r for r in map(human_reply_of, records) if r is not None]
         if not replies:
-            return []
+            return Handled()
         results = await self._store.human_replies(replies)
         for reply, result in zip(replies, results, strict=True):
             if result["status"] == "recorded":
@@ -65,4 +65,4 @@ class ExternalReplies:
                     event_id=reply.event_id,
                     mode=result.get("mode"),
                 )
-        return []
+        return Handled()
