@@ -287,7 +287,7 @@ class DeskReplySent(Out):
 
 
 class IdleExtend(Body):
-    minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES)] | None = Field(
+    minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
         default=None,
         description="Human mode lasts at least this many minutes from now; default: the "
         "interaction's idle timeout. Never shortens the current expiry.",
