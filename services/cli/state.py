@@ -260,13 +260,13 @@ class Log:
             elif rec.type == "agent_version_published":
                 live = AgentVersionPublished.model_validate(rec.value)
                 self.published[(live.tenant_id, live.agent_id)] = live  # one key: in order
+                self.publishes[(live.tenant_id, live.agent_id)].append(live)
             elif rec.type == "handoff_ticket":
                 ticket = HandoffTicket.model_validate(rec.value)
                 self.tickets[interaction_key(ticket)][ticket.state_version] = ticket
             elif rec.type == "ticket_changed":
                 changed = TicketChanged.model_validate(rec.value)
                 self.ticket_changes[changed.ticket_id].append(changed)
-                self.publishes[(live.tenant_id, live.agent_id)].append(live)
             elif rec.type == "routed_message":
                 routing = RoutedMessage.model_validate(rec.value)
                 if routing.routing.expires_at is not None:
