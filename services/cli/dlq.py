@@ -44,7 +44,7 @@ async def _letters(settings: CommonSettings, since: str | None) -> list[Rec]:
     topic = settings.topics.dead_letter
     with console.status(f"reading {topic}…"):  # shown on a terminal only
         return [
-            r async for r in read_topics(settings.kafka_bootstrap, [topic], since_ms) if r.value
+            r async for r in read_topics(settings, [topic], since_ms) if r.value
         ]
 
 

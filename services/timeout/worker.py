@@ -28,6 +28,7 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from services.common import metrics
+from services.common.kafka_options import aiokafka_options
 from services.common.kafka import (
     BROKER_MAX_MESSAGE_BYTES,
     Output,
@@ -49,13 +50,13 @@ class TimeoutWorker:
         self._lock = asyncio.Lock()
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **aiokafka_options(settings),
             transactional_id=settings.transactional_id("timeout"),
             transaction_timeout_ms=settings.transaction_timeout_ms,
             max_request_size=BROKER_MAX_MESSAGE_BYTES,
         )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **aiokafka_options(settings),
             group_id=self._group,
             group_instance_id=settings.transactional_id("timeout"),
             enable_auto_commit=False,

@@ -1,0 +1,138 @@
+"""The Kafka ACLs of a deployment (R22/R23): one principal per part, each with only what it needs.
+
+This table is the one source: the secured test broker is given exactly these ACLs
+(tests/integration/test_r23_kafka_security.py), and `python -m services.common.acl_table`
+prints them as `kafka-acls.sh` commands for an operator (topic names, groups and
+transactional ids follow the `HANDOFF_TOPIC_*` settings, prefix included).
+
+Topics are created by the deployment's admin principal (`python -m services.common.topics`
+run with its credentials); no service principal may create or delete topics.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from services.common.settings import CommonSettings
+
+ResourceType = Literal["topic", "group", "transactional-id"]
+PatternType = Literal["literal", "prefixed"]
+
+
+@dataclass(frozen=True)
+class Acl:
+    """ALLOW `principal` to do `operation` on one resource (any host)."""
+
+    principal: str  # User:<name>
+    resource: ResourceType
+    name: str
+    pattern: PatternType
+    operation: Literal["Read", "Write", "Describe"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one part of the system does with Kafka."""
+
+    reads: tuple[str, ...] = ()  # topics
+    writes: tuple[str, ...] = ()  # topics
+    groups: tuple[str, ...] = ()  # consumer groups it commits offsets of
+    transactional: tuple[str, ...] = ()  # service names of its transactional producers
+
+
+# Every principal of the deployment, by the name its SCRAM user (or certificate CN) has.
+PRINCIPALS = ("channels", "agents", "router", "handoff", "timeout", "api", "ops")
+
+
+def grants(settings: CommonSettings) -> dict[str, Grant]:
+    """The table. A transactional processor also dead-letters what it cannot handle."""
+    t = settings.topics
+    return {
+        # Web chat and your channel gateways: users' messages in, replies out (no group:
+        # every instance follows every partition of chat.outbound).
+        "channels": Grant(reads=(t.outbound,), writes=(t.inbound,)),
+        "agents": Grant(
+            reads=(t.ai_requests,),
+            writes=(t.agent_replies, t.commands, t.dead_letter),
+            groups=("agent",),
+            transactional=("agent",),
+        ),
+        "router": Grant(
+            reads=(t.inbound, t.agent_replies),
+            writes=(t.ai_requests, t.human_queue, t.outbound, t.dead_letter),
+            groups=("router", "reply-gate"),
+            transactional=("router", "reply-gate"),
+        ),
+        # Commands in (agents' and operators'), and the desk feed (no group) of tickets and
+        # events. The operator API's changes go through the shard outbox (the timeout relay).
+        "handoff": Grant(
+            reads=(t.commands, t.operator_commands, t.human_queue, t.events),
+            writes=(t.events, t.outbound, t.human_queue, t.dead_letter),
+            groups=("handoff",),
+            transactional=("handoff",),
+        ),
+        # The sweeper and the outbox relay: shards are its group's partitions.
+        "timeout": Grant(
+            reads=(t.timeout_shards,),
+            writes=(t.events, t.outbound, t.human_queue),
+            groups=("timeout",),
+            transactional=("timeout",),
+        ),
+        # An operator API or integration deployed apart, speaking for operators (R22).
+        "api": Grant(writes=(t.operator_commands,)),
+        # handoffctl and the demo: read everything, act as an operator, answer as the desk,
+        # redrive dead letters into chat.inbound.
+        "ops": Grant(
+            reads=tuple(t.all()),
+            writes=(t.operator_commands, t.outbound, t.events, t.inbound),
+        ),
+    }
+
+
+def acls(settings: CommonSettings, users: dict[str, str] | None = None) -> list[Acl]:
+    """Every ACL of the table; `users` maps a part to its principal's user name (default:
+    the part's own name)."""
+    out: list[Acl] = []
+    for part, grant in grants(settings).items():
+        who = f"User:{(users or {}).get(part, part)}"
+        for topic in grant.reads:
+            out += [Acl(who, "topic", topic, "literal", op) for op in ("Read", "Describe")]
+        for topic in grant.writes:
+            out += [Acl(who, "topic", topic, "literal", op) for op in ("Write", "Describe")]
+        for service in grant.groups:
+            out.append(Acl(who, "group", settings.group_id(service), "literal", "Read"))
+        for service in grant.transactional:
+            prefix = settings.transactional_id(service).removesuffix(settings.instance_id)
+            out += [
+                Acl(who, "transactional-id", prefix, "prefixed", op) for op in ("Write", "Describe")
+            ]
+    return sorted(set(out), key=lambda a: (a.principal, a.resource, a.name, a.operation))
+
+
+def kafka_acls_commands(settings: CommonSettings, bootstrap: str, config: str) -> list[str]:
+    """One `kafka-acls.sh --add` per ACL, run with the admin's client config file."""
+    flag = {"topic": "--topic", "group": "--group", "transactional-id": "--transactional-id"}
+    return [
+        shlex.join(
+            [
+                "kafka-acls.sh", "--bootstrap-server", bootstrap, "--command-config", config,
+                "--add", "--allow-principal", a.principal, "--operation", a.operation,
+                flag[a.resource], a.name, "--resource-pattern-type", a.pattern,
+            ]
+        )  # fmt: skip
+        for a in acls(settings)
+    ]
+
+
+def main() -> None:
+    """`python -m services.common.acl_table [ADMIN_CLIENT_CONFIG]`: the commands to run."""
+    settings = CommonSettings()
+    config = sys.argv[1] if len(sys.argv) > 1 else "admin.properties"
+    print("\n".join(kafka_acls_commands(settings, settings.kafka_bootstrap, config)))
+
+
+if __name__ == "__main__":
+    main()
