@@ -1,4 +1,5 @@
-"""The Kafka ACLs of a deployment (R22/R23): one principal per part, each with only what it needs.
+"""The Kafka ACLs and Redis ACL users of a deployment (R22/R23): one principal per part,
+each with only what it needs.
 
 This table is the one source: the secured test broker is given exactly these ACLs
 (tests/integration/test_r23_kafka_security.py), and `python -m services.common.acl_table`
@@ -127,11 +128,33 @@ def kafka_acls_commands(settings: CommonSettings, bootstrap: str, config: str) -
     ]
 
 
+# Redis: the parts that hold state, each as its own ACL user, on Handoff's keys only
+# (`ho:*`). Commands: reads and writes, the functions and scripts the state code runs (and
+# FUNCTION LOAD: every service loads the library at start), TIME (the functions' clock),
+# the cluster's slot map, and nothing @dangerous (no FLUSH*, KEYS, CONFIG, DEBUG).
+REDIS_USERS = ("router", "handoff", "timeout", "agents", "ops")
+REDIS_RULES = (
+    "resetkeys", "~ho:*", "resetchannels", "-@all",
+    "+@read", "+@write", "+@scripting", "+@connection", "+@transaction", "-@dangerous",
+    "-function|flush", "-function|delete", "-function|restore", "+function|load",
+    "+time", "+cluster|slots", "+cluster|shards", "+cluster|nodes",
+)  # fmt: skip
+
+
+def redis_acl_rules(password: str) -> list[str]:
+    """`ACL SETUSER <user>` arguments (or an aclfile line after `user <user>`)."""
+    return ["reset", "on", f">{password}", *REDIS_RULES]
+
+
 def main() -> None:
     """`python -m services.common.acl_table [ADMIN_CLIENT_CONFIG]`: the commands to run."""
     settings = CommonSettings()
     config = sys.argv[1] if len(sys.argv) > 1 else "admin.properties"
     print("\n".join(kafka_acls_commands(settings, settings.kafka_bootstrap, config)))
+    rules = shlex.join(REDIS_RULES)
+    for user in REDIS_USERS:
+        password = f'">${{{user.upper()}_REDIS_PASSWORD}}"'  # expanded by the operator's shell
+        print(f"redis-cli ACL SETUSER {user} reset on {password} {rules}")
 
 
 if __name__ == "__main__":

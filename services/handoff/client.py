@@ -19,7 +19,7 @@ from typing import Any, Literal, Self, cast
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from schemas import parse_interaction_key
 from services.common import metrics
@@ -158,8 +158,20 @@ class StateClient:
         return cls(connect(url, cluster, options=options))
 
     async def load_functions(self) -> None:
-        """Loads (or replaces) the function library; every service does it at start."""
-        await self.redis.function_load(LIBRARY, replace=True)
+        """Loads (or replaces) the function library; every service does it at start, so a
+        service with wrong Redis credentials stops here, saying so (never the password)."""
+        try:
+            await self.redis.function_load(LIBRARY, replace=True)
+        except (AuthenticationError, NoPermissionError) as exc:
+            where = self.redis.get_connection_kwargs()
+            log.error(
+                "redis_access_refused",
+                error=f"{type(exc).__name__}: {exc}",
+                host=where.get("host"),
+                port=where.get("port"),
+                user=where.get("username") or "default",
+            )
+            raise
 
     async def ping(self) -> bool:
         try:
