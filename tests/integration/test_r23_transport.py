@@ -1,0 +1,211 @@
+"""R23 on real servers: Kafka with a SASL_SSL (SCRAM-SHA-512) listener and StandardAuthorizer
+ACLs from services/common/acl_table.py, Redis over TLS with ACL users and no default user.
+
+Router, handoff and timeout run as processes, each with its own Kafka principal and Redis
+user; the test speaks as a channel, an agent and ops, each with its own principal too. One
+broker and one Redis for the whole module (they start in ~20 s).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
+
+from devstack.process import ProcessStartError
+from devstack.services import ServiceProcess
+from services.common.kafka_options import aiokafka_options
+from services.handoff.client import StateClient
+from services.handoff.store import ModeStore
+from tests.support.bus import Bus
+from tests.support.events import Who, key_of
+from tests.support.sandbox import NOTICE, publish_agent
+from tests.support.secured import SecuredStack
+
+pytestmark = pytest.mark.integration
+
+# Which Redis user each service is (the table's users; agents and ops too, below).
+SERVICES = {
+    "router": ("services.router", "router"),
+    "handoff": ("services.handoff", "handoff"),
+    "timeout": ("services.timeout", "timeout"),
+}
+
+
+@pytest.fixture(scope="module")
+async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SecuredStack]:
+    stack = SecuredStack(tmp_path_factory.mktemp("secured"))
+    stack.start()
+    try:
+        await stack.provision()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def secured_services(secured: SecuredStack) -> Iterator[dict[str, ServiceProcess]]:
+    procs = {
+        name: ServiceProcess(module, secured.env(name, name), secured.root / "services", "s1")
+        for name, (module, _) in SERVICES.items()
+    }
+    for proc in procs.values():
+        proc.start()
+    try:
+        for proc in procs.values():
+            proc.wait_ready(60)
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+async def ops_bus(
+    secured: SecuredStack, secured_services: dict[str, ServiceProcess]
+) -> AsyncIterator[Bus]:
+    ops = secured.settings("ops")
+    bus = Bus(ops.kafka_bootstrap, ops.topics, aiokafka_options(ops))
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture(scope="module")
+async def ops_store(secured: SecuredStack) -> AsyncIterator[ModeStore]:
+    store = ModeStore.from_settings(secured.settings("ops", "ops"))
+    await store.load_functions()
+    yield store
+    await store.close()
+
+
+async def producer_as(secured: SecuredStack, principal: str) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(**aiokafka_options(secured.settings(principal)), acks="all")
+    await producer.start()
+    return producer
+
+
+async def send(producer: AIOKafkaProducer, topic: str, key: str, value: dict[str, Any]) -> None:
+    await producer.send_and_wait(topic, json.dumps(value).encode(), key=key.encode())
+
+
+def for_key(who: Who, type_: str) -> Any:
+    return lambda v: isinstance(v, dict) and v.get("type") == type_ and key_of(v) == who.key
+
+
+async def test_the_system_works_end_to_end_with_a_principal_per_part(
+    secured: SecuredStack, ops_bus: Bus, ops_store: ModeStore
+) -> None:
+    """A message routed (router), a handoff accepted with its notice delivered (handoff),
+    and the idle timeout's revert (timeout): each service with its own principal and Redis
+    user, over SASL_SSL and TLS."""
+    topics = ops_bus.topics
+    who = Who("secure", "support")
+    await publish_agent(ops_store, who, idle=1)  # one idle minute lasts a second here
+    channel, agent = await producer_as(secured, "channels"), await producer_as(secured, "agents")
+    try:
+        message = who.message("my card was charged twice")
+        await send(channel, topics.inbound, who.key, message)
+        topic, routed = await ops_bus.wait_routed(message["event_id"])
+        assert topic == topics.ai_requests and routed["routing"]["mode"] == "ai"
+
+        command = who.command("to_human")
+        await send(agent, topics.commands, who.key, command)
+        changed = await ops_bus.wait_for(
+            topics.events, lambda v: v.get("command_id") == command["command_id"]
+        )
+        assert changed[0]["type"] == "mode_changed" and changed[0]["to_mode"] == "human"
+        notices = await ops_bus.wait_for(topics.outbound, for_key(who, "outbound_message"))
+        assert [(n["sender"], n["text"]) for n in notices] == [("system", NOTICE)]
+        tickets = await ops_bus.wait_for(topics.human_queue, for_key(who, "handoff_ticket"))
+        assert tickets[0]["cause"] == "agent"
+
+        reverted = await ops_bus.wait_for(
+            topics.events,
+            lambda v: for_key(who, "mode_changed")(v) and v.get("cause") == "timeout",
+        )
+        assert reverted[0]["to_mode"] == "ai" and reverted[0]["actor"] == "system:timeout"
+    finally:
+        await channel.stop()
+        await agent.stop()
+
+
+async def test_a_channel_cannot_write_operator_commands_nor_outbound(
+    secured: SecuredStack, ops_bus: Bus
+) -> None:
+    topics = ops_bus.topics
+    who = Who("secure", "support", user="mallory")
+    channel = await producer_as(secured, "channels")
+    try:
+        await send(channel, topics.inbound, who.key, who.message())  # what it may do
+        for topic in (topics.operator_commands, topics.outbound):
+            with pytest.raises(TopicAuthorizationFailedError):
+                await send(channel, topic, who.key, who.command("to_ai", source="operator"))
+    finally:
+        await channel.stop()
+
+
+async def test_an_agent_cannot_read_the_human_queue(
+    secured: SecuredStack, ops_bus: Bus
+) -> None:
+    """The broker refuses the agent the topic itself (no Describe, so no Read): its metadata
+    request for chat.human-queue is answered TOPIC_AUTHORIZATION_FAILED, so no fetch can even
+    be addressed; chat.ai-requests, which it may read, is answered."""
+    topics = ops_bus.topics
+    consumer = AIOKafkaConsumer(
+        **aiokafka_options(secured.settings("agents")), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        await consumer._client._wait_on_metadata(topics.ai_requests)  # what it may read
+        assert consumer.partitions_for_topic(topics.ai_requests)
+        with pytest.raises(TopicAuthorizationFailedError):
+            await consumer._client._wait_on_metadata(topics.human_queue)
+        assert topics.human_queue in consumer._client.cluster.unauthorized_topics
+    finally:
+        await consumer.stop()
+
+
+async def test_redis_users_reach_only_handoffs_keys(secured: SecuredStack) -> None:
+    store = StateClient.from_settings(secured.settings("router", "router"))
+    try:
+        assert await store.ping()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await store.redis.set("not-handoffs", "1")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await store.redis.flushall()
+    finally:
+        await store.close()
+
+
+async def test_a_wrong_redis_password_is_refused_with_a_clear_error(
+    secured: SecuredStack, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password\n")
+    settings = secured.settings("router", "router").model_copy(
+        update={"redis_password_file": wrong}
+    )
+    store = StateClient.from_settings(settings)
+    try:
+        assert await store.ping() is False  # readiness: false
+    finally:
+        await store.close()
+
+    env = {**secured.env("router", "router"), "HANDOFF_REDIS_PASSWORD_FILE": str(wrong)}
+    router = ServiceProcess("services.router", env, tmp_path, "wrong")
+    router.start()
+    with pytest.raises(ProcessStartError):
+        router.wait_ready(30)  # never ready: it exits
+    router.stop()
+    log = router.log_path.read_text()
+    assert '"event": "redis_access_refused"' in log and '"user": "router"' in log, log
+    assert "invalid username-password pair" in log
+    assert "not-the-password" not in log
+    assert secured.redis_passwords["router"] not in log
