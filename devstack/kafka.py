@@ -128,9 +128,7 @@ class BrokerSecurity:
             "ssl.keystore.location": str(self.keystore),
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(self.truststore),
-            "authorizer.class.name": (
-                "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
-            ),
+            "authorizer.class.name": ("org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
             "super.users": f"User:{name}",
             "allow.everyone.if.no.acl.found": "false",
         }

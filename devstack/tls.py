@@ -22,6 +22,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = ["CertificateAuthority", "Issued"]
 
 _VALID = datetime.timedelta(days=30)
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=True, key_cert_sign=True, crl_sign=True,
+    content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, encipher_only=False, decipher_only=False,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,14 +56,7 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + _VALID)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
-                ),  # fmt: skip
-                critical=True,
-            )
+            .add_extension(_CA_USAGE, critical=True)
             .sign(self._key, hashes.SHA256())
         )
         self.ca_file = directory / "ca.pem"

@@ -145,12 +145,7 @@ def replay(
 
     async def run() -> list[dict[str, Any]] | None:
         with Progress(console=console, transient=True) as progress:
-            window = [
-                r
-                async for r in read_topics(
-                    live, [live.topics.inbound], since_ms, until_ms
-                )
-            ]
+            window = [r async for r in read_topics(live, [live.topics.inbound], since_ms, until_ms)]
             partitions = max((r.partition for r in window), default=0) + 1
             await ensure_topics(
                 sandbox.model_copy(

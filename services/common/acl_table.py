@@ -116,16 +116,15 @@ def acls(settings: CommonSettings, users: dict[str, str] | None = None) -> list[
 def kafka_acls_commands(settings: CommonSettings, bootstrap: str, config: str) -> list[str]:
     """One `kafka-acls.sh --add` per ACL, run with the admin's client config file."""
     flag = {"topic": "--topic", "group": "--group", "transactional-id": "--transactional-id"}
-    return [
-        shlex.join(
-            [
-                "kafka-acls.sh", "--bootstrap-server", bootstrap, "--command-config", config,
-                "--add", "--allow-principal", a.principal, "--operation", a.operation,
-                flag[a.resource], a.name, "--resource-pattern-type", a.pattern,
-            ]
-        )  # fmt: skip
-        for a in acls(settings)
-    ]
+    commands = []
+    for a in acls(settings):
+        args = [
+            "kafka-acls.sh", "--bootstrap-server", bootstrap, "--command-config", config,
+            "--add", "--allow-principal", a.principal, "--operation", a.operation,
+            flag[a.resource], a.name, "--resource-pattern-type", a.pattern,
+        ]  # fmt: skip
+        commands.append(shlex.join(args))
+    return commands
 
 
 # Redis: the parts that hold state, each as its own ACL user, on Handoff's keys only

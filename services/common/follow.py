@@ -21,9 +21,7 @@ from services.common.settings import CommonSettings
 
 
 class Follower:
-    def __init__(
-        self, settings: CommonSettings, topics: Sequence[str], poll_ms: int = 100
-    ) -> None:
+    def __init__(self, settings: CommonSettings, topics: Sequence[str], poll_ms: int = 100) -> None:
         self.topics = sorted(set(topics))
         self._poll_ms = poll_ms
         self._consumer = AIOKafkaConsumer(

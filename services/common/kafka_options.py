@@ -28,12 +28,13 @@ def ssl_context(settings: CommonSettings) -> ssl.SSLContext:
     """Verifies the broker's certificate and host name (against the CA file, else the
     system's CAs) and presents the client certificate when one is set (mTLS)."""
     key_password = settings.kafka_ssl_key_password
-    return create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=str(settings.kafka_ssl_ca_file) if settings.kafka_ssl_ca_file else None,
         certfile=str(settings.kafka_ssl_cert_file) if settings.kafka_ssl_cert_file else None,
         keyfile=str(settings.kafka_ssl_key_file) if settings.kafka_ssl_key_file else None,
         password=key_password.get_secret_value() if key_password else None,
     )
+    return context
 
 
 def aiokafka_options(settings: CommonSettings) -> dict[str, Any]:

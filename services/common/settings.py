@@ -55,9 +55,7 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     # R23 transport security of every Kafka client (services/common/kafka_options.py).
     # PLAINTEXT is only for a broker on a private network (`make run`: localhost).
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -151,12 +149,16 @@ class CommonSettings(BaseSettings):
                 "HANDOFF_KAFKA_SSL_* files need HANDOFF_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
             )
         if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
-            raise ValueError("HANDOFF_KAFKA_SSL_CERT_FILE and HANDOFF_KAFKA_SSL_KEY_FILE go together")
+            raise ValueError(
+                "HANDOFF_KAFKA_SSL_CERT_FILE and HANDOFF_KAFKA_SSL_KEY_FILE go together"
+            )
         redis_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
         if any(redis_files) and not self.redis_url.startswith("rediss://"):
             raise ValueError("HANDOFF_REDIS_TLS_* files need a rediss:// HANDOFF_REDIS_URL")
         if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
-            raise ValueError("HANDOFF_REDIS_TLS_CERT_FILE and HANDOFF_REDIS_TLS_KEY_FILE go together")
+            raise ValueError(
+                "HANDOFF_REDIS_TLS_CERT_FILE and HANDOFF_REDIS_TLS_KEY_FILE go together"
+            )
         return self
 
     def kafka_sasl_password_value(self) -> str | None:

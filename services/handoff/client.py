@@ -163,7 +163,7 @@ class StateClient:
         try:
             await self.redis.function_load(LIBRARY, replace=True)
         except (AuthenticationError, NoPermissionError) as exc:
-            where = self.redis.get_connection_kwargs()
+            where = self.redis.get_connection_kwargs()  # type: ignore[no-untyped-call]
             log.error(
                 "redis_access_refused",
                 error=f"{type(exc).__name__}: {exc}",

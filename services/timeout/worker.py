@@ -28,13 +28,13 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from services.common import metrics
-from services.common.kafka_options import aiokafka_options
 from services.common.kafka import (
     BROKER_MAX_MESSAGE_BYTES,
     Output,
     WaitForBatch,
     send_idempotent,
 )
+from services.common.kafka_options import aiokafka_options
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings

@@ -151,9 +151,7 @@ async def test_a_channel_cannot_write_operator_commands_nor_outbound(
         await channel.stop()
 
 
-async def test_an_agent_cannot_read_the_human_queue(
-    secured: SecuredStack, ops_bus: Bus
-) -> None:
+async def test_an_agent_cannot_read_the_human_queue(secured: SecuredStack, ops_bus: Bus) -> None:
     """The broker refuses the agent the topic itself (no Describe, so no Read): its metadata
     request for chat.human-queue is answered TOPIC_AUTHORIZATION_FAILED, so no fetch can even
     be addressed; chat.ai-requests, which it may read, is answered."""

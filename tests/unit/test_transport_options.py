@@ -182,7 +182,9 @@ def test_acl_table_grants_each_part_only_its_topics() -> None:
     assert allowed("channels", "Read") == {t.outbound}
     assert t.human_queue not in allowed("agents", "Read")
     assert allowed("agents", "Write") == {t.agent_replies, t.commands, t.dead_letter}
-    writers = {a.principal for a in table if a.name == t.operator_commands and a.operation == "Write"}
+    writers = {
+        a.principal for a in table if a.name == t.operator_commands and a.operation == "Write"
+    }
     assert writers == {"User:api", "User:ops"}
     assert [a.name for a in table if a.principal == "User:router" and a.resource != "topic"] == [
         "prod.handoff-reply-gate", "prod.handoff-router",  # groups
