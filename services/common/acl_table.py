@@ -145,9 +145,40 @@ def redis_acl_rules(password: str) -> list[str]:
     return ["reset", "on", f">{password}", *REDIS_RULES]
 
 
+def setup_script(settings: CommonSettings, bootstrap: str, config: str) -> str:
+    """A POSIX shell script, run as the admin in the apache/kafka image: each principal's
+    SCRAM credentials (from /run/secrets/kafka-<principal>), then every ACL."""
+    users = " ".join(PRINCIPALS)
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            "# Generated: python -m services.common.acl_table --setup-script > this file",
+            "# (tests/unit/test_compose.py checks it is the table's current output).",
+            "set -eu",
+            "export PATH=/opt/kafka/bin:$PATH",
+            f"for user in {users}; do",
+            f"  kafka-configs.sh --bootstrap-server {bootstrap} --command-config {config} \\",
+            '    --alter --entity-type users --entity-name "$user" \\',
+            '    --add-config "SCRAM-SHA-512=[password=$(cat /run/secrets/kafka-$user)]"',
+            "done",
+            *kafka_acls_commands(settings, bootstrap, config),
+            "",
+        ]
+    )
+
+
+# Where the compose file's secured profile reaches the broker, as its admin.
+COMPOSE_BOOTSTRAP = "kafka:9094"
+COMPOSE_ADMIN_CONFIG = "/run/secrets/kafka-admin.properties"
+
+
 def main() -> None:
-    """`python -m services.common.acl_table [ADMIN_CLIENT_CONFIG]`: the commands to run."""
+    """`python -m services.common.acl_table [ADMIN_CLIENT_CONFIG]`: the commands to run
+    (Kafka ACLs, then Redis ACL users); `--setup-script`: the compose profile's script."""
     settings = CommonSettings()
+    if sys.argv[1:] == ["--setup-script"]:
+        print(setup_script(settings, COMPOSE_BOOTSTRAP, COMPOSE_ADMIN_CONFIG), end="")
+        return
     config = sys.argv[1] if len(sys.argv) > 1 else "admin.properties"
     print("\n".join(kafka_acls_commands(settings, settings.kafka_bootstrap, config)))
     rules = shlex.join(REDIS_RULES)

@@ -135,7 +135,7 @@ class CommonSettings(BaseSettings):
         """A half-configured transport fails at start with the setting to fix, not at the
         first connection with a broker's or a TLS library's riddle."""
         if self.kafka_security_protocol.startswith("SASL_") and not (
-            self.kafka_sasl_username and self.kafka_sasl_password_value()
+            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
         ):
             raise ValueError(
                 f"HANDOFF_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
