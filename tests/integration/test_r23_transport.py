@@ -30,11 +30,13 @@ from tests.support.secured import SecuredStack
 
 pytestmark = pytest.mark.integration
 
-# Which Redis user each service is (the table's users; agents and ops too, below).
+# Each service: its module, Kafka principal and Redis user (the web chat has no Redis).
 SERVICES = {
-    "router": ("services.router", "router"),
-    "handoff": ("services.handoff", "handoff"),
-    "timeout": ("services.timeout", "timeout"),
+    "router": ("services.router", "router", "router"),
+    "handoff": ("services.handoff", "handoff", "handoff"),
+    "timeout": ("services.timeout", "timeout", "timeout"),
+    "agent": ("services.agent", "agents", "agents"),
+    "webchat": ("services.webchat", "channels", None),
 }
 
 
@@ -51,9 +53,15 @@ async def secured(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sec
 
 @pytest.fixture(scope="module")
 def secured_services(secured: SecuredStack) -> Iterator[dict[str, ServiceProcess]]:
+    root = secured.root / "services"
     procs = {
-        name: ServiceProcess(module, secured.env(name, name), secured.root / "services", "s1")
-        for name, (module, _) in SERVICES.items()
+        name: ServiceProcess(
+            module,
+            {**secured.env(principal, user), "HANDOFF_WEBCHAT_DATA_DIR": str(root / "webchat")},
+            root,
+            "s1",
+        )
+        for name, (module, principal, user) in SERVICES.items()
     }
     for proc in procs.values():
         proc.start()
@@ -102,27 +110,32 @@ def for_key(who: Who, type_: str) -> Any:
 async def test_the_system_works_end_to_end_with_a_principal_per_part(
     secured: SecuredStack, ops_bus: Bus, ops_store: ModeStore
 ) -> None:
-    """A message routed (router), a handoff accepted with its notice delivered (handoff),
-    and the idle timeout's revert (timeout): each service with its own principal and Redis
-    user, over SASL_SSL and TLS."""
+    """Over SASL_SSL and TLS, each service with its own principal and Redis user: a message
+    routed (router) and answered (agent, reply gate), a handoff the agent asks for accepted
+    with its notice delivered (handoff), and the idle timeout's revert (timeout)."""
     topics = ops_bus.topics
     who = Who("secure", "support")
     await publish_agent(ops_store, who, idle=1)  # one idle minute lasts a second here
-    channel, agent = await producer_as(secured, "channels"), await producer_as(secured, "agents")
+    channel = await producer_as(secured, "channels")
     try:
-        message = who.message("my card was charged twice")
-        await send(channel, topics.inbound, who.key, message)
-        topic, routed = await ops_bus.wait_routed(message["event_id"])
+        hello = who.message("hello")
+        await send(channel, topics.inbound, who.key, hello)
+        topic, routed = await ops_bus.wait_routed(hello["event_id"])
         assert topic == topics.ai_requests and routed["routing"]["mode"] == "ai"
-
-        command = who.command("to_human")
-        await send(agent, topics.commands, who.key, command)
-        changed = await ops_bus.wait_for(
-            topics.events, lambda v: v.get("command_id") == command["command_id"]
+        answers = await ops_bus.wait_for(
+            topics.outbound,
+            lambda v: for_key(who, "outbound_message")(v) and v["in_reply_to"] == hello["event_id"],
         )
-        assert changed[0]["type"] == "mode_changed" and changed[0]["to_mode"] == "human"
-        notices = await ops_bus.wait_for(topics.outbound, for_key(who, "outbound_message"))
-        assert [(n["sender"], n["text"]) for n in notices] == [("system", NOTICE)]
+        assert answers[0]["sender"] == "ai"
+
+        await send(channel, topics.inbound, who.key, who.message("I want to talk to a person"))
+        changed = await ops_bus.wait_for(topics.events, for_key(who, "mode_changed"))
+        assert changed[0]["to_mode"] == "human" and changed[0]["actor"].startswith("agent:")
+        notices = await ops_bus.wait_for(
+            topics.outbound,
+            lambda v: for_key(who, "outbound_message")(v) and v["sender"] == "system",
+        )
+        assert [n["text"] for n in notices] == [NOTICE]
         tickets = await ops_bus.wait_for(topics.human_queue, for_key(who, "handoff_ticket"))
         assert tickets[0]["cause"] == "agent"
 
@@ -133,7 +146,6 @@ async def test_the_system_works_end_to_end_with_a_principal_per_part(
         assert reverted[0]["to_mode"] == "ai" and reverted[0]["actor"] == "system:timeout"
     finally:
         await channel.stop()
-        await agent.stop()
 
 
 async def test_a_channel_cannot_write_operator_commands_nor_outbound(

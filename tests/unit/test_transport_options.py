@@ -6,6 +6,7 @@ Redis is tests/integration/test_r23_transport.py.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from devstack.tls import CertificateAuthority
-from services.common.acl_table import acls, kafka_acls_commands
+from services.common.acl_table import acls, grants, kafka_acls_commands
 from services.common.kafka_options import aiokafka_options, librdkafka_options
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
@@ -198,3 +199,28 @@ def test_acl_table_grants_each_part_only_its_topics() -> None:
         "--allow-principal User:channels --operation Write --topic prod.chat.inbound "
         "--resource-pattern-type literal"
     ) in commands
+
+
+def test_the_readme_shows_the_acl_table_as_the_code_has_it() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    header = "| principal | reads (Read, Describe) |"
+    lines = readme[readme.index(header) :].splitlines()[2:]
+    shown: dict[str, list[set[str]]] = {}
+    for line in lines:
+        if not line.strip().startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        shown[cells[0].strip("`")] = [
+            {c} if c == "every topic" else set(re.findall(r"`([^`]+)`", c)) for c in cells[1:]
+        ]
+    s = CommonSettings()
+    expected = {}
+    for part, grant in grants(s).items():
+        reads = {"every topic"} if set(grant.reads) == set(s.topics.all()) else set(grant.reads)
+        expected[part] = [
+            reads,
+            set(grant.writes),
+            {s.group_id(g) for g in grant.groups},
+            {f"handoff-{t}-" for t in grant.transactional},
+        ]
+    assert shown == expected
