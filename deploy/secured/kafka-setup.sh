@@ -25,6 +25,7 @@ kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:channels --operation Write --topic chat.inbound --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:channels --operation Describe --topic chat.outbound --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:channels --operation Read --topic chat.outbound --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --group handoff-desk-replies --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --group handoff-handoff --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --topic chat.dead-letter --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --topic chat.dead-letter --resource-pattern-type literal
@@ -32,6 +33,7 @@ kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --topic chat.human-queue --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --topic chat.human-queue --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --topic chat.outbound --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --topic chat.outbound --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --topic chat.outbound --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --topic handoff.commands --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --topic handoff.commands --resource-pattern-type literal
@@ -40,6 +42,8 @@ kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --topic handoff.events --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --topic handoff.operator-commands --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Read --topic handoff.operator-commands --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --transactional-id handoff-desk-replies- --resource-pattern-type prefixed
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --transactional-id handoff-desk-replies- --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Describe --transactional-id handoff-handoff- --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:handoff --operation Write --transactional-id handoff-handoff- --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:ops --operation Describe --topic agent.replies --resource-pattern-type literal

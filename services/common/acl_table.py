@@ -67,13 +67,14 @@ def grants(settings: CommonSettings) -> dict[str, Grant]:
             groups=("router", "reply-gate"),
             transactional=("router", "reply-gate"),
         ),
-        # Commands in (agents' and operators'), and the desk feed (no group) of tickets and
-        # events. The operator API's changes go through the shard outbox (the timeout relay).
+        # Commands in (agents' and operators'), external desks' replies on chat.outbound
+        # (R19), and the desk feed (no group) of tickets and events. The operator API's
+        # changes go through the shard outbox (the timeout relay).
         "handoff": Grant(
-            reads=(t.commands, t.operator_commands, t.human_queue, t.events),
+            reads=(t.commands, t.operator_commands, t.outbound, t.human_queue, t.events),
             writes=(t.events, t.outbound, t.human_queue, t.dead_letter),
-            groups=("handoff",),
-            transactional=("handoff",),
+            groups=("handoff", "desk-replies"),
+            transactional=("handoff", "desk-replies"),
         ),
         # The sweeper and the outbox relay: shards are its group's partitions.
         "timeout": Grant(
