@@ -22,10 +22,11 @@ from devstack.process import ProcessStartError
 from devstack.services import ServiceProcess
 from services.common.kafka_options import aiokafka_options
 from services.handoff.client import StateClient
+from services.handoff.keys import InteractionKeys
 from services.handoff.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
+from tests.support.sandbox import NOTICE, human_until, publish_agent, redis_now_ms
 from tests.support.secured import SecuredStack
 
 pytestmark = pytest.mark.integration
@@ -192,6 +193,32 @@ async def test_redis_users_reach_only_handoffs_keys(secured: SecuredStack) -> No
             await store.redis.flushall()
     finally:
         await store.close()
+
+
+async def test_a_redis_cluster_over_tls_with_acl_users(secured: SecuredStack) -> None:
+    """The same users on a three-master Redis Cluster over TLS (bus included): the state
+    client finds every node through the slot map and runs the functions on each."""
+    cluster = secured.redis_cluster()
+    cluster.start()
+    try:
+        settings = secured.settings("router", "router").model_copy(
+            update={"redis_url": cluster.url, "redis_cluster": True}
+        )
+        store = ModeStore.from_settings(settings)
+        try:
+            await store.load_functions()
+            keys = [Who("secure", "support", user=f"u{n}").key for n in range(24)]
+            nodes = {store.redis.get_node_from_key(InteractionKeys(k).state).name for k in keys}
+            assert len(nodes) == 3, nodes  # the users' states fall on every master
+            now = await redis_now_ms(store)
+            await store.apply_many([human_until(k, now + 60_000, now) for k in keys])
+            assert {(await store.read_state(k)).mode for k in keys} == {"human"}
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                await store.redis.set("not-handoffs", "1")
+        finally:
+            await store.close()
+    finally:
+        cluster.stop()
 
 
 async def test_a_wrong_redis_password_is_refused_with_a_clear_error(

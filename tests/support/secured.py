@@ -17,6 +17,7 @@ from aiokafka.protocol.admin import CreateAclsRequest
 
 from devstack.kafka import BrokerSecurity, KafkaProcess
 from devstack.redis import RedisProcess, RedisSecurity
+from devstack.redis_cluster import RedisClusterProcesses
 from devstack.tls import CertificateAuthority
 from services.common.acl_table import PRINCIPALS, REDIS_USERS, Acl, acls, redis_acl_rules
 from services.common.kafka_options import aiokafka_options
@@ -59,18 +60,16 @@ class SecuredStack:
             ),
         )
         server = self.ca.issue("redis-server")
-        self.redis = RedisProcess(
-            root / "redis",
-            security=RedisSecurity(
-                cert=server.cert,
-                key=server.key,
-                ca=self.ca.ca_file,
-                client_cert=self.client_tls.cert,
-                client_key=self.client_tls.key,
-                admin=(ADMIN, self.redis_passwords[ADMIN]),
-                users={u: redis_acl_rules(self.redis_passwords[u]) for u in REDIS_USERS},
-            ),
+        self.redis_security = RedisSecurity(
+            cert=server.cert,
+            key=server.key,
+            ca=self.ca.ca_file,
+            client_cert=self.client_tls.cert,
+            client_key=self.client_tls.key,
+            admin=(ADMIN, self.redis_passwords[ADMIN]),
+            users={u: redis_acl_rules(self.redis_passwords[u]) for u in REDIS_USERS},
         )
+        self.redis = RedisProcess(root / "redis", security=self.redis_security)
 
     def _secret(self, name: str, value: str) -> None:
         path = self.secrets / name
@@ -107,6 +106,10 @@ class SecuredStack:
             if key.startswith("HANDOFF_")
         }
         return CommonSettings(**values)
+
+    def redis_cluster(self) -> RedisClusterProcesses:
+        """A three-master Redis Cluster with the same TLS and ACL users (not started)."""
+        return RedisClusterProcesses(self.root / "redis-cluster", security=self.redis_security)
 
     def start(self) -> None:
         self.kafka.start()
