@@ -8,7 +8,10 @@ broker and one Redis for the whole module (they start in ~20 s).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from tests.support.sandbox import NOTICE, human_until, publish_agent, redis_now_
 from tests.support.secured import SecuredStack
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 # Each service: its module, Kafka principal and Redis user (the web chat has no Redis).
 SERVICES = {
@@ -246,3 +250,36 @@ async def test_a_wrong_redis_password_is_refused_with_a_clear_error(
     assert "invalid username-password pair" in log
     assert "not-the-password" not in log
     assert secured.redis_passwords["router"] not in log
+
+
+async def test_handoffctl_acts_as_an_operator_with_the_ops_principal_only(
+    secured: SecuredStack, ops_bus: Bus, ops_store: ModeStore
+) -> None:
+    """`handoffctl mode set` writes handoff.operator-commands (R22) and follows the outcome
+    on handoff.events: with the ops principal it is accepted; with a channel's the broker
+    refuses it (already handoff.events), it says so in one line and changes nothing."""
+    who = Who("secure-ops", "support")
+    await publish_agent(ops_store, who)
+    ids = ["--tenant", who.tenant, "--agent", who.agent, "--user", "alice"]
+    args = ["mode", "set", "human", *ids, "--reason", "Asked by phone.", "--as", "operator:kim"]
+
+    def handoffctl(principal: str, redis_user: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**secured.env(principal, redis_user), "HANDOFF_LOG_LEVEL": "WARNING"}
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli.main", *args],
+            env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+
+    refused = await asyncio.to_thread(handoffctl, "channels", None)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "handoffctl: access refused: TopicAuthorizationFailedError" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (await ops_store.read_state(who.key)).mode == "ai"
+
+    done = await asyncio.to_thread(handoffctl, "ops", "ops")
+    assert done.returncode == 0 and "accepted" in done.stdout, done.stdout + done.stderr
+    [changed] = await ops_bus.wait_for(
+        ops_bus.topics.events,
+        lambda v: for_key(who, "mode_changed")(v) and v["actor"] == "operator:kim",
+    )
+    assert changed["to_mode"] == "human" and changed["cause"] == "operator"
