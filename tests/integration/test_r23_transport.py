@@ -283,3 +283,21 @@ async def test_handoffctl_acts_as_an_operator_with_the_ops_principal_only(
         lambda v: for_key(who, "mode_changed")(v) and v["actor"] == "operator:kim",
     )
     assert changed["to_mode"] == "human" and changed["cause"] == "operator"
+
+
+async def test_a_wrong_kafka_password_is_refused_with_a_clear_error(
+    secured: SecuredStack, tmp_path: Path
+) -> None:
+    """The broker refuses the SCRAM exchange; the service says so and exits, never ready."""
+    wrong = tmp_path / "wrong-kafka-password"
+    wrong.write_text("not-the-kafka-password\n")
+    env = {**secured.env("timeout", "timeout"), "HANDOFF_KAFKA_SASL_PASSWORD_FILE": str(wrong)}
+    worker = ServiceProcess("services.timeout", env, tmp_path, "wrong-kafka")
+    worker.start()
+    with pytest.raises(ProcessStartError):
+        worker.wait_ready(60)  # never ready: it exits
+    worker.stop()
+    log = worker.log_path.read_text()
+    assert "SaslAuthenticationFailed" in log and "invalid credentials" in log, log
+    assert "not-the-kafka-password" not in log
+    assert secured.kafka_passwords["timeout"] not in log
