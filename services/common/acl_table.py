@@ -2,7 +2,7 @@
 each with only what it needs.
 
 This table is the one source: the secured test broker is given exactly these ACLs
-(tests/integration/test_r23_kafka_security.py), and `python -m services.common.acl_table`
+(tests/integration/test_r23_transport.py), and `python -m services.common.acl_table`
 prints them as `kafka-acls.sh` commands for an operator (topic names, groups and
 transactional ids follow the `HANDOFF_TOPIC_*` settings, prefix included).
 
@@ -94,12 +94,11 @@ def grants(settings: CommonSettings) -> dict[str, Grant]:
     }
 
 
-def acls(settings: CommonSettings, users: dict[str, str] | None = None) -> list[Acl]:
-    """Every ACL of the table; `users` maps a part to its principal's user name (default:
-    the part's own name)."""
+def acls(settings: CommonSettings) -> list[Acl]:
+    """Every ACL of the table, for the principals `User:<part>`."""
     out: list[Acl] = []
     for part, grant in grants(settings).items():
-        who = f"User:{(users or {}).get(part, part)}"
+        who = f"User:{part}"
         for topic in grant.reads:
             out += [Acl(who, "topic", topic, "literal", op) for op in ("Read", "Describe")]
         for topic in grant.writes:
