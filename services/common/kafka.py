@@ -54,6 +54,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas import DeadLetter, DeadLetterError
 from services.common import metrics
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 
 log = structlog.get_logger()
@@ -322,7 +323,7 @@ class TransactionalProcessor:
         s = self._settings
         if s.exactly_once:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=s.kafka_bootstrap,
+                **aiokafka_options(s),
                 transactional_id=s.transactional_id(self._service),
                 transaction_timeout_ms=s.transaction_timeout_ms,
                 max_request_size=BROKER_MAX_MESSAGE_BYTES,
@@ -330,7 +331,7 @@ class TransactionalProcessor:
         else:
             self._producer = idempotent_producer(s)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **aiokafka_options(s),
             group_id=self._group_id,
             group_instance_id=s.transactional_id(self._service),
             enable_auto_commit=False,
@@ -500,7 +501,7 @@ async def send_idempotent(producer: AIOKafkaProducer, outputs: Sequence[Output])
 
 def idempotent_producer(settings: CommonSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **aiokafka_options(settings),
         enable_idempotence=True,
         acks="all",
         max_request_size=BROKER_MAX_MESSAGE_BYTES,

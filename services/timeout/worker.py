@@ -37,6 +37,7 @@ from services.common.kafka import (
     WaitForBatch,
     send_idempotent,
 )
+from services.common.kafka_options import aiokafka_options
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -54,13 +55,13 @@ class TimeoutWorker:
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
         self._tickets = TicketSweeps(store, settings)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **aiokafka_options(settings),
             transactional_id=settings.transactional_id("timeout"),
             transaction_timeout_ms=settings.transaction_timeout_ms,
             max_request_size=BROKER_MAX_MESSAGE_BYTES,
         )
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **aiokafka_options(settings),
             group_id=self._group,
             group_instance_id=settings.transactional_id("timeout"),
             enable_auto_commit=False,
