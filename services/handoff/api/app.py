@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.handoff.api import errors, routes
+from services.handoff.api import analytics, errors, routes
 from services.handoff.api.context import ApiContext
 from services.handoff.api.metrics import ApiMiddleware
 
@@ -50,6 +50,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             {"name": "users", "description": "A user's routing per agent, history, transcript"},
             {"name": "agents", "description": "Agent versions: Apply and Publish"},
             {"name": "desk", "description": "The human desk: open tickets, live feed, replies"},
+            {"name": "analytics", "description": "The human side measured (R21)"},
             {"name": "ops", "description": "Liveness, readiness, Prometheus metrics"},
         ],
     )
@@ -60,6 +61,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(ApiMiddleware)
     app.include_router(routes.session_router)
     app.include_router(routes.router)
+    app.include_router(analytics.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
