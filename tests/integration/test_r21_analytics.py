@@ -1,0 +1,264 @@
+"""R21 measured: plain JSON ModeChanged, TicketChanged and OutboundMessage records (as kcat
+would send them) on the stack's topics, and the analytics API's figures, exactly; a record
+sent twice counts once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.helpers import make_token
+from tests.support.bus import Bus
+from tests.support.events import Who
+
+pytestmark = pytest.mark.integration
+
+DAY = "2026-11-25"
+RANGE = {"from": f"{DAY}T10:00:00Z", "to": f"{DAY}T12:00:00Z"}
+
+
+def at(hhmmss: str) -> str:
+    return f"{DAY}T{hhmmss}Z"
+
+
+def mode_changed(who: Who, to: str, cause: str, reason: str, when: str) -> dict[str, Any]:
+    return {
+        "type": "mode_changed",
+        "schema_version": 1,
+        "event_id": f"mc-{uuid.uuid4().hex}",
+        **who.ids(),
+        "from_mode": "ai" if to == "human" else "human",
+        "to_mode": to,
+        "cause": cause,
+        "actor": "agent:support@1" if cause == "agent" else f"{cause}:x",
+        "reason": reason,
+        "changed_at": at(when),
+        "expires_at": None,
+        "state_version": 1,
+        "command_id": None,
+    }
+
+
+class TicketLife:
+    """One ticket's TicketChanged records, versions counted up."""
+
+    def __init__(self, who: Who, queue: str) -> None:
+        self.who, self.queue, self.id = who, queue, f"tk-{uuid.uuid4().hex}"
+        self.version, self.status, self.assignee = 0, None, None
+
+    def change(self, status: str, when: str, assignee: str | None = None) -> dict[str, Any]:
+        self.version += 1
+        record = {
+            "type": "ticket_changed",
+            "schema_version": 1,
+            "event_id": f"tc-{uuid.uuid4().hex}",
+            **self.who.ids(),
+            "ticket_id": self.id,
+            "queue": self.queue,
+            "from_status": self.status,
+            "status": status,
+            "assignee": assignee,
+            "actor": f"operator:{assignee or 'system'}",
+            "note": None,
+            "changed_at": at(when),
+            "ticket_version": self.version,
+            "position": 1 if status == "queued" else None,
+        }
+        self.status = status
+        return record
+
+
+def human_reply(who: Who, when: str) -> dict[str, Any]:
+    return {
+        "type": "outbound_message",
+        "schema_version": 1,
+        "event_id": f"om-{uuid.uuid4().hex}",
+        **who.ids(),
+        "conversation_id": "c-1",
+        "sender": "human",
+        "text": "Hi, Jane here.",
+        "attachments": [],
+        "in_reply_to": None,
+        "sent_at": at(when),
+    }
+
+
+@pytest.fixture
+async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+def auth(jwt_secret: str, tenant: str, role: str = "viewer") -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(jwt_secret, tenant, role)}"}
+
+
+async def settled(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], done: Any, timeout: float = 30
+) -> dict[str, Any]:
+    """The analytics once `done(body)` holds (the consumer has read that far), or the last
+    answer at the deadline, for the assertions to show what differs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = (await http.get(path, params=RANGE, headers=headers)).json()
+        if done(body) or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.2)  # a poll interval: the condition above is what is awaited
+
+
+async def test_r21_analytics_from_the_public_events_exactly_once(
+    bus: Bus, http: httpx.AsyncClient, jwt_secret: str, tenant: str
+) -> None:
+    alice, bob, carol = (Who(tenant, "support", user=u) for u in ("alice", "bob", "carol"))
+    events, outbound = bus.topics.events, bus.topics.outbound
+    a1, b1, c1, a2 = (
+        TicketLife(alice, "billing"),
+        TicketLife(bob, "billing"),
+        TicketLife(carol, "default"),
+        TicketLife(alice, "billing"),
+    )
+    # Built in the order they happen (a TicketLife counts its versions and statuses).
+    a_handoff = mode_changed(alice, "human", "agent", "Refund request", "10:00:00")
+    a_created = a1.change("queued", "10:00:00")
+    a_assigned = a1.change("assigned", "10:02:00", "jane")
+    a_reply = human_reply(alice, "10:03:00")
+    a_resolved = a1.change("resolved", "10:12:00", "jane")
+    a_back = mode_changed(alice, "ai", "operator", "Refunded.", "10:12:00")
+    c_created = c1.change("queued", "10:10:00")
+    sends: list[tuple[str, Who, dict[str, Any]]] = [
+        # alice: picked up after 120 s, first reply after 180 s, resolved 600 s after pickup
+        (events, alice, a_handoff),
+        (events, alice, a_created),
+        (events, alice, a_assigned),
+        (outbound, alice, a_reply),
+        (outbound, alice, human_reply(alice, "10:04:00")),
+        (events, alice, a_resolved),
+        (events, alice, a_back),
+        # bob: picked up after 30 s, first reply after 60 s, still open
+        (events, bob, mode_changed(bob, "human", "agent", "Refund request", "10:05:00")),
+        (events, bob, b1.change("queued", "10:05:00")),
+        (events, bob, b1.change("assigned", "10:05:30", "omar")),
+        (outbound, bob, human_reply(bob, "10:06:00")),
+        # carol: an operator's handoff nobody picked up, closed by the idle timeout
+        (events, carol, mode_changed(carol, "human", "operator", "Asked for a person", "10:10:00")),
+        (events, carol, c_created),
+        (events, carol, c_created),  # sent twice: counts once
+        (events, carol, c1.change("closed", "11:10:00")),
+        (events, carol, mode_changed(carol, "ai", "timeout", "Idle.", "11:10:00")),
+        # sent twice count once (same event ids, later positions); alice's later records
+        # and carol's return come after them on their partitions, so once those count, these
+        # have been read
+        (events, alice, a_handoff),
+        (events, alice, a_assigned),
+        (events, alice, a_back),
+        (outbound, alice, a_reply),
+        # alice back 78 minutes after her return: a bounce-back, picked up after 40 s
+        (events, alice, mode_changed(alice, "human", "agent", "Refund request", "11:30:00")),
+        (events, alice, a2.change("queued", "11:30:00")),
+        (events, alice, a2.change("assigned", "11:30:40", "jane")),
+    ]
+    for topic, who, record in sends:
+        await bus.send(topic, record, key=who.key)
+    # A TicketChanged the analytics cannot read is dead-lettered with the reason.
+    broken = {k: v for k, v in b1.change("resolved", "10:20:00").items() if k != "queue"}
+    await bus.send(events, broken, key=bob.key)
+
+    path = f"/v1/tenants/{tenant}/analytics"
+    headers = auth(jwt_secret, tenant)
+    body = await settled(
+        http,
+        path,
+        headers,
+        lambda b: (
+            b["totals"]["returns_to_ai"] >= 2 and b["totals"]["pickup_wait_seconds"]["count"] >= 3
+        ),
+    )
+    totals = body["totals"]
+    assert totals == {
+        "handoffs": 4,
+        "handoffs_by_cause": {"agent": 3, "operator": 1},
+        "top_reasons": [
+            {"reason": "Refund request", "count": 3},
+            {"reason": "Asked for a person", "count": 1},
+        ],
+        "returns_to_ai": 2,
+        "returns_by_cause": {"operator": 1, "timeout": 1},
+        "bounce_backs": 1,
+        "bounce_back_rate": 0.25,
+        "pickup_wait_seconds": {"count": 3, "p50": 40.0, "p90": 120.0},
+        "first_human_reply_seconds": {"count": 2, "p50": 60.0, "p90": 180.0},
+        "handle_seconds": {"count": 1, "p50": 600.0, "p90": 600.0},
+    }
+    assert body["from"] == "2026-11-25T10:00:00Z" and body["bucket_seconds"] == 3600
+    series = [
+        (
+            p["start"],
+            p["handoffs_by_queue"],
+            p["returns_by_cause"],
+            p["pickup_wait_p50"],
+            p["pickup_wait_p90"],
+        )
+        for p in body["series"]
+    ]
+    assert series == [
+        (at("10:00:00"), {"billing": 2, "default": 1}, {"operator": 1}, 30.0, 120.0),
+        (at("11:00:00"), {"billing": 1}, {"timeout": 1}, 40.0, 40.0),
+    ]
+    queues = {q["queue"]: q for q in body["queues"]}
+    assert sorted(queues) == ["billing", "default"]
+    billing, default = queues["billing"], queues["default"]
+    assert (billing["handoffs"], billing["bounce_backs"]) == (3, 1)
+    assert billing["bounce_back_rate"] == pytest.approx(1 / 3)
+    assert billing["returns_by_cause"] == {"operator": 1}
+    assert billing["pickup_wait_seconds"] == {"count": 3, "p50": 40.0, "p90": 120.0}
+    assert (default["handoffs"], default["returns_by_cause"]) == (1, {"timeout": 1})
+    assert default["pickup_wait_seconds"] == {"count": 0, "p50": None, "p90": None}
+    assert [p["handoffs"] for p in default["series"]] == [1, 0]
+
+    letters = await bus.wait_for(
+        bus.topics.dead_letter,
+        lambda v: v.get("source_topic") == events and v.get("key") == bob.key,
+    )
+    assert letters[0]["error"]["kind"] == "schema_invalid"
+    assert "queue" in letters[0]["error"]["detail"]
+
+    metrics = (await http.get("/metrics")).text
+    labels = f'cause="agent",queue="billing",tenant="{tenant}"'
+    assert f"handoff_handoffs_total{{{labels}}} 3.0" in metrics
+    assert f'handoff_returns_to_ai_total{{cause="operator",tenant="{tenant}"}} 1.0' in metrics
+    assert f'handoff_bounce_backs_total{{queue="billing",tenant="{tenant}"}} 1.0' in metrics
+    assert f'handoff_pickup_wait_seconds_count{{queue="billing",tenant="{tenant}"}} 3.0' in metrics
+
+
+async def test_r21_analytics_range_and_tenancy(
+    services: Any, http: httpx.AsyncClient, jwt_secret: str, tenant: str
+) -> None:
+    path = f"/v1/tenants/{tenant}/analytics"
+    mine = auth(jwt_secret, tenant)
+    default = await http.get(path, headers=mine)
+    assert default.status_code == 200
+    body = default.json()
+    assert len(body["series"]) in (24, 25)  # the last 24 h: whole hours that overlap it
+    assert body["totals"]["handoffs"] == 0 and body["totals"]["bounce_back_rate"] is None
+
+    other = await http.get(path, headers=auth(jwt_secret, f"{tenant}x"))
+    assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
+    assert (await http.get(path)).status_code == 401
+
+    bad = [
+        {"from": "2026-11-25T12:00:00Z", "to": "2026-11-25T10:00:00Z"},
+        {"from": "2026-10-01T00:00:00Z", "to": "2026-11-25T00:00:00Z"},
+        {"from": "2026-11-25T10:00:00", "to": "2026-11-25T12:00:00Z"},
+    ]
+    for params in bad:
+        r = await http.get(path, params=params, headers=mine)
+        assert r.status_code == 422, params
+        assert r.json()["error"]["code"] == "invalid_range"
+    garbage = await http.get(path, params={"from": "yesterday"}, headers=mine)
+    assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "validation_failed"
