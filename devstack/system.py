@@ -85,7 +85,7 @@ async def seed_agent(redis_url: str) -> str:
         await store.load_functions()
         at = datetime.now(UTC).isoformat()
         n = await store.apply_agent_version(SEED_TENANT, SEED_AGENT, SEED_CONFIG, at, "make-run")
-        await store.publish_agent_version(SEED_TENANT, SEED_AGENT, n)
+        await store.publish_agent_version(SEED_TENANT, SEED_AGENT, n, "make-run")
         return f"{name} version {n} published: handoff on, idle timeout 30 min"
     finally:
         await store.close()

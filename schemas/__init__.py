@@ -18,6 +18,7 @@ from schemas.events import (
     OutboundMessage,
     RoutedMessage,
     Routing,
+    TicketChanged,
     TranscriptTurn,
     UserMessage,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "OutboundMessage",
     "RoutedMessage",
     "Routing",
+    "TicketChanged",
     "TranscriptTurn",
     "UserMessage",
     "ids_of",

@@ -29,6 +29,7 @@ from schemas.events import (
     OperatorAction,
     OutboundMessage,
     RoutedMessage,
+    TicketChanged,
     UserMessage,
 )
 
@@ -44,12 +45,16 @@ FLOWS: list[tuple[str, str, Any, str, str]] = [
     ("reply-gate", "chat.outbound", OutboundMessage, "send", "Replies still valid at their state version."),
     ("handoff", "handoff.commands", HandoffCommand, "receive", "Handoff tool calls and operator switches."),
     ("handoff", "handoff.events",
-     ModeChanged | CommandRejected | OperatorAction | AgentVersionApplied | AgentVersionPublished,
-     "send", "Mode changes, rejected commands, the operator API's audit records, and agent "
-     "versions applied and published (keyed tenant:agent: the log holds every version)."),
+     ModeChanged | CommandRejected | TicketChanged | OperatorAction | AgentVersionApplied
+     | AgentVersionPublished,
+     "send", "Mode changes, rejected commands, ticket changes (R15), the operator API's audit "
+     "records, and agent versions applied and published (keyed tenant:agent: the log holds "
+     "every version)."),
     ("handoff", "chat.outbound", OutboundMessage, "send", "The notice telling a user a human has it (R3)."),
     ("handoff", "chat.human-queue", HandoffTicket, "send", "A ticket per accepted handoff (R3)."),
-    ("timeout", "handoff.events", ModeChanged, "send", "Idle-timeout reverts, cause timeout (R5)."),
+    ("timeout", "handoff.events", ModeChanged | TicketChanged, "send",
+     "Idle-timeout reverts (R5), pickup targets (R18), and the outbox's ticket changes."),
+    ("timeout", "chat.outbound", OutboundMessage, "send", "Waiting and no-pickup notices (R16, R18)."),
     ("agent", "chat.ai-requests", RoutedMessage, "receive", "What an AI agent answers."),
     ("agent", "agent.replies", AgentReply, "send", "Answers, with the state_version they were made for."),
     ("agent", "handoff.commands", HandoffCommand, "send", "The handoff tool: request_handoff(reason)."),

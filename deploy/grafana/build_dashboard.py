@@ -27,6 +27,9 @@ PANELS = [
     ("Operator API latency p99", "histogram_quantile(0.99, sum by (le) (rate(handoff_api_request_seconds_bucket[5m])))", "s", "p99"),
     ("Desk streams connected", "sum(handoff_desk_clients)", "short", "desks"),
     ("Reference agent turns /s, by outcome", "sum by (outcome) (rate(handoff_agent_turns_total[5m]))", "ops", "{{outcome}}"),
+    ("Pickup targets missed /h, by queue", "sum by (tenant, queue) (increase(handoff_pickup_overdue_total[1h]))", "short", "{{tenant}}/{{queue}}"),
+    ("Ticket actions /s, by action and result", "sum by (action, result) (rate(handoff_ticket_actions_total[5m]))", "ops", "{{action}} {{result}}"),
+    ("Waiting notices /s", "sum(rate(handoff_waiting_notices_total[5m]))", "ops", "notices"),
 ]  # fmt: skip
 
 

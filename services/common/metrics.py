@@ -44,3 +44,16 @@ CONSUMER_LAG = Gauge(
     "Records behind the end of each consumed partition, after the last batch.",
     ["service", "topic", "partition"],
 )
+PICKUP_OVERDUE = Counter(
+    "handoff_pickup_overdue_total",
+    "Tickets still queued at their queue's pickup target (R18), announced once each.",
+    ["tenant", "queue"],
+)
+TICKET_ACTIONS = Counter(
+    "handoff_ticket_actions_total",
+    "Ticket actions of the operator API (R15), by action and result code.",
+    ["action", "result"],
+)
+WAITING_NOTICES = Counter(
+    "handoff_waiting_notices_total", "Notices of a better place in line sent to users (R16)."
+)

@@ -170,7 +170,7 @@ class Demo:
         await self.store.load_functions()
         now = datetime.now(UTC).isoformat()
         self.version = await self.store.apply_agent_version(t, a, CONFIG, now, "demo")
-        await self.store.publish_agent_version(t, a, self.version)
+        await self.store.publish_agent_version(t, a, self.version, "demo")
         return f"{t}/{a}: applied and published version {self.version}"
 
     # The paths -----------------------------------------------------------------------------

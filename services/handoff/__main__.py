@@ -17,6 +17,7 @@ from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
+from services.handoff.ticket_actions import TicketActions
 
 
 async def main() -> None:
@@ -29,7 +30,14 @@ async def main() -> None:
     )
     store = ModeStore.from_settings(settings)
     await store.load_functions()
-    commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
+    commands = CommandService(
+        store,
+        settings.minute_ms,
+        settings.ticket_transcript_turns,
+        settings.teammate_online_ms,
+        settings.test_clock,
+    )
+    tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", [settings.topics.commands], consumer)
     # Started in this order: the desk feed is at the end of its topics before the command
@@ -44,7 +52,7 @@ async def main() -> None:
             settings.topics,
         ),
     )
-    app = create_app(ApiContext(settings, store, commands, desk, verifier))
+    app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
     await run_service(
         "handoff",
         settings,

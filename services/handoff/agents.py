@@ -1,6 +1,7 @@
 """`python -m services.handoff.agents`: Apply and Publish agent versions from a terminal.
 
-python -m services.handoff.agents apply --tenant acme --agent support --enabled --idle-timeout 30
+python -m services.handoff.agents apply --tenant acme --agent support --enabled --idle-timeout 30 \
+    --queue default --queue billing --out-of-hours stay_with_ai
 python -m services.handoff.agents publish --tenant acme --agent support --version 1
 python -m services.handoff.agents show --tenant acme --agent support
 """
@@ -13,6 +14,7 @@ import getpass
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -35,6 +37,21 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--idle-timeout", type=int, default=None, help="minutes, 1-10080")
             p.add_argument("--instructions", default="")
             p.add_argument("--notice", default=DEFAULT_NOTICE)
+            p.add_argument(
+                "--queue",
+                action="append",
+                default=[],
+                dest="queues",
+                help="a queue the agent may hand to (repeat; the first is the default)",
+            )
+            p.add_argument("--out-of-hours", choices=["queue", "stay_with_ai"], default="queue")
+            p.add_argument(
+                "--waiting-notice", default="", help="{position} {eta_minutes} {opens_at}"
+            )
+            p.add_argument(
+                "--announce-teammate", action="store_true", help="tell the user who took it"
+            )
+            p.add_argument("--return-notice", default="")
             p.add_argument("--publish", action="store_true", help="publish it right away")
         if name == "publish":
             p.add_argument("--version", type=int, required=True)
@@ -42,15 +59,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def validate_config(
-    enabled: bool, idle: int | None, instructions: str, notice: str
+    enabled: bool, idle: int | None, instructions: str, notice: str, **more: Any
 ) -> HandoffConfig:
-    """The operator API's validation (HandoffSettingsBody): one set of rules for both."""
+    """The operator API's validation (HandoffSettingsBody): one set of rules for both.
+
+    `more`: the other fields of the handoff block (queues, out_of_hours, ...)."""
     try:
         body = HandoffSettingsBody(
             enabled=enabled,
             idle_timeout_minutes=idle,
             instructions=instructions,
             notice_text=notice,
+            **more,
         )
     except ValidationError as exc:
         raise ValueError(
@@ -62,21 +82,28 @@ def validate_config(
 async def run(args: argparse.Namespace) -> int:
     store = ModeStore.from_settings(HandoffSettings())
     await store.load_functions()
+    by = f"cli:{getpass.getuser()}"
     try:
         if args.action == "apply":
             config = validate_config(
-                args.enabled, args.idle_timeout, args.instructions, args.notice
+                args.enabled,
+                args.idle_timeout,
+                args.instructions,
+                args.notice,
+                queues=args.queues,
+                out_of_hours=args.out_of_hours,
+                waiting_notice_text=args.waiting_notice,
+                announce_teammate=args.announce_teammate,
+                return_notice_text=args.return_notice,
             )
             now = datetime.now(UTC).isoformat()
-            n = await store.apply_agent_version(
-                args.tenant, args.agent, config, now, f"cli:{getpass.getuser()}"
-            )
+            n = await store.apply_agent_version(args.tenant, args.agent, config, now, by)
             print(f"applied version {n}")
             if args.publish:
-                await store.publish_agent_version(args.tenant, args.agent, n)
+                await store.publish_agent_version(args.tenant, args.agent, n, by)
                 print(f"published version {n}")
         elif args.action == "publish":
-            await store.publish_agent_version(args.tenant, args.agent, args.version)
+            await store.publish_agent_version(args.tenant, args.agent, args.version, by)
             print(f"published version {args.version}")
         versions, published = await store.agent_versions(args.tenant, args.agent)
         if args.action == "show":

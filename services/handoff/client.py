@@ -102,6 +102,8 @@ class RouteDecision:
     human_since_ms: int | None = None
     expires_at_ms: int | None = None
     stateless: bool = False
+    ticket_id: str | None = None  # R14: the open ticket and its queue, in human mode
+    queue: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,4 +310,6 @@ def _route_decision(d: dict[str, Any]) -> RouteDecision:
         human_since_ms=_opt_int(d.get("human_since")),
         expires_at_ms=_opt_int(d.get("expires_at")),
         stateless=bool(d.get("stateless")),
+        ticket_id=d.get("ticket_id"),
+        queue=d.get("queue"),
     )

@@ -44,6 +44,22 @@ class HandoffConfig:
     idle_timeout_minutes: int | None = None
     instructions: str = ""
     notice_text: str = DEFAULT_NOTICE
+    # R14: the queues the agent may hand to, first = default; empty: ("default",).
+    queues: tuple[str, ...] = ()
+    # R17: outside the queue's hours, `queue` hands off anyway (the notice says when people
+    # are back); `stay_with_ai` rejects the handoff (`out_of_hours`) and the AI keeps the user.
+    out_of_hours: Literal["queue", "stay_with_ai"] = "queue"
+    # R16: the waiting part of the handoff notice; {position} {eta_minutes} {opens_at}.
+    # Empty: the built-in sentence.
+    waiting_notice_text: str = ""
+    # R15: tell the user the teammate's display name when a teammate takes the ticket.
+    announce_teammate: bool = False
+    # R20: what the user is told when the AI takes them back (empty: the built-in text).
+    return_notice_text: str = ""
+
+    def __post_init__(self) -> None:
+        # Stored versions hold JSON lists; the config is frozen, so it keeps a tuple.
+        object.__setattr__(self, "queues", tuple(self.queues))
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,10 @@ class ModeState:
     human_since_ms: int | None = None
     version: int = 0
     command_id: str | None = None
+    # R14: the interaction's latest ticket and its queue (kept after the return to AI, so
+    # the way back can name the ticket; routing shows them in human mode only).
+    ticket_id: str | None = None
+    queue: str | None = None
 
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> ModeState:
@@ -88,6 +108,8 @@ class ModeState:
             human_since_ms=opt_int("human_since"),
             version=int(raw.get("version", "0") or 0),
             command_id=raw.get("command_id") or None,
+            ticket_id=raw.get("ticket_id") or None,
+            queue=raw.get("queue") or None,
         )
 
     def to_redis(self) -> dict[str, str]:
@@ -105,6 +127,8 @@ class ModeState:
             "human_since": s(self.human_since_ms),
             "version": str(self.version),
             "command_id": s(self.command_id),
+            "ticket_id": s(self.ticket_id),
+            "queue": s(self.queue),
         }
 
 
@@ -119,6 +143,8 @@ def parse_cause(value: str) -> Cause | None:
 class Rejection:
     code: str
     detail: str
+    # What the user is told about it, if anything (R17 out_of_hours: when people are back).
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +211,8 @@ def plan_transition(
         human_since_ms=now_ms if to_mode == "human" else None,
         version=state.version + 1,
         command_id=command.command_id,
+        ticket_id=state.ticket_id,  # a to_human opens a new ticket (commands.py)
+        queue=state.queue,
     )
     return Transition(state, after, derived_id("mode_changed", command.command_id, after.version))
 

@@ -42,6 +42,8 @@ def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessa
             decided_at=at_ms(decision.decided_at_ms),
             human_since=optional_at_ms(decision.human_since_ms),
             expires_at=optional_at_ms(decision.expires_at_ms),
+            ticket_id=decision.ticket_id if decision.mode == "human" else None,
+            queue=decision.queue if decision.mode == "human" else None,
         ),
     )
 
