@@ -8,14 +8,17 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.helpers import make_token
+from services.handoff.store import ModeStore
+from tests.api.helpers import make_token, route, user_path
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.tickets import hand_off, of, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration
 
@@ -96,17 +99,22 @@ async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def auth(jwt_secret: str, tenant: str, role: str = "viewer") -> dict[str, str]:
-    return {"Authorization": f"Bearer {make_token(jwt_secret, tenant, role)}"}
+    return {"Authorization": f"Bearer {make_token(jwt_secret, tenant, role, sub='jane')}"}
 
 
 async def settled(
-    http: httpx.AsyncClient, path: str, headers: dict[str, str], done: Any, timeout: float = 30
+    http: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str],
+    done: Any,
+    timeout: float = 30,
+    params: dict[str, str] = RANGE,
 ) -> dict[str, Any]:
     """The analytics once `done(body)` holds (the consumer has read that far), or the last
     answer at the deadline, for the assertions to show what differs."""
     deadline = time.monotonic() + timeout
     while True:
-        body: dict[str, Any] = (await http.get(path, params=RANGE, headers=headers)).json()
+        body: dict[str, Any] = (await http.get(path, params=params, headers=headers)).json()
         if done(body) or time.monotonic() > deadline:
             return body
         await asyncio.sleep(0.2)  # a poll interval: the condition above is what is awaited
@@ -262,3 +270,60 @@ async def test_r21_analytics_range_and_tenancy(
         assert r.json()["error"]["code"] == "invalid_range"
     garbage = await http.get(path, params={"from": "yesterday"}, headers=mine)
     assert garbage.status_code == 422 and garbage.json()["error"]["code"] == "validation_failed"
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    """As the analytics measure: whole milliseconds."""
+
+    def ms(at: str) -> int:
+        return int(datetime.fromisoformat(at).timestamp() * 1000)
+
+    return (ms(later) - ms(earlier)) / 1000
+
+
+async def test_r21_a_real_handoff_claim_reply_and_resolve_are_measured(
+    bus: Bus, store: ModeStore, http: httpx.AsyncClient, jwt_secret: str, tenant: str
+) -> None:
+    """End to end through the services: the figures are the differences of the times on the
+    events the handoff service itself emitted."""
+    who = Who(tenant, "support", user="dora")
+    await publish_queues_agent(store, who)
+    await route(bus, who, "I was charged twice")
+    opened = await hand_off(bus, who, queue="billing", reason="Charged twice")
+    jane = auth(jwt_secret, tenant, "editor")
+    ticket = ticket_path(tenant, opened["ticket_id"])
+    assert (await http.post(f"{ticket}/claim", headers=jane)).status_code == 200
+    replied = await http.post(
+        f"{user_path(who)}/agents/support/messages", json={"text": "Hi"}, headers=jane
+    )
+    assert replied.status_code == 201, replied.text
+    resolved = await http.post(f"{ticket}/resolve", json={"note": "Refunded."}, headers=jane)
+    assert resolved.status_code == 200, resolved.text
+
+    ended = await bus.wait_for(bus.topics.events, of(who, "ticket_changed", status="resolved"))
+    [assigned] = bus.on(bus.topics.events, of(who, "ticket_changed", status="assigned"))
+    [reply] = await bus.wait_for(bus.topics.outbound, of(who, "outbound_message", sender="human"))
+    [handoff] = bus.on(bus.topics.events, of(who, "mode_changed", to_mode="human"))
+    await bus.wait_for(bus.topics.events, of(who, "mode_changed", to_mode="ai"))
+
+    path = f"/v1/tenants/{tenant}/analytics"
+    body = await settled(
+        http,
+        path,
+        auth(jwt_secret, tenant),
+        lambda b: (
+            b["totals"]["returns_to_ai"] >= 1
+            and b["totals"]["first_human_reply_seconds"]["count"] >= 1
+        ),
+        params={},
+    )
+    billing = {q["queue"]: q for q in body["queues"]}["billing"]
+    wait = seconds_between(opened["changed_at"], assigned["changed_at"])
+    first = seconds_between(handoff["changed_at"], reply["sent_at"])
+    handle = seconds_between(assigned["changed_at"], ended[0]["changed_at"])
+    assert (billing["handoffs"], billing["handoffs_by_cause"]) == (1, {"agent": 1})
+    assert billing["top_reasons"] == [{"reason": "Charged twice", "count": 1}]
+    assert billing["pickup_wait_seconds"] == {"count": 1, "p50": wait, "p90": wait}
+    assert billing["first_human_reply_seconds"] == {"count": 1, "p50": first, "p90": first}
+    assert billing["handle_seconds"] == {"count": 1, "p50": handle, "p90": handle}
+    assert billing["returns_by_cause"] == {"operator": 1}

@@ -3,7 +3,7 @@
 A TransactionalProcessor (group `handoff-analytics`) with no outputs but dead letters: the
 batch's offsets are committed after its records are applied. Each record is applied at most
 once whatever happens (store.apply_once), so a replayed batch changes nothing twice. Records
-are read as the contract defines them, nothing else of the writers is assumed.
+are read as the contract defines them (schemas/), nothing else of the writers is assumed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from schemas import ModeChanged, OutboundMessage, interaction_key
+from schemas import ModeChanged, OutboundMessage, TicketChanged, interaction_key
 from schemas.events import Model
 from services.common.kafka import Output, Record, dead_letter, output_for_dead_letter
 from services.common.settings import Topics
@@ -31,7 +31,6 @@ from services.handoff.analytics.domain import (
     epoch_ms,
     fold,
 )
-from services.handoff.analytics.records import TicketChangedView
 from services.handoff.analytics.store import AnalyticsStore
 
 log = structlog.get_logger()
@@ -75,7 +74,7 @@ def _fact(model: Model) -> tuple[str, str, str, Fact] | None:
         at = epoch_ms(model.changed_at)
         fact: Fact = ModeChange(model.event_id, model.to_mode, model.cause, model.reason, at)
         return model.tenant_id, interaction_key(model), f"mc:{model.event_id}", fact
-    if isinstance(model, TicketChangedView):
+    if isinstance(model, TicketChanged):
         fact = TicketChange(
             model.ticket_id,
             model.queue,
@@ -97,7 +96,7 @@ class AnalyticsConsumer:
         self._store = store
         self._topics = topics
         self._models: dict[str, dict[str, type[Model]]] = {
-            topics.events: {"mode_changed": ModeChanged, "ticket_changed": TicketChangedView},
+            topics.events: {"mode_changed": ModeChanged, "ticket_changed": TicketChanged},
             topics.outbound: {"outbound_message": OutboundMessage},
         }
 
