@@ -49,6 +49,7 @@ export function deskPage(session) {
       // Gone from the list: back on AI. Keep what the stream brought after we asked.
       for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
       renderList();
+      loadOwners();
       if (!selected && page.items.length) select(page.items[0].interaction);
       else if (!selected) renderPane();
     } catch (err) {
@@ -88,11 +89,20 @@ export function deskPage(session) {
       h("span", { class: `owner ${mine ? "mine" : ""}` }, tv.assignee ? `Owner: ${mine ? "you" : tv.assignee_name || tv.assignee}` : "Waiting for someone"));
   }
 
-  // Who owns what: the open tickets of every queue (the tickets API), by interaction.
+  // Who owns what: the open tickets of every queue (the tickets API), by interaction. The
+  // queues are the configured ones and those the desk's agents' published versions name.
   async function loadOwners() {
     try {
-      const queues = await get(paths.queues(session.tenant));
-      queueNames = queues.items.map((q) => q.queue);
+      const agents = [...new Set([...tickets.values()].map((t) => t.agent_id))];
+      const [queues, ...views] = await Promise.all([
+        get(paths.queues(session.tenant)),
+        ...agents.map((a) => get(paths.agent(session.tenant, a)).catch(() => null)),
+      ]);
+      const named = views.filter(Boolean).flatMap((view) => {
+        const published = view.versions.find((v) => v.published);
+        return published ? published.handoff.queues : [];
+      });
+      queueNames = [...new Set([...queues.items.map((q) => q.queue), ...named])].sort();
       const pages = await Promise.all(queueNames.map((q) => get(`${paths.queue(session.tenant, q)}/tickets`)));
       owned.clear();
       for (const page of pages) for (const tv of page.items) owned.set(tv.interaction, tv);
@@ -190,11 +200,14 @@ export function deskPage(session) {
 
   // The ticket: owner, queue and actions ------------------------------------------------------
 
-  function renderTicketBox(message) {
+  let refused = null; // {interaction, text}: why the last ticket action failed, until the next
+
+  function renderTicketBox() {
     if (!ticketBox) return;
     const t = paneTicket;
     if (!t) return void clear(ticketBox);
     const tv = owned.get(t.interaction);
+    const message = refused && refused.interaction === t.interaction ? refused.text : null;
     const error = message ? h("div", { class: "alert alert-error", role: "alert", id: "ticket-error" }, message) : null;
     if (!tv) {
       clear(ticketBox,
@@ -211,16 +224,17 @@ export function deskPage(session) {
         `Queue ${tv.queue} · owner: ${owner}${tv.status === "queued" && tv.position ? ` · position ${tv.position}` : ""}`),
       canWrite
         ? h("div", { class: "ticket-actions" },
-            tv.status === "queued" ? act("claim", "Claim", () => ticketAction(tv, "claim", {}), "primary") : null,
+            tv.status === "queued" ? act("claim", "Claim", () => quiet(ticketAction(tv, "claim", {})), "primary") : null,
             act("assign", "Assign…", () => assignDialog(tv)),
             act("transfer", "Transfer…", () => transferDialog(tv)),
-            tv.assignee ? act("release", "Release", () => ticketAction(tv, "release", {})) : null,
+            tv.assignee ? act("release", "Release", () => quiet(ticketAction(tv, "release", {}))) : null,
             act("resolve", "Resolve…", () => resolveDialog(tv)))
         : null,
       error);
   }
 
   async function ticketAction(tv, action, body) {
+    refused = null;
     try {
       const changed = await post(`${paths.ticket(session.tenant, tv.ticket_id)}/${action}`, body);
       if (changed.status === "queued" || changed.status === "assigned") owned.set(changed.interaction, changed);
@@ -229,8 +243,8 @@ export function deskPage(session) {
       renderTicketBox();
       return changed;
     } catch (err) {
-      await loadOwners(); // what changed meanwhile
-      renderTicketBox(said(err));
+      refused = { interaction: tv.interaction, text: said(err) };
+      await loadOwners(); // what changed meanwhile; renders the refusal too
       throw new Error(said(err));
     }
   }
@@ -417,7 +431,6 @@ export function deskPage(session) {
   }
 
   loadTickets();
-  loadOwners();
   follow();
   const owners = setInterval(loadOwners, 5000);
   const warner = setInterval(renderWarning, 1000);
