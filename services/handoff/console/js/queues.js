@@ -89,7 +89,9 @@ export function queuePage(session, q) {
     clear(statusBox,
       fig("waiting", "Waiting", String(s.waiting), `${s.assigned} assigned`),
       fig("oldest", "Oldest wait", duration(s.oldest_wait_seconds)),
-      fig("pickup", "Pickup (last hour)", duration(s.pickup_p50_seconds), `median · 90 % within ${duration(s.pickup_p90_seconds)} · ${plural(s.pickups_last_hour, "pickup")}`),
+      fig("pickup", "Pickup (last hour)", duration(s.pickup_p50_seconds), s.pickups_last_hour
+        ? `median · 90 % within ${duration(s.pickup_p90_seconds)} · ${plural(s.pickups_last_hour, "pickup")}`
+        : "no pickups in the last hour"),
       fig("online", "Teammates online", String(s.teammates_online)),
       fig("open", "Open now", s.open_now ? "Yes" : "No", s.open_now ? null : s.next_opening_text ? `opens ${s.next_opening_text}` : "no opening ahead"));
   }
@@ -139,7 +141,7 @@ function settingsForm(session, q, queue, refresh) {
   const displayName = input("queue-display-name", { value: s.display_name, maxlength: 200, placeholder: q });
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
   const timezone = input("queue-timezone", { value: s.timezone, list: "timezones", required: true, autocomplete: "off" });
-  const allDay = h("input", { type: "checkbox", id: "queue-always-open", disabled, checked: s.hours === null });
+  const allDay = h("input", { type: "checkbox", role: "switch", id: "queue-always-open", disabled, checked: s.hours === null });
   const dayInputs = Object.fromEntries(DAYS.map(([d]) => [d, input(`queue-hours-${d}`, { value: s.hours ? (s.hours[d] || []).join(", ") : "", placeholder: "closed, or e.g. 09:00-17:00, 18:00-20:00" })]));
   const hoursGrid = h("div", { class: "hours-grid", id: "queue-hours" }, DAYS.map(([d, label]) => [h("label", { for: `queue-hours-${d}` }, label), dayInputs[d]]));
   const syncHours = () => { hoursGrid.hidden = allDay.checked; };
