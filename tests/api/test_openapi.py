@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import negative_data_rejection
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from services.handoff.store import ModeStore
 from tests.api.helpers import make_token
@@ -42,6 +42,12 @@ CONTRACT = [
     ("get", "/readyz"),
     ("get", "/metrics"),
 ]
+# Operations whose valid requests can still be refused by a rule OpenAPI cannot state; the
+# rule's own tests cover it (the other checks still run on every response).
+RULES_BEYOND_THE_SCHEMA = {
+    # `from` before `to`, at most 31 days apart: 422 invalid_range (test_r21_analytics.py)
+    "GET /v1/tenants/{t}/analytics",
+}
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +132,10 @@ def test_the_api_keeps_to_its_openapi_document(
             operation.as_strategy(generation_mode=mode, path_parameters=known),
         )
 
+        skip = excluded
+        if operation.label in RULES_BEYOND_THE_SCHEMA:
+            skip = [*excluded, positive_data_acceptance]
+
         @given(case=cases)
         @settings(
             max_examples=15,
@@ -134,8 +144,8 @@ def test_the_api_keeps_to_its_openapi_document(
             database=None,
             derandomize=True,
         )
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=auth, timeout=20, excluded_checks=excluded)
+        def check(case: schemathesis.Case, skip: list[Any] = skip) -> None:
+            case.call_and_validate(headers=auth, timeout=20, excluded_checks=skip)
 
         try:
             check()

@@ -54,8 +54,11 @@ async def analytics(
     from_: Annotated[When, Query(alias="from")] = None,
     to: When = None,
 ) -> Analytics:
-    end = _aware("to", to) if to is not None else datetime.now(UTC)
-    start = _aware("from", from_) if from_ is not None else end - timedelta(hours=24)
+    try:
+        end = _aware("to", to) if to is not None else datetime.now(UTC)
+        start = _aware("from", from_) if from_ is not None else end - timedelta(hours=24)
+    except OverflowError as exc:  # e.g. year 9999 with a negative offset: past UTC's range
+        raise ApiError(422, "invalid_range", "A time is outside the supported range.") from exc
     longest = timedelta(days=ctx.settings.analytics_max_range_days)
     if start >= end:
         raise ApiError(422, "invalid_range", "`from` must be before `to`.")
