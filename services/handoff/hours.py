@@ -4,11 +4,14 @@ Pure: instants in, instants out (epoch milliseconds, the one clock is Redis TIME
 
 - `hours` maps a weekday (`mon` ... `sun`) to a list of `HH:MM-HH:MM` ranges in local time
   (an en dash works too). A range is open from its start (inclusive) to its end (exclusive);
-  `24:00` ends a range at midnight. A weekday missing from the map is closed all day. No
-  hours at all (`None`) means open around the clock.
-- A range never crosses midnight: a night shift is two ranges (`mon: ["22:00-24:00"]`,
-  `tue: ["00:00-06:00"]`), which reads unambiguously on the days a clock changes.
-- `closed_dates` are local dates (`YYYY-MM-DD`) on which the queue is closed all day.
+  `24:00` ends a range at midnight. Ranges of a day may overlap (they add up). A weekday
+  missing from the map is closed all day. No hours at all (`None`) means open around the
+  clock.
+- A range whose end is before its start crosses midnight: `fri: ["22:00-06:00"]` is open
+  from Friday 22:00 to Saturday 06:00; start = end is 24 hours from the start. A range
+  belongs to the day it starts on.
+- `closed_dates` are local dates (`YYYY-MM-DD`) on which the queue is closed all day: no
+  range of that day opens, and a night range of the day before stops at midnight.
 - Local time comes from zoneinfo, so a DST change is just a shorter or longer day: a range
   inside the skipped hour never opens, a range across the repeated hour lasts an hour longer.
 """
@@ -19,11 +22,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^\s*(\d{2}):(\d{2})\s*[-\u2013]\s*(\d{2}):(\d{2})\s*$")
+DAY = 24 * 60
 # How far ahead the next opening is searched: a year of closed dates is the most one sets.
 SEARCH_DAYS = 400
 
@@ -38,10 +41,7 @@ def parse_range(text: str) -> tuple[int, int]:
         raise ValueError(f"{text!r} has a time that does not exist")
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if end <= start:
-        raise ValueError(
-            f"{text!r} ends before it starts: a range never crosses midnight; "
-            "write a night shift as two ranges on consecutive days"
-        )
+        end += DAY  # crosses midnight (start = end: 24 hours)
     return start, end
 
 
@@ -55,7 +55,8 @@ def zone(name: str) -> ZoneInfo:
 @dataclass(frozen=True)
 class OpeningHours:
     timezone: str = "UTC"
-    # weekday index (0 = Monday) -> sorted (start, end) minute ranges; None: always open
+    # weekday index (0 = Monday) -> sorted (start, end) minutes after that day's midnight (an
+    # end past DAY runs into the next day); None: always open
     weekly: dict[int, tuple[tuple[int, int], ...]] | None = None
     closed_dates: frozenset[date] = frozenset()
 
@@ -70,11 +71,7 @@ class OpeningHours:
             for day, ranges in hours.items():
                 if day not in WEEKDAYS:
                     raise ValueError(f"{day!r} is not a weekday ({', '.join(WEEKDAYS)})")
-                parsed = sorted(parse_range(r) for r in ranges)
-                for (_, end), (start, _) in pairwise(parsed):
-                    if start < end:
-                        raise ValueError(f"the ranges of {day} overlap")
-                weekly[WEEKDAYS.index(day)] = tuple(parsed)
+                weekly[WEEKDAYS.index(day)] = tuple(sorted(parse_range(r) for r in ranges))
         dates = frozenset(date.fromisoformat(d) for d in closed_dates)
         return cls(timezone, weekly, dates)
 
@@ -87,12 +84,18 @@ class OpeningHours:
 
     def is_open(self, ms: int) -> bool:
         local = self._local(ms)
-        if local.date() in self.closed_dates:
+        today = local.date()
+        if today in self.closed_dates:
             return False
         if self.weekly is None:
             return True
         minute = local.hour * 60 + local.minute
-        return any(s <= minute < e for s, e in self.weekly.get(local.weekday(), ()))
+        if any(s <= minute < e for s, e in self.weekly.get(today.weekday(), ())):
+            return True
+        yesterday = today - timedelta(days=1)
+        if yesterday in self.closed_dates:
+            return False
+        return any(minute + DAY < e for _, e in self.weekly.get(yesterday.weekday(), ()))
 
     def next_opening_ms(self, ms: int) -> int | None:
         """The first instant at or after `ms` when the queue is open (`ms` itself if it is
@@ -105,7 +108,7 @@ class OpeningHours:
             day = first + timedelta(days=offset)
             if day in self.closed_dates:
                 continue
-            ranges = ((0, 1440),) if self.weekly is None else self.weekly.get(day.weekday(), ())
+            ranges = ((0, DAY),) if self.weekly is None else self.weekly.get(day.weekday(), ())
             for start, _ in ranges:
                 # A start in a skipped hour (DST) maps past the gap, where is_open says
                 # whether the range is still open (it may lie wholly in the gap).

@@ -14,6 +14,7 @@ ticket's hash as the truth and drop entries it contradicts (ended, or in another
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -129,7 +130,7 @@ class TicketStore(StateClient):
         """Stores the settings as a new version; `with_outputs` (the audit record) go to the
         outbox in the same step."""
         doc = {
-            "settings": settings.model_dump(),
+            "settings": settings.model_dump(mode="json"),
             "updated_at": updated_at,
             "updated_by": updated_by,
         }
@@ -142,8 +143,9 @@ class TicketStore(StateClient):
         try:
             [version] = await self._pipeline("queue_put", [call])
         except ResponseError as exc:
-            if str(exc).startswith("VERSION_CONFLICT"):
-                raise QueueVersionConflictError(int(str(exc).split()[-1])) from exc
+            found = re.search(r"VERSION_CONFLICT (\d+)", str(exc))
+            if found:
+                raise QueueVersionConflictError(int(found.group(1))) from exc
             raise
         return int(version)
 

@@ -12,9 +12,11 @@ import re
 import statistics
 import uuid
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from schemas import HandoffCommand
 from schemas.events import ID_PATTERN
@@ -39,21 +41,15 @@ def _valid_zone(name: str) -> str:
     return name
 
 
-def _valid_date(value: str) -> str:
-    from datetime import date
-
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a date like 2026-12-24") from exc
-    if len(value) != 10:
-        raise ValueError(f"{value!r} is not a date like 2026-12-24")
-    return value
-
-
 def _valid_range(value: str) -> str:
     parse_range(value)
     return value.replace("\u2013", "-").replace(" ", "")
+
+
+# What the OpenAPI document says of a range: every string it allows is a valid range.
+RANGE_PATTERN = (
+    r"^\s*([01][0-9]|2[0-3]):[0-5][0-9]\s*[-\u2013]\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$"
+)
 
 
 class QueueSettings(BaseModel):
@@ -66,23 +62,31 @@ class QueueSettings(BaseModel):
         default="", description="How people call the queue; empty: its id."
     )
     timezone: Annotated[str, AfterValidator(_valid_zone)] = Field(
-        default="UTC", description="IANA time zone of `hours` and `closed_dates`."
+        default="UTC",
+        description="IANA time zone of `hours` and `closed_dates`.",
+        json_schema_extra={"enum": list[JsonValue](sorted(available_timezones()))},
     )
     hours: (
         dict[
             Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-            Annotated[list[Annotated[str, AfterValidator(_valid_range)]], Field(max_length=12)],
+            Annotated[
+                list[Annotated[str, Field(pattern=RANGE_PATTERN), AfterValidator(_valid_range)]],
+                Field(max_length=12),
+            ],
         ]
         | None
     ) = Field(
         default=None,
-        description="Weekday -> local `HH:MM-HH:MM` ranges (start inclusive, end exclusive, "
-        "`24:00` = midnight; a range never crosses midnight). A weekday left out is closed "
-        "all day; null: open around the clock.",
+        description="Weekday -> local `HH:MM-HH:MM` ranges (an en dash works too; start "
+        "inclusive, end exclusive, `24:00` = midnight). Ranges may overlap. An end before the "
+        "start crosses midnight (`22:00-06:00`); start = end is 24 hours. A weekday left out "
+        "is closed all day; null: open around the clock.",
     )
-    closed_dates: Annotated[
-        list[Annotated[str, AfterValidator(_valid_date)]], Field(max_length=400)
-    ] = Field(default=[], description="Local dates (`YYYY-MM-DD`) closed all day.")
+    closed_dates: Annotated[list[date], Field(max_length=400)] = Field(
+        default=[],
+        description="Local dates closed all day (a night range of the day before stops at "
+        "midnight).",
+    )
     pickup_minutes: Annotated[int, Field(ge=1, le=10080)] | None = Field(
         default=None,
         description="Pickup target: a ticket still queued this long after it was queued is "
@@ -94,14 +98,9 @@ class QueueSettings(BaseModel):
         "`back_to_ai`: the AI takes the user back and the ticket closes.",
     )
 
-    @model_validator(mode="after")
-    def _hours_are_consistent(self) -> QueueSettings:
-        self.opening_hours()  # overlapping ranges
-        return self
-
     def opening_hours(self) -> OpeningHours:
         hours = None if self.hours is None else {str(d): r for d, r in self.hours.items()}
-        return OpeningHours.of(self.timezone, hours, self.closed_dates)
+        return OpeningHours.of(self.timezone, hours, [d.isoformat() for d in self.closed_dates])
 
 
 def valid_queue_id(queue: str) -> bool:
@@ -379,27 +378,17 @@ class Waiting:
 
 
 PLACEHOLDERS = ("position", "eta_minutes", "opens_at", "teammate")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def check_template(text: str) -> str:
-    """A notice template may use only PLACEHOLDERS (`{{` and `}}` are literal braces)."""
-    stripped = text.replace("{{", "").replace("}}", "")
-    for name in _PLACEHOLDER.findall(stripped):
-        if name not in PLACEHOLDERS:
-            raise ValueError(f"unknown placeholder {{{name}}}; use {', '.join(PLACEHOLDERS)}")
-    if "{" in _PLACEHOLDER.sub("", stripped) or "}" in _PLACEHOLDER.sub("", stripped):
-        raise ValueError("unbalanced brace; write {{ or }} for a literal brace")
-    return text
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
 def render(template: str, values: dict[str, object | None]) -> str | None:
-    """The template filled in, or None when it needs a value that is unknown (then the caller
-    says it with the built-in text instead of printing a made-up or empty value)."""
-    stripped = template.replace("{{", "").replace("}}", "")
-    if any(values.get(name) is None for name in _PLACEHOLDER.findall(stripped)):
+    """The template with its placeholders filled in (any other text, braces included, stays
+    as written), or None when it needs a value that is unknown: then the caller says it with
+    the built-in text instead of printing a made-up or empty value."""
+    needed = set(_PLACEHOLDER.findall(template))
+    if any(values.get(name) is None for name in needed):
         return None
-    return template.format_map({k: v for k, v in values.items() if v is not None})
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
 
 
 def waiting_line(waiting: Waiting, template: str = "") -> str:

@@ -28,7 +28,14 @@ from tests.support.events import Who
 pytestmark = pytest.mark.integration
 
 SCHEMA_TENANT = f"fz{uuid.uuid4().hex[:8]}"
-KNOWN = {"t": SCHEMA_TENANT, "channel": "web", "external_id": "alice", "a": "support", "n": 1}
+KNOWN = {
+    "t": SCHEMA_TENANT,
+    "channel": "web",
+    "external_id": "alice",
+    "a": "support",
+    "n": 1,
+    "q": "default",
+}
 CONTRACT = [
     ("get", "/v1/session"),
     ("get", "/v1/tenants/{t}/users/{channel}/{external_id}"),
@@ -38,6 +45,16 @@ CONTRACT = [
     ("post", "/v1/tenants/{t}/agents/{a}/versions"),
     ("post", "/v1/tenants/{t}/agents/{a}/versions/{n}/publish"),
     ("get", "/v1/tenants/{t}/agents/{a}"),
+    ("get", "/v1/tenants/{t}/queues"),
+    ("get", "/v1/tenants/{t}/queues/{q}"),
+    ("put", "/v1/tenants/{t}/queues/{q}"),
+    ("get", "/v1/tenants/{t}/queues/{q}/tickets"),
+    ("get", "/v1/tenants/{t}/tickets/{ticket_id}"),
+    ("post", "/v1/tenants/{t}/tickets/{ticket_id}/claim"),
+    ("post", "/v1/tenants/{t}/tickets/{ticket_id}/assign"),
+    ("post", "/v1/tenants/{t}/tickets/{ticket_id}/transfer"),
+    ("post", "/v1/tenants/{t}/tickets/{ticket_id}/release"),
+    ("post", "/v1/tenants/{t}/tickets/{ticket_id}/resolve"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -93,17 +93,33 @@ def test_midnight_end_and_en_dash() -> None:
     assert late.is_open(ms("2026-03-23T23:59:00+00:00"))
 
 
-@pytest.mark.parametrize(
-    "bad", ["17:00-09:00", "09:00-09:00", "25:00-26:00", "09:60-10:00", "24:30-24:45", "9-5", ""]
-)
+@pytest.mark.parametrize("bad", ["25:00-26:00", "09:60-10:00", "24:30-24:45", "9-5", ""])
 def test_bad_ranges_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_range(bad)
 
 
-def test_overlaps_unknown_days_and_zones_are_refused() -> None:
-    with pytest.raises(ValueError, match="overlap"):
-        OpeningHours.of("UTC", {"mon": ["09:00-12:00", "11:00-13:00"]}, [])
+def test_a_range_ending_before_it_starts_crosses_midnight() -> None:
+    assert parse_range("22:00-06:00") == (1320, 1440 + 360)
+    assert parse_range("09:00-09:00") == (540, 1440 + 540)  # 24 hours
+    night = OpeningHours.of("Europe/Berlin", {"fri": ["22:00-06:00"]}, [])
+    assert night.is_open(ms("2026-03-27T23:30:00+01:00"))  # Friday night
+    assert night.is_open(ms("2026-03-28T05:59:00+01:00"))  # Saturday morning, same range
+    assert not night.is_open(ms("2026-03-28T06:00:00+01:00"))
+    assert not night.is_open(ms("2026-03-28T23:00:00+01:00"))  # Saturday has no range
+    # The day after is a closed date: the night range stops at midnight.
+    cut = OpeningHours.of("Europe/Berlin", {"fri": ["22:00-06:00"]}, ["2026-03-28"])
+    assert cut.is_open(ms("2026-03-27T23:30:00+01:00"))
+    assert not cut.is_open(ms("2026-03-28T01:00:00+01:00"))
+
+
+def test_overlapping_ranges_add_up() -> None:
+    both = OpeningHours.of("UTC", {"mon": ["09:00-12:00", "11:00-13:00"]}, [])
+    assert both.is_open(ms("2026-03-23T12:30:00+00:00"))
+    assert not both.is_open(ms("2026-03-23T13:00:00+00:00"))
+
+
+def test_unknown_days_and_zones_are_refused() -> None:
     with pytest.raises(ValueError, match="weekday"):
         OpeningHours.of("UTC", {"monday": ["09:00-12:00"]}, [])
     with pytest.raises(ValueError, match="IANA"):

@@ -15,7 +15,6 @@ from services.handoff.tickets import (
     Ticket,
     TicketStep,
     Waiting,
-    check_template,
     eta_minutes,
     new_ticket,
     percentile,
@@ -163,14 +162,10 @@ def test_waiting_lines() -> None:
     assert waiting_line(Waiting(2, None, None), template).endswith("a wait estimate yet.")
 
 
-def test_templates_are_checked() -> None:
-    assert check_template("{position} {{literal}}") == "{position} {{literal}}"
-    with pytest.raises(ValueError, match="unknown placeholder"):
-        check_template("{name}")
-    with pytest.raises(ValueError, match="brace"):
-        check_template("oops {position")
+def test_templates_fill_known_placeholders_and_keep_other_text() -> None:
     assert render("{teammate} is here", {"teammate": "Jane"}) == "Jane is here"
     assert render("{teammate} is here", {"teammate": None}) is None
+    assert render("{name} {position} {", {"position": 2}) == "{name} 2 {"
 
 
 def version(**handoff: object) -> AgentVersion:
@@ -206,10 +201,10 @@ def test_queue_settings_validation() -> None:
     assert ok.hours == {"mon": ["09:00-17:00"]}
     for bad in (
         {"timezone": "Nowhere/City"},
-        {"hours": {"mon": ["17:00-09:00"]}},
-        {"hours": {"mon": ["09:00-12:00", "11:00-14:00"]}},
+        {"hours": {"mon": ["17:00-29:00"]}},
         {"hours": {"funday": ["09:00-12:00"]}},
         {"closed_dates": ["24.12.2026"]},
+        {"closed_dates": ["2026-02-30"]},
         {"pickup_minutes": 0},
         {"on_no_pickup": "panic"},
         {"extra": 1},

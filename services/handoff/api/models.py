@@ -29,7 +29,7 @@ from services.handoff.domain import (
     optional_at_ms,
 )
 from services.handoff.events import mode_changed
-from services.handoff.tickets import QueueSettings, Ticket, check_template
+from services.handoff.tickets import QueueSettings, Ticket
 
 MAX_IDLE_MINUTES = 10080  # one week
 QueueId = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -196,7 +196,9 @@ class HandoffSettingsBody(Body):
     notice_text: Annotated[
         str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
     ] = Field(default=DEFAULT_NOTICE, description="What the user is told on a handoff.")
-    queues: Annotated[list[QueueId], Field(max_length=50)] = Field(
+    queues: Annotated[
+        list[QueueId], Field(max_length=50, json_schema_extra={"uniqueItems": True})
+    ] = Field(
         default=[],
         description="The queues the agent may hand to (R14), first = default; empty: "
         '`["default"]`. A handoff naming another queue is rejected `unknown_queue`.',
@@ -207,14 +209,12 @@ class HandoffSettingsBody(Body):
         "says when people are back; `stay_with_ai` rejects the agent's handoff "
         "(`out_of_hours`), the AI keeps the user, who is told when people are available.",
     )
-    waiting_notice_text: Annotated[str, Field(max_length=1000), AfterValidator(check_template)] = (
-        Field(
-            default="",
-            description="The waiting part of the handoff notice and of a better-place notice "
-            "(R16), with `{position}`, `{eta_minutes}`, `{opens_at}`. When a placeholder has no "
-            "value (no estimate yet, the queue is open), the built-in sentence is used instead. "
-            "Empty: the built-in sentence.",
-        )
+    waiting_notice_text: Annotated[str, Field(max_length=1000)] = Field(
+        default="",
+        description="The waiting part of the handoff notice and of a better-place notice "
+        "(R16), with `{position}`, `{eta_minutes}`, `{opens_at}` (other text is kept as "
+        "written). When a placeholder has no value (no estimate yet, the queue is open), the "
+        "built-in sentence is used instead. Empty: the built-in sentence.",
     )
     announce_teammate: bool = Field(
         default=False,

@@ -34,8 +34,10 @@ TicketId = Annotated[str, Path(min_length=1, max_length=128, description="Ticket
 Ctx = Annotated[ApiContext, Depends(api_context)]
 
 
-def queue_missing(p: dict[str, Any]) -> ApiError:
-    return ApiError(404, "queue_not_found", f"No queue {p.get('q')}.")
+def queue_missing(_: dict[str, Any]) -> ApiError:
+    # Every queue id of one's own tenant answers (unconfigured: the defaults), so another
+    # tenant's queues answer like an unknown path.
+    return ApiError(404, "not_found", "No such resource.")
 
 
 def ticket_missing(p: dict[str, Any]) -> ApiError:
