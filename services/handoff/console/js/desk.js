@@ -113,6 +113,15 @@ export function deskPage(session) {
     renderTicketBox();
   }
 
+  let ownersTimer = null;
+  function soonLoadOwners() { // one reload for a burst of changes
+    if (ownersTimer) return;
+    ownersTimer = setTimeout(() => {
+      ownersTimer = null;
+      loadOwners();
+    }, 200);
+  }
+
   function select(key) {
     selected = key;
     const t = tickets.get(key);
@@ -404,9 +413,10 @@ export function deskPage(session) {
         const by = d.cause === "timeout" ? "the idle timeout" : d.actor;
         close(keyOf(d), `Back on AI: returned by ${by}. ${d.reason}`);
       }
+    } else if (name === "ticket_changed") {
+      soonLoadOwners(); // claimed, assigned, moved, released, resolved: by someone, anywhere
     } else if (name === "activity") {
       if (d.action === "desk_reply" && d.target === selected && !sentByMe.has(d.command_id)) renderPane();
-      if (String(d.action).startsWith("ticket_")) loadOwners();
     }
   }
 
