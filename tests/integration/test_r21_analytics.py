@@ -116,7 +116,7 @@ async def test_r21_analytics_from_the_public_events_exactly_once(
         "handoffs_by_cause": {"agent": 3, "operator": 1},
         "top_reasons": [
             {"reason": "Refund request", "count": 3},
-            {"reason": "Asked", "count": 1},
+            {"reason": "Asked for a person", "count": 1},
         ],
         "returns_to_ai": 2,
         "returns_by_cause": {"operator": 1, "timeout": 1},
