@@ -198,3 +198,21 @@ async def test_analytics_page_draws_charts_from_real_data(
     await expect(figure).to_have_text(["1", "2 min", "3 min", "10 min", "1", "0 %"])
     await shot(page, "analytics")
     assert not refused, refused
+
+
+async def test_desk_warns_a_minute_before_the_idle_return(
+    page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    """An idle timeout of 80 minutes of one second each (the tests' minute): the warning
+    shows once a (real) minute is left, with a live countdown and Extend."""
+    who = Who(tenant, "support", user="gina")
+    await publish_queues_agent(store, who, idle_timeout_minutes=80)
+    await sign_in(page, "editor", hash="#/desk")
+    await hand_off(bus, who, reason="Wants a person")
+    await expect(page.locator("#ticket-owner")).to_contain_text("owner: nobody yet")
+    await expect(page.locator("#idle-warning .alert-warn")).to_have_count(0)
+    warning = page.locator("#idle-warning .alert-warn")
+    await expect(warning).to_contain_text("Back to the AI in", timeout=45_000)
+    await expect(warning.locator(".countdown")).to_have_text(re.compile(r"^00:[0-5]\d$"))
+    await expect(warning.locator("#extend")).to_be_visible()
+    await shot(page, "desk-idle-warning")
