@@ -11,7 +11,8 @@ const RANGES = [
 ];
 const COLORS = ["#2f5bea", "#d9822b", "#15704d", "#9b51e0", "#b42318", "#0e7c86", "#7a5c00", "#5d6878"];
 const CAUSES = { agent: "The agent", operator: "A teammate", timeout: "A timeout" };
-const hourLabel = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const dayAndHour = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const hourOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 export function analyticsPage(session) {
   const charts = [];
@@ -63,7 +64,8 @@ export function analyticsPage(session) {
       clear(body, h("div", { class: "alert alert-error" }, "The chart library did not load; reload the page."));
       return;
     }
-    const labels = scope.series.map((p) => hourLabel.format(new Date(p.start)));
+    const label = range === "24h" ? hourOnly : dayAndHour;
+    const labels = scope.series.map((p) => label.format(new Date(p.start)));
     const canvases = {
       wait: h("canvas", { id: "chart-pickup-wait", "aria-label": "Pickup wait over time", role: "img" }),
       queues: h("canvas", { id: "chart-handoffs-by-queue", "aria-label": "Handoffs by queue over time", role: "img" }),
