@@ -132,8 +132,8 @@ class AnalyticsConsumer:
         if not isinstance(data, dict):
             return None
         model = self._models.get(record.topic, {}).get(str(data.get("type")))
-        if model is None:
-            return None
+        if model is None or (model is OutboundMessage and data.get("sender") != "human"):
+            return None  # not read (AI answers and notices are most of chat.outbound)
         try:
             return model.model_validate(data)
         except ValidationError as exc:
