@@ -216,3 +216,43 @@ async def test_desk_warns_a_minute_before_the_idle_return(
     await expect(warning.locator(".countdown")).to_have_text(re.compile(r"^00:[0-5]\d$"))
     await expect(warning.locator("#extend")).to_be_visible()
     await shot(page, "desk-idle-warning")
+
+
+async def test_desk_transfers_releases_and_assigns_a_ticket(
+    page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    who = Who(tenant, "support", user="hugo")
+    await publish_queues_agent(store, who)
+    opened = await hand_off(bus, who, reason="Invoice question")
+    await sign_in(page, "editor", sub="jane", hash="#/desk")
+    owner = page.locator("#ticket-owner")
+    await expect(owner).to_contain_text("Queue default · owner: nobody yet")
+
+    await page.click("[data-action=transfer]")
+    await page.select_option("#transfer-to", "billing")
+    await page.fill("#transfer-note", "Billing knows invoices.")
+    await page.click("dialog button[type=submit]")
+    await expect(owner).to_have_attribute("data-queue", "billing")
+    await page.click("[data-action=claim]")
+    await expect(owner).to_contain_text("owner: you")
+    await page.click("[data-action=release]")
+    await expect(owner).to_contain_text("owner: nobody yet")
+    await page.click("[data-action=assign]")
+    await page.fill("#assign-to", "omar")
+    await page.click("dialog button[type=submit]")
+    await expect(owner).to_contain_text("Queue billing · owner: omar")
+
+    changes = await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("type") == "ticket_changed" and v.get("ticket_id") == opened["ticket_id"],
+        count=5,
+    )
+    steps = [(c["from_status"], c["status"], c["queue"], c["assignee"]) for c in changes]
+    assert steps == [
+        (None, "queued", "default", None),
+        ("queued", "queued", "billing", None),
+        ("queued", "assigned", "billing", "jane"),
+        ("assigned", "queued", "billing", None),
+        ("queued", "assigned", "billing", "omar"),
+    ]
+    await shot(page, "desk-assigned")
