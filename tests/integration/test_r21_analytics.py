@@ -4,18 +4,24 @@ sent twice counts once."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from devstack.kafka import KafkaProcess
+from devstack.redis import RedisProcess
 from services.handoff.store import ModeStore
 from tests.api.helpers import make_token, route, user_path
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.sandbox import Sandbox, opened, wait_until
 from tests.support.tickets import hand_off, of, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration
@@ -249,3 +255,64 @@ async def test_r21_a_real_handoff_claim_reply_and_resolve_are_measured(
     assert billing["first_human_reply_seconds"] == {"count": 1, "p50": first, "p90": first}
     assert billing["handle_seconds"] == {"count": 1, "p50": handle, "p90": handle}
     assert billing["returns_by_cause"] == {"operator": 1}
+
+
+@pytest.fixture
+async def sandbox(
+    kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
+) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
+    async with opened(Sandbox(kafka, redis_server, tmp_path)) as opened_box:
+        yield opened_box
+
+
+async def test_r21_analytics_consumer_killed_mid_stream_counts_each_record_once(
+    sandbox: tuple[Sandbox, Bus, ModeStore], jwt_secret: str
+) -> None:
+    """The handoff service (and its analytics consumer) SIGKILLed while 800 records stream
+    in, then restarted: every handoff, pickup and handle time counted exactly once."""
+    box, bus, _ = sandbox
+    handoff = box.service("services.handoff", "h")
+    tenant, users = f"t{uuid.uuid4().hex[:8]}", 200
+    path = f"/v1/tenants/{tenant}/analytics"
+    headers = auth(jwt_secret, tenant)
+
+    async def produce() -> None:
+        for n in range(users):
+            who = Who(tenant, "support", user=f"u{n}")
+            life = TicketLife(who, "default")
+            for record in (
+                mode_changed(who, "human", "agent", "Asked", at("10:00:00")),
+                life.change("queued", at("10:00:00")),
+                life.change("assigned", at("10:00:30"), "jane"),
+                life.change("resolved", at("10:05:30"), "jane"),
+            ):
+                await bus.send(bus.topics.events, record, key=who.key)
+            if n % 10 == 9:
+                await asyncio.sleep(0.05)  # pacing the load, so the kill lands mid-stream
+
+    async def handoffs(http: httpx.AsyncClient) -> int:
+        body = (await http.get(path, params=RANGE, headers=headers)).json()
+        return int(body["totals"]["handoffs"])
+
+    producing = asyncio.create_task(produce())
+    async with httpx.AsyncClient(base_url=handoff.url, timeout=30) as http:
+        await wait_until(lambda: handoffs(http), 60, "the first handoffs counted")
+    assert not producing.done()  # records still on their way: the kill is mid-stream
+    handoff.kill()
+    handoff.start()
+    handoff.wait_ready(60)
+    await producing
+    async with httpx.AsyncClient(base_url=handoff.url, timeout=30) as http:
+        body = await settled(
+            http,
+            path,
+            headers,
+            lambda b: b["totals"]["handle_seconds"]["count"] >= users,
+            timeout=90,
+            params=RANGE,
+        )
+    totals = body["totals"]
+    assert totals["handoffs"] == users, totals
+    assert totals["pickup_wait_seconds"] == {"count": users, "p50": 30.0, "p90": 30.0}
+    assert totals["handle_seconds"] == {"count": users, "p50": 300.0, "p90": 300.0}
+    assert totals["top_reasons"] == [{"reason": "Asked", "count": users}]
