@@ -74,6 +74,9 @@ def _env(kafka: KafkaProcess, redis: RedisProcess, data: Path) -> dict[str, str]
     """The services' settings: what the user exported (HANDOFF_*), plus where the stack is."""
     env = {k: v for k, v in os.environ.items() if k.startswith("HANDOFF_")}
     env.setdefault("HANDOFF_WEBCHAT_DATA_DIR", str(data / "webchat"))
+    # A dev stack only: the chat page's ?user= names the end user (off in the code's defaults,
+    # since anyone could then read and post as any user). The summary says it is on.
+    env.setdefault("HANDOFF_WEBCHAT_QUERY_USER", "true")
     env.update(
         HANDOFF_KAFKA_BOOTSTRAP=kafka.bootstrap,
         HANDOFF_REDIS_URL=redis.url,
@@ -191,6 +194,11 @@ def _print_summary(
         f"  agent     {seeded}",
         f"  minute    an idle-timeout minute lasts {minute} s (HANDOFF_MINUTE_SECONDS)",
     ]
+    if env.get("HANDOFF_WEBCHAT_QUERY_USER", "").lower() in ("1", "true", "yes", "on"):
+        lines.append(
+            "  web chat  dev setup: ?user= names the end user (HANDOFF_WEBCHAT_QUERY_USER=true;"
+            " never on a deployment: anyone could read and post as any user)"
+        )
     for proc in services:
         lines.append(f"  {proc.module:<17} {proc.url}/readyz  /metrics   (log {proc.log_path})")
     lines += [

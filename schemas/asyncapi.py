@@ -43,13 +43,14 @@ FLOWS: list[tuple[str, str, Any, str, str]] = [
     ("router", "chat.dead-letter", DeadLetter, "send", "Records that could not be parsed (R11)."),
     ("reply-gate", "agent.replies", AgentReply, "receive", "Replies of the AI agents (R9)."),
     ("reply-gate", "chat.outbound", OutboundMessage, "send", "Replies still valid at their state version."),
-    ("handoff", "handoff.commands", HandoffCommand, "receive", "Handoff tool calls and operator switches."),
+    ("handoff", "handoff.commands", HandoffCommand, "receive", "Agents' handoff tool calls: agent authority only (R22)."),
+    ("handoff", "handoff.operator-commands", HandoffCommand, "receive", "Operator switches from ops tools; writers restricted by ACLs (R22)."),
     ("handoff", "handoff.events",
      ModeChanged | CommandRejected | TicketChanged | OperatorAction | AgentVersionApplied
      | AgentVersionPublished,
-     "send", "Mode changes, rejected commands, ticket changes (R15), the operator API's audit "
-     "records, and agent versions applied and published (keyed tenant:agent: the log holds "
-     "every version)."),
+     "send", "Mode changes, rejected commands, ticket changes (R15), the audit records of "
+     "operator actions (R22), and agent versions applied and published (keyed tenant:agent: "
+     "the log holds every version)."),
     ("handoff", "chat.outbound", OutboundMessage, "send", "The notice telling a user a human has it (R3)."),
     ("handoff", "chat.human-queue", HandoffTicket, "send", "A ticket per accepted handoff (R3)."),
     ("timeout", "handoff.events", ModeChanged | TicketChanged, "send",

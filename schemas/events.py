@@ -247,19 +247,26 @@ class DeadLetter(Event):
 
 
 class OperatorAction(Event):
-    """The audit record of one state-changing operator API call, on handoff.events.
+    """The audit record of one state-changing operator call, on handoff.events (R22).
 
     Who (`actor`, `role`, `token_id`: the token's `jti`, or null when it has none), what
     (`action` on `target`: an interaction key, or `{agent_id}` / `{agent_id}@v{n}`), when
-    (`at`) and how it ended (`outcome`: `accepted`, a rejection code, `applied`,
-    `published`, `sent`). It never carries message text or reasons.
+    (`at`), through what (`via`) and how it ended (`outcome`: `accepted`, a rejection code,
+    `applied`, `published`, `sent`). It never carries message text or reasons.
+
+    `via` is `api` for the operator API, whose `actor` and `role` come from the verified
+    token; or the Kafka topic a HandoffCommand came on, with `role` null: on
+    handoff.operator-commands the `actor` is the record's (the topic's ACLs vouch for its
+    writers); on handoff.commands, which grants agent authority only, a record claiming
+    operator authority is rejected and audited with `actor` `kafka:{topic}` (all that is
+    known: someone who may write that topic) and the untrusted claim in `claimed_actor`.
     """
 
     type: Literal["operator_action"] = "operator_action"
     event_id: EventId
     tenant_id: Id
     actor: Actor
-    role: Literal["viewer", "editor", "admin"]
+    role: Literal["viewer", "editor", "admin"] | None = None
     token_id: Annotated[str, StringConstraints(max_length=256)] | None = None
     action: Literal[
         "mode_switch",
@@ -276,6 +283,8 @@ class OperatorAction(Event):
     target: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     command_id: EventId | None = None
+    via: Annotated[str, StringConstraints(min_length=1, max_length=255)] = "api"
+    claimed_actor: Actor | None = None
     at: Timestamp
 
 

@@ -3,7 +3,8 @@
 `desk watch` shows the human queue live: each `HandoffTicket` (reason, who handed off, the
 transcript) and each user message routed in human mode (attachments included), the desks'
 replies, and the returns to AI; with `--tenant` it first lists the tenant's open tickets.
-`desk reply` sends a human teammate's `OutboundMessage` (sender `human`) on chat.outbound and
+`desk reply` sends a human teammate's `OutboundMessage` (sender `human`) on chat.outbound, with
+its audit record (`OperatorAction`, `via: handoffctl`, actor `--as`) on handoff.events, and
 records the turn in the interaction's transcript. Both speak Kafka and Redis directly, as ops
 tools do; the console uses the operator API (and its audit) instead.
 """
@@ -28,11 +29,13 @@ from schemas import (
     HandoffTicket,
     InteractionIds,
     ModeChanged,
+    OperatorAction,
     OutboundMessage,
     RoutedMessage,
     interaction_key,
 )
 from services.cli import live
+from services.cli.mode import default_actor
 from services.common.follow import Follower
 from services.common.kafka import Output, idempotent_producer, send_idempotent
 from services.handoff.events import outbound_turn
@@ -159,7 +162,22 @@ def watch(
         asyncio.run(_watch(tenant, agent, duration))
 
 
-async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool) -> str:
+def _audit(ids: InteractionIds, actor: str, message: OutboundMessage) -> OperatorAction:
+    """The reply's audit record: a terminal has no token, so no role; `via` says where."""
+    return OperatorAction(
+        event_id=str(uuid.uuid4()),
+        tenant_id=ids.tenant_id,
+        actor=actor,
+        action="desk_reply",
+        target=interaction_key(ids),
+        outcome="sent",
+        command_id=message.event_id,
+        via="handoffctl",
+        at=message.sent_at,
+    )
+
+
+async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool, actor: str) -> str:
     s = live.settings()
     ikey = interaction_key(ids)
     store = ModeStore.from_settings(s)
@@ -186,7 +204,13 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool)
             sent_at=datetime.now(UTC),
         )
         await producer.start()
-        await send_idempotent(producer, [Output.of(s.topics.outbound, ikey, message)])
+        await send_idempotent(
+            producer,
+            [
+                Output.of(s.topics.outbound, ikey, message),
+                Output.of(s.topics.events, ikey, _audit(ids, actor, message)),
+            ],
+        )
         await store.record_turn(ikey, outbound_turn(message).model_dump_json())
         return message.event_id
     finally:
@@ -207,11 +231,15 @@ def reply(
     force: Annotated[
         bool, typer.Option("--force", help="send even if the AI has the conversation")
     ] = False,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="who replies, audited (default operator:$USER)")
+    ] = None,
 ) -> None:
     """Reply to a user in human mode as a human teammate (sender `human`)."""
     live.check_ids(tenant=tenant, agent=agent, channel=channel, user=user)
     ids = InteractionIds(
         tenant_id=tenant, agent_id=agent, user=EndUser(channel=channel, external_id=user)
     )
-    event_id = asyncio.run(_reply(ids, text, list(attach or []), force))
+    who = actor or default_actor()
+    event_id = asyncio.run(_reply(ids, text, list(attach or []), force, who))
     Console(highlight=False).print(f"sent {event_id} to {interaction_key(ids)}")

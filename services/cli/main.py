@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import chat, desk, dlq, replay, state, tail, trace
+from services.cli import chat, desk, dlq, mode, replay, state, tail, trace
 
 app = typer.Typer(
     name="handoffctl",
@@ -27,6 +27,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(state.app, name="state")
 app.command("chat")(chat.chat)
 app.add_typer(desk.app, name="desk")
+app.add_typer(mode.app, name="mode")
 
 
 def main() -> None:

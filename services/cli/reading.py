@@ -78,6 +78,7 @@ def resolve_topic(settings: CommonSettings, name: str) -> str:
         "agent.replies": settings.topics.agent_replies,
         "chat.outbound": settings.topics.outbound,
         "handoff.commands": settings.topics.commands,
+        "handoff.operator-commands": settings.topics.operator_commands,
         "handoff.events": settings.topics.events,
         "chat.dead-letter": settings.topics.dead_letter,
     }

@@ -8,7 +8,7 @@ from typing import Protocol
 import structlog
 from fastapi import FastAPI
 
-from services.common.http import ops_app, run_until_first_exit, serve
+from services.common.http import http_apps, run_until_first_exit, serve
 from services.common.settings import CommonSettings
 
 log = structlog.get_logger()
@@ -48,10 +48,11 @@ async def run_service(
     try:
         for worker in workers:
             await worker.start()
-        log.info("service_started", service=name, http_port=port)
+        listeners = http_apps(name, settings, port, readiness, app)
+        log.info("service_started", service=name, http_ports=[h.port for h in listeners])
         await run_until_first_exit(
             *(w.run() for w in workers),
-            serve(ops_app(name, readiness, app), settings.http_host, port),
+            *(serve(h.app, h.host, h.port) for h in listeners),
         )
     finally:
         for worker in workers:

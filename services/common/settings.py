@@ -17,6 +17,7 @@ class Topics:
     agent_replies: str
     outbound: str
     commands: str
+    operator_commands: str
     events: str
     dead_letter: str
     timeout_shards: str
@@ -39,6 +40,7 @@ class Topics:
             self.agent_replies,
             self.outbound,
             self.commands,
+            self.operator_commands,
             self.events,
             self.dead_letter,
             self.timeout_shards,
@@ -62,6 +64,13 @@ class CommonSettings(BaseSettings):
     # Message text, reasons and end-user ids stay out of the logs unless this is turned off.
     log_redact: bool = True
     http_host: str = "127.0.0.1"
+    # /metrics and the documents (/docs, /redoc, /openapi.json, /asyncapi.json): on the
+    # service's port unless `ops_port` is set (then only there, bound to
+    # `ops_host`, default `http_host`); off altogether when turned off here.
+    ops_port: int | None = None
+    ops_host: str | None = None
+    http_metrics: bool = True
+    http_docs: bool = True
     # How many seconds an "idle timeout minute" lasts. 60 in production; tests shrink it.
     minute_seconds: float = 60.0
 
@@ -71,7 +80,10 @@ class CommonSettings(BaseSettings):
     topic_human_queue: str = "chat.human-queue"
     topic_agent_replies: str = "agent.replies"
     topic_outbound: str = "chat.outbound"
+    # R22: handoff.commands grants agent authority only; operator commands come from the
+    # operator API or from handoff.operator-commands, whose writers the ACLs restrict.
     topic_commands: str = "handoff.commands"
+    topic_operator_commands: str = "handoff.operator-commands"
     topic_events: str = "handoff.events"
     topic_dead_letter: str = "chat.dead-letter"
     # Internal: never holds records. Its partitions are the state shards; the timeout
@@ -103,6 +115,7 @@ class CommonSettings(BaseSettings):
             agent_replies=p + self.topic_agent_replies,
             outbound=p + self.topic_outbound,
             commands=p + self.topic_commands,
+            operator_commands=p + self.topic_operator_commands,
             events=p + self.topic_events,
             dead_letter=p + self.topic_dead_letter,
             timeout_shards=p + self.topic_timeout_shards,

@@ -7,8 +7,8 @@ stack (the seed's test checklist):
 4. the user returns to AI after the idle timeout, and can be switched back manually.
 
 The demo talks to the stack the way its parts talk to each other: `UserMessage`s on
-chat.inbound as a channel, an operator's `HandoffCommand` on handoff.commands, and it reads
-what comes out. Its agent (tenant `demo` by default) gets a published version with a one
+chat.inbound as a channel, an operator's `HandoffCommand` on handoff.operator-commands, and it
+reads what comes out. Its agent (tenant `demo` by default) gets a published version with a one
 minute idle timeout and an instruction line naming the configured condition; each run talks
 as a new user.
 """
@@ -301,7 +301,7 @@ class Demo:
             reason="The demo switches the user back to the AI.",
             requested_at=datetime.now(UTC),
         )
-        await self._send(self.topics.commands, operator)
+        await self._send(self.topics.operator_commands, operator)
         self.saw("operator → to_ai (operator:demo)")
         await self.mode_change("ai", "operator", handed["state_version"])
         last = await self.say("Thanks! How do refunds work?")

@@ -39,7 +39,7 @@ async def main() -> None:
     )
     tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
-    processor = TransactionalProcessor(settings, "handoff", [settings.topics.commands], consumer)
+    processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)

@@ -1,7 +1,9 @@
 """Handling a HandoffCommand: decide (domain), write (store), and say what to emit (R2, R3, R7).
 
-The same `CommandService.execute` serves the Kafka consumer of handoff.commands and, later,
-the operator HTTP API, so both emit the same events and notices.
+The same `CommandService.execute` serves the Kafka consumer of handoff.commands and
+handoff.operator-commands and the operator HTTP API, so all emit the same events and
+notices. Each entry point says what authority it vouches for (`Entry`, R22): the consumer by
+the topic a record came on, the API by the verified token; never the record itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from schemas import (
     CommandRejected,
     HandoffCommand,
     HandoffTicket,
+    OperatorAction,
     OutboundMessage,
     TranscriptTurn,
     ids_of,
@@ -26,6 +29,7 @@ from services.common import metrics
 from services.common.kafka import Output, Record, decode, output_for_dead_letter
 from services.common.settings import Topics
 from services.handoff.domain import (
+    Authority,
     Rejection,
     Transition,
     at_ms,
@@ -66,6 +70,23 @@ class CommandResult:
 
     def to_outputs(self, topics: Topics) -> list[Output]:
         return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a command came in (R22): the authority that entry point vouches for, and the
+    Kafka topic for a consumed record. A topic's commands that carry or claim operator
+    authority get their audit record here, stored with the outcome so a replay repeats it
+    byte for byte; the API writes its own (it knows the token: role, jti)."""
+
+    authority: Authority
+    topic: str | None = None
+
+    def audits(self, command: HandoffCommand) -> bool:
+        return self.topic is not None and "operator" in (self.authority, command.source)
+
+
+API = Entry("operator")
 
 
 @dataclass(frozen=True)
@@ -114,16 +135,17 @@ class CommandService:
         self,
         command: HandoffCommand,
         src: str,
-        to_outbox: bool = False,
+        entry: Entry,
         audit: Callable[[str], QueuedOutput] | None = None,
         resolution: Resolution | None = None,
     ) -> CommandResult:
         """Decides and stores the command once; a replay of `src` returns the stored result.
 
-        `to_outbox`: the outputs are queued in the shard outbox in the same atomic step (for
-        callers without a Kafka transaction: the operator API); `audit(code)` adds the audit
-        record of the outcome to them. With a `resolution` (a to_ai), the ticket is resolved
-        in the same step; raises TicketRefusedError when the ticket cannot be resolved."""
+        A command that did not come from a topic (`entry.topic` None: the operator API) has
+        no Kafka transaction to carry its outputs: they are queued in the shard outbox in the
+        same atomic step. `audit(code)` adds the audit record of the outcome to them. With a
+        `resolution` (a to_ai), the ticket is resolved in the same step; raises
+        TicketRefusedError when the ticket cannot be resolved."""
         ikey = interaction_key(command)
         if command.user.external_id is not None and not command.live_test:
             await self._store.remember_user_agent(
@@ -134,7 +156,7 @@ class CommandService:
                 ikey, command.tenant_id, command.agent_id, self._ticket_turns, self._test_clock
             )
             decision = plan_transition(
-                command, snap.state, snap.published, snap.now_ms, self._minute_ms
+                command, snap.state, snap.published, snap.now_ms, self._minute_ms, entry.authority
             )
             handoff: Handoff | None = None
             if isinstance(decision, Transition) and decision.after.mode == "human":
@@ -157,14 +179,14 @@ class CommandService:
                         command.tenant_id, planned.ticket.queue, planned.ticket.ticket_id,
                         planned.ticket.created_at_ms,
                     )  # fmt: skip
-            request = self._plan(command, decision, snap, src, handoff)
+            request = self._plan(command, decision, snap, src, entry, handoff)
             step: TicketStep | None = None
             if resolution is not None and isinstance(decision, Transition):
                 step = await self._resolution(resolution, snap)
                 request = self._with_resolution(request, step, resolution, snap)
             if audit is not None:
                 request.result["outputs"].append(audit(request.result["code"]))
-            stored = await self._store.apply(replace(request, to_outbox=to_outbox))
+            stored = await self._store.apply(replace(request, to_outbox=entry.topic is None))
             if stored["status"] == "conflict":
                 continue  # another change won the race: decide again on the new state
             if stored["status"] == "applied" and isinstance(decision, Transition):
@@ -261,10 +283,15 @@ class CommandService:
         decision: Transition | Rejection,
         snap: CommandSnapshot,
         src: str,
+        entry: Entry,
         handoff: Handoff | None = None,
     ) -> ApplyRequest:
         """What to store for the decision: the new state, its change record, the outputs."""
         ikey = interaction_key(command)
+        code = decision.code if isinstance(decision, Rejection) else "accepted"
+        audit: list[tuple[Role, str, str]] = []
+        if entry.audits(command):
+            audit = [("events", ikey, self._audit(command, entry, code, snap).model_dump_json())]
         if isinstance(decision, Rejection):
             rejected = CommandRejected(
                 **ids_of(command),
@@ -278,7 +305,7 @@ class CommandService:
             if decision.notice:  # e.g. R17 out_of_hours: the AI keeps the user, who is told why
                 away = self._system_message(command, snap, "away", decision.notice)
                 outputs.append(("outbound", ikey, away.model_dump_json()))
-            rejection = {"code": decision.code, "outputs": outputs}
+            rejection = {"code": decision.code, "outputs": [*outputs, *audit]}
             return ApplyRequest(
                 ikey, command.command_id, src, snap.state.version, None, None, rejection
             )
@@ -309,6 +336,7 @@ class CommandService:
                     doc["pickup_due"] = handoff.pickup_due_ms
                 ticket_json = json.dumps(doc)
             turn = ticket.transcript[-1].model_dump_json()
+        outputs += audit
         result: dict[str, Any] = {
             "code": "accepted",
             "outputs": outputs,
@@ -324,6 +352,25 @@ class CommandService:
             result,
             turn,
             ticket_json=ticket_json,
+        )
+
+    def _audit(
+        self, command: HandoffCommand, entry: Entry, outcome: str, snap: CommandSnapshot
+    ) -> OperatorAction:
+        """R22: who did it, as far as the topic vouches. A topic that grants agent authority
+        only says that someone who may write it claimed to be `command.actor`."""
+        trusted = entry.authority == "operator"
+        return OperatorAction(
+            event_id=derived_id("operator_action", command.command_id),
+            tenant_id=command.tenant_id,
+            actor=command.actor if trusted else f"kafka:{entry.topic}",
+            action="mode_switch",
+            target=interaction_key(command),
+            outcome=outcome,
+            command_id=command.command_id,
+            via=entry.topic or "api",
+            claimed_actor=None if trusted else command.actor,
+            at=at_ms(snap.now_ms),
         )
 
     def _system_message(
@@ -377,11 +424,22 @@ class CommandService:
 
 
 class CommandConsumer:
-    """The batch handler of handoff.commands: one command at a time, in order."""
+    """The batch handler of handoff.commands and handoff.operator-commands: one command at a
+    time, in order. The topic a record came on is its authority (R22): the agents' topic
+    grants `agent`; the operator topic, whose writers the deployment's ACLs restrict to the
+    API's and ops tools' principals, grants `operator`."""
 
     def __init__(self, service: CommandService, topics: Topics) -> None:
         self._service = service
         self._topics = topics
+        self._entries = {
+            topics.commands: Entry("agent", topics.commands),
+            topics.operator_commands: Entry("operator", topics.operator_commands),
+        }
+
+    @property
+    def topic_names(self) -> list[str]:
+        return list(self._entries)
 
     async def __call__(self, records: Sequence[Record]) -> list[Output]:
         outputs: list[Output] = []
@@ -391,6 +449,6 @@ class CommandConsumer:
                 outputs.append(output_for_dead_letter(self._topics.dead_letter, command))
                 continue
             src = f"{record.topic}/{record.partition}/{record.offset}"
-            result = await self._service.execute(command, src)
+            result = await self._service.execute(command, src, self._entries[record.topic])
             outputs += result.to_outputs(self._topics)
         return outputs

@@ -16,6 +16,8 @@ from schemas import HandoffCommand
 
 Mode = Literal["ai", "human"]
 Cause = Literal["agent", "operator", "timeout"]
+# R22: what the entry point a command came through vouches for, never what the record says.
+Authority = Literal["agent", "operator"]
 IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every derived id
 
 DEFAULT_NOTICE = (
@@ -154,8 +156,18 @@ class Transition:
     event_id: str = field(default="")
 
 
-def check_command(command: HandoffCommand, published: AgentVersion | None) -> Rejection | None:
-    """R2 and R7: may this command change a live user's mode at all?"""
+def check_command(
+    command: HandoffCommand, published: AgentVersion | None, authority: Authority
+) -> Rejection | None:
+    """R22, R2 and R7: may this command change a live user's mode at all?"""
+    if command.source == "operator" and authority != "operator":
+        return Rejection(
+            "not_allowed",
+            "Operator commands come from the operator API or handoff.operator-commands; "
+            "this entry point grants agent authority only.",
+        )
+    if authority == "agent" and not command.actor.startswith("agent:"):
+        return Rejection("not_allowed", "An agent's command must name an `agent:` actor.")
     if command.live_test:
         return Rejection("live_test", "Live Test conversations never change a live user's mode.")
     if command.user.external_id is None:
@@ -191,9 +203,10 @@ def plan_transition(
     published: AgentVersion | None,
     now_ms: int,
     minute_ms: int,
+    authority: Authority,
 ) -> Transition | Rejection:
     """The new state a command asks for, or why it cannot have it."""
-    rejection = check_command(command, published)
+    rejection = check_command(command, published, authority)
     if rejection is not None:
         return rejection
     to_mode: Mode = "human" if command.action == "to_human" else "ai"

@@ -38,6 +38,8 @@ class HandoffSettings(TicketSettings):
     api_jwt_public_key: str | None = None
     # Clock skew allowed on `exp` / `nbf`.
     api_jwt_leeway_seconds: int = 30
+    # A request body larger than this is refused (413) before it is read (api/guard.py).
+    api_max_body_bytes: int = 1024 * 1024
     # Desk: how many open tickets the desk lists, and events buffered per connected desk.
     desk_max_tickets: int = 200
     desk_client_buffer: int = 1000

@@ -19,7 +19,7 @@ import structlog
 
 from schemas import HandoffCommand, OperatorAction, OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.commands import CommandService, Resolution, TicketRefusedError
+from services.handoff.commands import API, CommandService, Resolution, TicketRefusedError
 from services.handoff.domain import at_ms, derived_id
 from services.handoff.events import ticket_changed
 from services.handoff.keys import outbox_key, shard_tag
@@ -214,7 +214,7 @@ class TicketActions:
             result = await self._commands.execute(
                 command,
                 f"api/{command_id}",
-                to_outbox=True,
+                API,
                 audit=lambda code: self._audit(caller, request, ticket, now, code),
                 resolution=Resolution(ticket.ticket_id, caller.actor, request.note),
             )

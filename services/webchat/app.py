@@ -9,7 +9,8 @@ GET  /api/stream            SSE: `ready`, then `message` events (OutboundMessage
 GET  /files/{id}/{name}     an uploaded file
 
 Every /api call takes the page's query (?tenant= &agent= &user= &live_test=); the user is the
-signed cookie's unless `?user=` names one (dev setup, HANDOFF_WEBCHAT_QUERY_USER).
+signed cookie's unless `?user=` names one (dev setup only, HANDOFF_WEBCHAT_QUERY_USER).
+Every response carries the security headers and CSP below; the cookie is `Secure` on https.
 """
 
 from __future__ import annotations
@@ -28,15 +29,23 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from schemas import Attachment, EndUser, InteractionIds, UserMessage, interaction_key
 from schemas.events import ExternalId, Id
+from services.common.http import SecurityHeaders
 from services.webchat import identity
 from services.webchat.feed import Inbound, OutboundFeed
-from services.webchat.files import FileStore
+from services.webchat.files import FileStore, InvalidUploadError
 from services.webchat.settings import WebchatSettings
 
 STATIC = resources.files("services.webchat").joinpath("static")
 ASSETS = {"chat.css": "text/css", "chat.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 YEAR = 365 * 24 * 3600
+# The page loads its script and style from here only; attachments' images may come from any
+# https host (a desk's files), or from here.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Chat:
     ids: InteractionIds
     live_test: bool
     new_cookie: str | None
+    secure: bool  # the page is served over https: the cookie says so
 
     @property
     def ikey(self) -> str:
@@ -63,7 +73,12 @@ class Chat:
     def remember(self, response: Response) -> None:
         if self.new_cookie:
             response.set_cookie(
-                identity.COOKIE, self.new_cookie, max_age=YEAR, httponly=True, samesite="lax"
+                identity.COOKIE,
+                self.new_cookie,
+                max_age=YEAR,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure,
             )
 
 
@@ -107,7 +122,14 @@ def chat_of(
         user=EndUser(channel=s.webchat_channel, external_id=external),
     )
     new_cookie = None if cookie_user or named else identity.issue(gw.secret, external)
-    return Chat(ids, live_test, new_cookie)
+    return Chat(ids, live_test, new_cookie, _https(request, s))
+
+
+def _https(request: Request, s: WebchatSettings) -> bool:
+    if s.webchat_base_url.startswith("https://") or request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return s.webchat_trust_proxy and forwarded == "https"
 
 
 ChatOf = Annotated[Chat, Depends(chat_of)]
@@ -116,6 +138,7 @@ ChatOf = Annotated[Chat, Depends(chat_of)]
 def create_app(gw: Gateway) -> FastAPI:
     s = gw.settings
     app = FastAPI(title="handoff-webchat", docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders, csp=CSP)
     app.state.gateway = gw
     api = APIRouter()
     page_html = STATIC.joinpath("index.html").read_text()
@@ -178,7 +201,10 @@ def create_app(gw: Gateway) -> FastAPI:
             if len(data) > s.webchat_max_upload_bytes:
                 raise HTTPException(413, f"files are limited to {s.webchat_max_upload_bytes} bytes")
         kind = request.headers.get("content-type")
-        return await asyncio.to_thread(gw.files.save, bytes(data), name, kind)
+        try:
+            return await asyncio.to_thread(gw.files.save, bytes(data), name, kind)
+        except InvalidUploadError as exc:
+            raise HTTPException(422, f"invalid upload: {exc}") from exc
 
     @api.get("/stream")
     async def stream(c: ChatOf) -> StreamingResponse:
@@ -223,7 +249,6 @@ def create_app(gw: Gateway) -> FastAPI:
             media_type=kind,
             filename=stored.attachment.name,
             content_disposition_type=disposition,
-            headers={"X-Content-Type-Options": "nosniff"},
         )
 
     app.include_router(api, prefix="/api")

@@ -1,9 +1,14 @@
-"""Uploaded files, stored locally: `<data>/files/<id>/<name>` beside `<id>/meta.json`.
+"""Uploaded files, stored locally: `<data>/files/<id>/content` beside `<id>/meta.json`.
 
 The web chat gateway stores what a page uploads and serves it back at
 `{base_url}/files/<id>/<name>`: that URL is what a message's attachment carries. `handoffctl
 chat --attach` and `desk reply --attach` store files the same way in the same folder, so the
 gateway serves theirs too.
+
+The user's file name lives only in the metadata, never on the file system: a file named
+`meta.json` (or `../x`, or 200 emoji, longer than a file system allows) is just a name. An
+upload is checked whole (name, content type, the attachment it makes) before anything is
+written, and a write that fails removes its folder: a failed upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,20 +18,46 @@ import mimetypes
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from schemas import Attachment
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
+# RFC 6838 type/subtype, at most 128 characters (Attachment.content_type's limit).
+_MIME = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]{0,62}/[A-Za-z0-9][\w!#$&^.+-]{0,62}$", re.ASCII)
+MAX_NAME = 120  # characters: its percent-encoded URL stays well within Attachment.url's 2048
+CONTENT = "content"
+META = "meta.json"
+
+
+class InvalidUploadError(ValueError):
+    """An upload the store refuses; its message says why (the gateway answers 422)."""
 
 
 def safe_name(name: str) -> str:
-    """A file name that stays inside its folder: no path, no control characters."""
+    """A display name: no path, no control characters, at most MAX_NAME characters (the
+    extension kept)."""
     base = re.split(r"[\\/]", name)[-1]
     base = "".join(c for c in base if c.isprintable()).strip().lstrip(".")
-    return base[:200] or "file"
+    if len(base) > MAX_NAME:
+        stem, dot, ext = base.rpartition(".")
+        keep = f"{dot}{ext}" if stem and len(ext) <= 16 else ""
+        base = base[: MAX_NAME - len(keep)].rstrip() + keep
+    return base or "file"
+
+
+def content_type_of(declared: str | None, name: str) -> str:
+    kind = (declared or "").split(";")[0].strip()
+    if not kind:
+        return mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if not _MIME.fullmatch(kind):
+        raise InvalidUploadError("the content type must be a media type like image/png")
+    return kind.lower()
 
 
 @dataclass(frozen=True)
@@ -50,32 +81,41 @@ class FileStore:
         )
 
     def save(self, data: bytes, name: str, content_type: str | None) -> Attachment:
-        name = safe_name(name)
-        kind = (content_type or "").split(";")[0].strip()
-        kind = kind or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        file_id = uuid.uuid4().hex
-        folder = self.root / file_id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-        (folder / "meta.json").write_text(json.dumps({"name": name, "content_type": kind}))
-        return self._attachment(file_id, name, kind, len(data))
+        return self._store(name, content_type, lambda target: target.write_bytes(data))
 
     def save_path(self, path: Path) -> Attachment:
         """Copies a local file into the store (the terminal's --attach)."""
-        attachment = self.save(b"", path.name, mimetypes.guess_type(path.name)[0])
-        target = self.root / attachment.id / attachment.name
-        shutil.copyfile(path, target)
-        return attachment.model_copy(update={"size": target.stat().st_size})
+        kind = mimetypes.guess_type(path.name)[0]
+        return self._store(path.name, kind, lambda target: shutil.copyfile(path, target))
+
+    def _store(
+        self, name: str, content_type: str | None, write: Callable[[Path], object]
+    ) -> Attachment:
+        name = safe_name(name)
+        kind = content_type_of(content_type, name)
+        file_id = uuid.uuid4().hex
+        try:
+            self._attachment(file_id, name, kind, 0)  # refused here, before any write
+        except ValidationError as exc:
+            raise InvalidUploadError(exc.errors()[0]["msg"]) from exc
+        folder = self.root / file_id
+        folder.mkdir(parents=True)
+        try:
+            write(folder / CONTENT)
+            (folder / META).write_text(json.dumps({"name": name, "content_type": kind}))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return self._attachment(file_id, name, kind, (folder / CONTENT).stat().st_size)
 
     def get(self, file_id: str) -> StoredFile | None:
         if not _ID.match(file_id):
             return None
+        folder = self.root / file_id
         try:
-            meta = json.loads((self.root / file_id / "meta.json").read_text())
+            meta = json.loads((folder / META).read_text())
+            size = (folder / CONTENT).stat().st_size
         except (OSError, ValueError):
             return None
-        path = self.root / file_id / meta["name"]
-        if not path.is_file():
-            return None
-        size = path.stat().st_size
-        return StoredFile(path, self._attachment(file_id, meta["name"], meta["content_type"], size))
+        attachment = self._attachment(file_id, meta["name"], meta["content_type"], size)
+        return StoredFile(folder / CONTENT, attachment)

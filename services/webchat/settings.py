@@ -20,8 +20,13 @@ class WebchatSettings(CommonSettings):
     webchat_public_url: str | None = None
     # The signed cookie's key; when unset, one is generated once into the data folder.
     webchat_cookie_secret: str | None = None
-    # Dev setup: ?user=alice names the end user (else the signed cookie's random id does).
-    webchat_query_user: bool = True
+    # Dev setup only: ?user=alice names the end user (else the signed cookie's random id
+    # does). Anyone could then read and write as any user: `make run` turns it on, nothing
+    # else should.
+    webchat_query_user: bool = False
+    # Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (the cookie is
+    # then `Secure` on https requests). It always is when webchat_public_url is https.
+    webchat_trust_proxy: bool = False
     webchat_max_upload_bytes: int = 10 * 1024 * 1024
     # Messages buffered per open page; a page too slow to drain them is disconnected.
     webchat_client_buffer: int = 200

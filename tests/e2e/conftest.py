@@ -101,6 +101,9 @@ async def stack(kafka: KafkaProcess, stack_dir: Path) -> AsyncIterator[Stack]:
         "HANDOFF_MINUTE_SECONDS": MINUTE_SECONDS,
         "HANDOFF_WEBCHAT_DATA_DIR": str(root / "webchat"),
         "HANDOFF_WEBCHAT_HTTP_PORT": str(webchat_port),
+        # The tests name users with ?user= (off by default) and act as an https proxy.
+        "HANDOFF_WEBCHAT_QUERY_USER": "true",
+        "HANDOFF_WEBCHAT_TRUST_PROXY": "true",
     }
     settings = settings_for(env)
     await ensure_topics(settings)

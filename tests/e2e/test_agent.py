@@ -87,7 +87,8 @@ async def test_the_reply_carries_the_state_version_it_was_given(stack: Stack, te
     await publish_agent(stack.store, who)
     for action, source in (("to_human", "agent"), ("to_ai", "operator")):
         command = who.command(action, source=source)
-        await bus.send(t.commands, command, key=who.key)
+        topic = t.commands if source == "agent" else t.operator_commands
+        await bus.send(topic, command, key=who.key)
         await bus.wait_for(t.events, with_command(command["command_id"]))
 
     message = await say(stack, who, "What are your opening hours?")
@@ -119,7 +120,7 @@ async def test_a_reply_made_stale_by_a_handoff_never_reaches_the_user(
         _, routed = await bus.wait_routed(waiting["event_id"])
         assert routed["routing"] == routed["routing"] | {"mode": "ai", "state_version": 0}
         handoff = who.command("to_human", source="operator")
-        await bus.send(t.commands, handoff, key=who.key)
+        await bus.send(t.operator_commands, handoff, key=who.key)
         await bus.wait_for(t.events, lambda v: v.get("command_id") == handoff["command_id"])
     finally:
         agent.start()
@@ -131,7 +132,7 @@ async def test_a_reply_made_stale_by_a_handoff_never_reaches_the_user(
     assert stale["state_version"] == 0
     # Back to AI; the next answer passes the gate after the stale reply (same partition).
     back = who.command("to_ai", source="operator")
-    await bus.send(t.commands, back, key=who.key)
+    await bus.send(t.operator_commands, back, key=who.key)
     await bus.wait_for(t.events, lambda v: v.get("command_id") == back["command_id"])
     later = await say(stack, who, "hello")
     await ai_answer(stack, who, later)

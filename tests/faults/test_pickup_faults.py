@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from schemas import HandoffCommand
-from services.handoff.commands import CommandService
+from services.handoff.commands import API, CommandService
 from services.handoff.tickets import QueueSettings
 from tests.faults.conftest import Stack
 from tests.support.events import Who, key_of
@@ -36,7 +36,7 @@ async def test_pickup_targets_fire_once_with_a_worker_killed_mid_sweep(stack: St
 
     async def hand_off(who: Who) -> None:
         command = HandoffCommand.model_validate(who.command("to_human"))
-        result = await service.execute(command, f"test/{command.command_id}", to_outbox=True)
+        result = await service.execute(command, f"test/{command.command_id}", API)
         assert result.code == "accepted"
 
     for chunk in range(0, TICKETS, 50):

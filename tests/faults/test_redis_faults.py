@@ -65,7 +65,7 @@ async def test_mode_switches_acknowledged_a_second_before_a_redis_kill_survive(
         while True:
             for who in users:
                 command = who.command(action, source="operator")
-                await bus.send(bus.topics.commands, command, key=who.key)
+                await bus.send(bus.topics.operator_commands, command, key=who.key)
                 done = await bus.wait_for(
                     bus.topics.events, lambda v, c=command: v.get("command_id") == c["command_id"]
                 )

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from schemas import HandoffCommand
-from services.handoff.commands import CommandService
+from services.handoff.commands import API, CommandService
 from tests.faults.conftest import Stack
 from tests.support.events import Who, key_of
 from tests.support.sandbox import human_until, publish_agent, redis_now_ms, wait_until
@@ -82,7 +82,7 @@ async def test_concurrent_operator_switches_interleaved_with_messages(stack: Sta
         command = HandoffCommand.model_validate(
             who.command(action, source="operator", reason=f"switch {n}")
         )
-        result = await service.execute(command, src=f"test/{uuid.uuid4()}")
+        result = await service.execute(command, f"test/{uuid.uuid4()}", API)
         if result.code == "accepted":
             message = who.message(f"after switch {n}")
             acked.append((result.state_version or 0, action, message["event_id"]))

@@ -168,3 +168,57 @@ async def test_a_fixed_dead_letter_is_redriven_and_routed_once(
     assert again.returncode == 1 and "already redriven" in again.stdout
     assert "1 redriven" in forced.stdout
     assert len(bus.routed(broken["event_id"])) == 1  # fixed, redriven twice, routed once
+
+
+async def test_mode_set_switches_through_the_operator_topic_and_is_audited(
+    bus: Bus, store: ModeStore, env: dict[str, str], tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    await publish_agent(store, who)
+    await hand_off(bus, who)
+    ids = ["--tenant", tenant, "--agent", "support", "--channel", "web", "--user", "alice"]
+
+    done = await handoffctl(
+        env, "mode", "set", "ai", *ids, "--reason", "Solved by phone.", "--as", "operator:ops-kim"
+    )
+
+    assert "accepted" in done.stdout, done.stdout
+    [changed] = await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("type") == "mode_changed" and v.get("actor") == "operator:ops-kim",
+    )
+    assert changed["to_mode"] == "ai" and changed["cause"] == "operator"
+    [audit] = await bus.wait_for(
+        bus.topics.events,
+        lambda v: (
+            v.get("type") == "operator_action" and v.get("command_id") == changed["command_id"]
+        ),
+    )
+    assert audit["via"] == bus.topics.operator_commands and audit["actor"] == "operator:ops-kim"
+    assert (await store.read_state(who.key)).mode == "ai"
+    refused = await handoffctl(env, "mode", "set", "ai", *ids, "--reason", "Again.", check=False)
+    assert refused.returncode == 1 and "already_in_mode" in refused.stdout + refused.stderr
+
+
+async def test_desk_reply_from_the_terminal_is_audited(
+    bus: Bus, store: ModeStore, env: dict[str, str], tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    await publish_agent(store, who)
+    await hand_off(bus, who)
+    ids = ["--tenant", tenant, "--agent", "support", "--user", "alice"]
+
+    await handoffctl(env, "desk", "reply", *ids, "--as", "operator:desk-lee", "Hi, Lee here.")
+
+    [reply] = await bus.wait_for(
+        bus.topics.outbound, lambda v: v.get("sender") == "human" and v["tenant_id"] == tenant
+    )
+    [audit] = await bus.wait_for(
+        bus.topics.events,
+        lambda v: v.get("type") == "operator_action" and v.get("command_id") == reply["event_id"],
+    )
+    assert (audit["action"], audit["actor"], audit["via"]) == (
+        "desk_reply",
+        "operator:desk-lee",
+        "handoffctl",
+    )

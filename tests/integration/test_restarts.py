@@ -172,7 +172,7 @@ async def test_state_rebuilt_from_the_log_after_redis_lost_it(
     for who in (human, back):
         await hand_off_all(bus, store, [who])
     to_ai = back.command("to_ai", source="operator", reason="Solved.")
-    await bus.send(bus.topics.commands, to_ai, key=back.key)
+    await bus.send(bus.topics.operator_commands, to_ai, key=back.key)
     await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == to_ai["command_id"])
     await hand_off_all(bus, store, [leased], idle=600)  # ten "minutes" of a second each
     message = leased.message("still here")  # moves the lease on

@@ -193,7 +193,7 @@ async def test_r6_without_timeout_human_mode_lasts_until_an_operator_returns_it(
     assert state.mode == "human" and state.expires_at_ms is None
 
     command = who.command("to_ai", source="operator", reason="Resolved by phone.")
-    await bus.send(bus.topics.commands, command, key=who.key)
+    await bus.send(bus.topics.operator_commands, command, key=who.key)
     back = await bus.wait_for(
         bus.topics.events, lambda v: v.get("command_id") == command["command_id"]
     )
@@ -209,7 +209,7 @@ async def test_r7_operator_switches_need_published_handoff_only_towards_human(
     who = Who(tenant, "support")
     await publish_agent(store, who, enabled=True)
     to_human = who.command("to_human", source="operator", idle_timeout_minutes=0)
-    await bus.send(bus.topics.commands, to_human, key=who.key)
+    await bus.send(bus.topics.operator_commands, to_human, key=who.key)
     changed = await bus.wait_for(
         bus.topics.events, lambda v: v.get("command_id") == to_human["command_id"]
     )
@@ -218,8 +218,8 @@ async def test_r7_operator_switches_need_published_handoff_only_towards_human(
     await publish_agent(store, who, enabled=False)  # handoff switched off later
     to_ai = who.command("to_ai", source="operator")
     again = who.command("to_human", source="operator")
-    await bus.send(bus.topics.commands, to_ai, key=who.key)
-    await bus.send(bus.topics.commands, again, key=who.key)
+    await bus.send(bus.topics.operator_commands, to_ai, key=who.key)
+    await bus.send(bus.topics.operator_commands, again, key=who.key)
 
     back = await bus.wait_for(
         bus.topics.events, lambda v: v.get("command_id") == to_ai["command_id"]
@@ -255,7 +255,7 @@ async def test_r8_history_keeps_every_change_with_cause_actor_and_reason(
     await publish_agent(store, who)
     await hand_off(bus, who, reason="Billing dispute.")
     back = who.command("to_ai", source="operator", reason="Refund issued.")
-    await bus.send(bus.topics.commands, back, key=who.key)
+    await bus.send(bus.topics.operator_commands, back, key=who.key)
     await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == back["command_id"])
 
     history = await store.history(who.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,10 +11,11 @@ from schemas import (
     HandoffCommand,
     HandoffTicket,
     ModeChanged,
+    OperatorAction,
     OutboundMessage,
     TranscriptTurn,
 )
-from services.handoff.commands import CommandService
+from services.handoff.commands import API, CommandService, Entry
 from services.handoff.domain import ModeState, derived_id, plan_transition
 from services.handoff.store import CommandSnapshot
 from tests.unit.builders import MINUTE_MS, NOW_MS, attachment, command, published
@@ -43,9 +45,12 @@ def run_plan(cmd: HandoffCommand, state: ModeState = AT_V2, **kw: Any) -> tuple[
         published=kw.get("version", published(idle=30, notice=NOTICE)),
         transcript=TRANSCRIPT,
     )
-    decision = plan_transition(cmd, snap.state, snap.published, snap.now_ms, MINUTE_MS)
+    entry = kw.get("entry", Entry(cmd.source, f"handoff.{cmd.source}-topic"))
+    decision = plan_transition(
+        cmd, snap.state, snap.published, snap.now_ms, MINUTE_MS, entry.authority
+    )
     service = CommandService(store=None, minute_ms=MINUTE_MS, ticket_turns=20)  # type: ignore[arg-type]
-    r = service._plan(cmd, decision, snap, "handoff.commands/0/7")
+    r = service._plan(cmd, decision, snap, "handoff.commands/0/7", entry)
     assert (r.ikey, r.command_id, r.src) == (IKEY, cmd.command_id, "handoff.commands/0/7")
     return (r.expected_version, r.new_state, r.change, r.result, r.turn_json)
 
@@ -91,7 +96,7 @@ def test_a_replayed_command_plans_byte_identical_outputs() -> None:  # R10
 
 def test_accepted_to_ai_emits_only_mode_changed() -> None:
     human = ModeState(mode="human", cause="agent", version=5, human_since_ms=NOW_MS - 1)
-    _, new_state, _, result, turn = run_plan(command("to_ai", "operator"), human)
+    _, new_state, _, result, turn = run_plan(command("to_ai", "operator"), human, entry=API)
     assert new_state.mode == "ai"
     assert [role for role, _, _ in result["outputs"]] == ["events"]
     changed = ModeChanged.model_validate_json(result["outputs"][0][2])
@@ -112,3 +117,40 @@ def test_rejection_emits_one_command_rejected_and_no_state() -> None:
     assert (rejected.code, rejected.command_id) == ("handoff_disabled", "cmd-1")
     assert rejected.event_id == derived_id("rejected", "cmd-1")
     assert rejected.rejected_at == datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+HUMAN_V5 = ModeState(mode="human", cause="agent", version=5, human_since_ms=NOW_MS - 1)
+
+
+def test_r22_an_operator_topic_command_is_audited_with_its_actor() -> None:
+    entry = Entry("operator", "handoff.operator-commands")
+    _, new_state, _, result, _ = run_plan(command("to_ai", "operator"), HUMAN_V5, entry=entry)
+    assert new_state.actor == "operator:jane"
+    assert [role for role, _, _ in result["outputs"]] == ["events", "events"]
+    audit = OperatorAction.model_validate_json(result["outputs"][1][2])
+    assert (audit.actor, audit.role, audit.claimed_actor) == ("operator:jane", None, None)
+    assert (audit.via, audit.outcome, audit.target) == (entry.topic, "accepted", IKEY)
+    assert audit.event_id == derived_id("operator_action", "cmd-1")
+
+
+def test_r22_an_operator_claim_on_the_agents_topic_is_rejected_and_audited_as_a_claim() -> None:
+    entry = Entry("agent", "handoff.commands")
+    _, new_state, change, result, _ = run_plan(command("to_ai", "operator"), HUMAN_V5, entry=entry)
+    assert (new_state, change, result["code"]) == (None, None, "not_allowed")
+    rejected, audit = (value for _, _, value in result["outputs"])
+    assert CommandRejected.model_validate_json(rejected).code == "not_allowed"
+    action = OperatorAction.model_validate_json(audit)
+    assert (action.actor, action.claimed_actor) == ("kafka:handoff.commands", "operator:jane")
+    assert action.outcome == "not_allowed"
+
+
+def test_r22_the_api_writes_its_own_audit() -> None:
+    _, _, _, result, _ = run_plan(command("to_ai", "operator"), HUMAN_V5, entry=API)
+    assert all(json.loads(value)["type"] != "operator_action" for _, _, value in result["outputs"])
+
+
+def test_r22_every_command_on_the_operator_topic_is_audited() -> None:
+    entry = Entry("operator", "handoff.operator-commands")
+    _, _, _, result, _ = run_plan(command(), entry=entry)  # an agent's handoff, sent by ops
+    audit = OperatorAction.model_validate_json(result["outputs"][-1][2])
+    assert (audit.actor, audit.outcome, audit.via) == ("agent:support@3", "accepted", entry.topic)

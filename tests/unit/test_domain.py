@@ -1,4 +1,7 @@
-"""The handoff rules without I/O: check_command (R2, R7) and plan_transition (R3, R5, R6)."""
+"""The handoff rules without I/O: check_command (R22, R2, R7) and plan_transition (R3, R5, R6).
+
+Unless a test is about R22, a command is checked with the authority it claims, as the entry
+point that grants it (the agents' topic, the operator topic or the API) would."""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ HUMAN = ModeState(
     ],
 )
 def test_check_command_rejects(cmd: Any, version: Any, code: str) -> None:
-    rejection = check_command(cmd, version)
+    rejection = check_command(cmd, version, cmd.source)
     assert isinstance(rejection, Rejection)
     assert rejection.code == code
     assert rejection.detail
@@ -64,20 +67,40 @@ def test_check_command_rejects(cmd: Any, version: Any, code: str) -> None:
     ],
 )
 def test_check_command_accepts(cmd: Any, version: Any) -> None:
-    assert check_command(cmd, version) is None
+    assert check_command(cmd, version, cmd.source) is None
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        command(action="to_ai", source="operator"),
+        command(source="operator", idle_timeout_minutes=0),
+        command(source="operator", live_test=True),  # authority is checked first
+        command(actor="operator:ceo@acme"),  # an agent's command naming an operator
+    ],
+)
+def test_r22_agent_authority_cannot_act_as_an_operator(cmd: Any) -> None:
+    rejection = check_command(cmd, published(), "agent")
+    assert rejection is not None and rejection.code == "not_allowed"
+
+
+def test_r22_operator_authority_also_carries_agent_commands() -> None:
+    assert check_command(command(), published(), "operator") is None
 
 
 AI = ModeState()
 
 
 def plan(cmd: Any, state: ModeState = AI, version: Any = None) -> Transition:
-    result = plan_transition(cmd, state, version or published(), NOW_MS, MINUTE_MS)
+    result = plan_transition(cmd, state, version or published(), NOW_MS, MINUTE_MS, cmd.source)
     assert isinstance(result, Transition), result
     return result
 
 
 def test_a_rejected_command_is_not_planned() -> None:
-    result = plan_transition(command(live_test=True), ModeState(), published(), NOW_MS, MINUTE_MS)
+    result = plan_transition(
+        command(live_test=True), ModeState(), published(), NOW_MS, MINUTE_MS, "agent"
+    )
     assert isinstance(result, Rejection)
     assert result.code == "live_test"
 
@@ -87,7 +110,7 @@ def test_a_rejected_command_is_not_planned() -> None:
     [(command(), HUMAN), (command(action="to_ai", source="operator"), ModeState())],
 )
 def test_already_in_mode(cmd: Any, state: ModeState) -> None:
-    result = plan_transition(cmd, state, published(), NOW_MS, MINUTE_MS)
+    result = plan_transition(cmd, state, published(), NOW_MS, MINUTE_MS, cmd.source)
     assert isinstance(result, Rejection)
     assert result.code == "already_in_mode"
 

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from services.handoff.api import analytics, errors, routes, tickets
 from services.handoff.api.context import ApiContext
+from services.handoff.api.guard import BodyGuard
 from services.handoff.api.metrics import ApiMiddleware
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -30,6 +31,10 @@ handoff settings (Apply, Publish), run the human desk, and work the queues and t
 `role` (`viewer` reads; `editor` and `admin` also write) and `exp`. A path of another tenant
 answers 404, exactly like a missing resource. Locally, `make token TENANT=acme ROLE=editor`
 prints a token.
+
+**Limits.** A body larger than `HANDOFF_API_MAX_BODY_BYTES` (1 MiB) answers 413
+`body_too_large` before it is read; a write without a valid token answers 401 before its
+body is read.
 
 **Errors.** Every error is `{"error": {"code": "...", "detail": "..."}}`; `code` is stable.
 
@@ -64,6 +69,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     errors.install(app)
     app.add_exception_handler(RedisConnectionError, _unavailable)
     app.add_exception_handler(RedisTimeoutError, _unavailable)
+    app.add_middleware(BodyGuard, max_bytes=ctx.settings.api_max_body_bytes)
     app.add_middleware(ApiMiddleware)
     app.include_router(routes.session_router)
     app.include_router(routes.router)

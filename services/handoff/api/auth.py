@@ -25,6 +25,7 @@ from services.handoff.api.errors import ApiError
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
 WRITE_ROLES: frozenset[str] = frozenset({"editor", "admin"})
+MAX_EXP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last time a datetime can hold
 MAX_SUB = 200  # `operator:{sub}` is an event's actor, at most 256 characters
 ID_RE = re.compile(ID_PATTERN)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="handoff"'}
@@ -103,13 +104,16 @@ def _operator(claims: dict[str, Any]) -> Operator:
         raise unauthorized("invalid_token", "Claim `tenant` is not a tenant id.")
     if role not in ROLES:
         raise unauthorized("invalid_token", f"Claim `role` must be one of {', '.join(ROLES)}.")
+    exp = claims["exp"]  # pyjwt checked it is a number, and not in the past
+    if not isinstance(exp, int | float) or not 0 < exp <= MAX_EXP:
+        raise unauthorized("invalid_token", "Claim `exp` is not a time this API can represent.")
     jti = claims.get("jti")
     return Operator(
         sub=sub,
         tenant=tenant,
         role=role,
         token_id=str(jti)[:256] if jti is not None else None,
-        expires_at=float(claims["exp"]),
+        expires_at=float(exp),
     )
 
 
@@ -121,14 +125,22 @@ bearer = HTTPBearer(
 )
 
 
+def operator_of(authorization: str | None, verifier: JwtVerifier) -> Operator:
+    """The operator an `Authorization` header names, or 401."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("missing_token", "Send `Authorization: Bearer <token>`.")
+    return verifier.verify(token.strip())
+
+
 async def current_operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Operator:
-    if credentials is None:
-        raise unauthorized("missing_token", "Send `Authorization: Bearer <token>`.")
+    # `bearer` documents the scheme in the OpenAPI document; the header is read here.
+    del credentials
     verifier: JwtVerifier = request.app.state.api.verifier
-    operator = verifier.verify(credentials.credentials)
+    operator = operator_of(request.headers.get("authorization"), verifier)
     request.state.operator = operator  # for the access log
     return operator
 

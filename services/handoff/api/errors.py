@@ -23,7 +23,6 @@ REJECTION_STATUS: dict[str, int] = {
     "already_in_mode": 409,
     "handoff_disabled": 409,
     "agent_not_published": 409,
-    "duplicate": 409,  # the command id was used before by another source (see commands.py)
 }
 DEFAULT_REJECTION_STATUS = 409
 

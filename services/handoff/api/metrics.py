@@ -12,6 +12,8 @@ import time
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.common.http import SECURITY_HEADERS
+
 API_REQUESTS = Counter(
     "handoff_api_requests_total", "Operator API requests.", ["method", "route", "status"]
 )
@@ -21,11 +23,6 @@ API_SECONDS = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
 )
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]
 # The console loads nothing from elsewhere: scripts, styles and data come from this app.
 CONSOLE_CSP = (
     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

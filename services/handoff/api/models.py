@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from schemas import TicketChanged
 from schemas.events import (
@@ -44,7 +51,24 @@ def _not_blank(value: str) -> str:
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON string is never a number or a boolean here ("5", "true", 5.0, 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: object) -> object:
+    # JSON Schema's `integer` includes 1.0; strings and booleans stay refused (strict).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Constraints go before the validator: after it, pydantic writes them raw (`ge`) into the schema.
+Integral = BeforeValidator(_integral)
+
+
+class AttachmentBody(Attachment):
+    """An attachment in a request body: the event's model, strictly typed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    size: Annotated[int, Field(ge=0), Integral]
 
 
 class Out(BaseModel):
@@ -73,7 +97,7 @@ Reason = Annotated[str, _REASON, AfterValidator(_not_blank)]
 class SwitchToHuman(Body):
     mode: Literal["human"] = Field(description="`human`: the agent goes silent.")
     reason: Reason
-    idle_timeout_minutes: Annotated[int, Field(ge=0, le=MAX_IDLE_MINUTES)] | None = Field(
+    idle_timeout_minutes: Annotated[int, Field(ge=0, le=MAX_IDLE_MINUTES), Integral] | None = Field(
         default=None,
         description="Overrides the published idle timeout; 0 = no timeout; null = the "
         "published version's setting.",
@@ -185,7 +209,7 @@ class HandoffSettingsBody(Body):
     """The handoff section of an agent version."""
 
     enabled: bool = Field(description="Whether the agent's handoff tool works (R2).")
-    idle_timeout_minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES)] | None = Field(
+    idle_timeout_minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
         default=None,
         description="Human mode ends this long after the user's last message; "
         "null: no timeout (an operator brings the user back).",
@@ -293,7 +317,7 @@ class AgentView(Out):
 
 class DeskReply(Body):
     text: Annotated[Text, Field(min_length=1)]
-    attachments: Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] = []
+    attachments: Annotated[list[AttachmentBody], Field(max_length=MAX_ATTACHMENTS)] = []
     in_reply_to: EventId | None = None
     conversation_id: EventId | None = Field(
         default=None, description="Default: the conversation of the user's latest turn."

@@ -26,7 +26,8 @@ from services.handoff.api.auth import Operator, current_operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
-from services.handoff.domain import derived_id
+from services.handoff.api.idempotency import check_reuse, idempotent_call
+from services.handoff.commands import API
 from services.handoff.events import outbound_turn
 from services.handoff.keys import queues_key
 from services.handoff.store import UnknownVersionError
@@ -144,8 +145,9 @@ async def require_interaction(ctx: ApiContext, ids: InteractionIds) -> str:
     "Kafka command: the same ModeChanged, notice to the user and HandoffTicket are emitted: "
     "stored in Redis in the same atomic step as the change (the shard outbox) before the "
     "answer, and published on Kafka exactly once by the relay. A retry with the same "
-    "`Idempotency-Key` (any client string) returns the first call's result; the key used is "
-    "echoed back.",
+    "`Idempotency-Key` (any client string) and body returns the first call's result; the key "
+    "used is echoed back. A key is scoped to the operator and the interaction; reused with "
+    "another body it answers 422 `idempotency_key_reused`.",
     tags=["users"],
 )
 async def switch_mode(
@@ -163,9 +165,8 @@ async def switch_mode(
 ) -> m.ModeChangedView:
     ids = interaction(t, channel, external_id, a)
     ikey = interaction_key(ids)
-    key = idempotency_key or str(uuid.uuid4())
-    # Scoped to the operator: two operators' keys never collide.
-    command_id = derived_id("api", operator.tenant, operator.sub, key)
+    call = idempotent_call(operator, ikey, idempotency_key, body)
+    key, command_id = call.key, call.command_id
     command = HandoffCommand(
         **ids.model_dump(),
         command_id=command_id,
@@ -178,10 +179,11 @@ async def switch_mode(
     )
     result = await ctx.commands.execute(
         command,
-        f"api/{command_id}",
-        to_outbox=True,
+        call.src,
+        API,
         audit=lambda code: audit(operator, "mode_switch", ikey, ikey, code, command_id),
     )
+    check_reuse(result.code, call)
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)

@@ -41,15 +41,29 @@
     return `${(n / 1024 / 1024).toFixed(1)} MB`;
   }
 
+  // Only http(s) URLs become links or images: an attachment URL comes from whoever wrote
+  // the message (a desk, an integration), and `javascript:` or `data:` must not run here.
+  function safeUrl(url) {
+    try {
+      const u = new URL(url, window.location.href);
+      return u.protocol === "https:" || u.protocol === "http:" ? u.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function fileLink(a) {
-    const link = document.createElement("a");
+    const href = safeUrl(a.url);
+    const link = document.createElement(href ? "a" : "span");
     link.className = "file";
-    link.href = a.url;
-    link.target = "_blank";
-    link.rel = "noopener";
-    if (a.content_type && a.content_type.startsWith("image/") && a.content_type !== "image/svg+xml") {
+    if (href) {
+      link.href = href;
+      link.target = "_blank";
+      link.rel = "noopener";
+    }
+    if (href && a.content_type && a.content_type.startsWith("image/") && a.content_type !== "image/svg+xml") {
       const img = document.createElement("img");
-      img.src = a.url;
+      img.src = href;
       img.alt = "";
       link.append(img);
     }
