@@ -55,6 +55,7 @@ CONTRACT = [
     ("post", "/v1/tenants/{t}/tickets/{ticket_id}/transfer"),
     ("post", "/v1/tenants/{t}/tickets/{ticket_id}/release"),
     ("post", "/v1/tenants/{t}/tickets/{ticket_id}/resolve"),
+    ("get", "/v1/tenants/{t}/analytics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -64,6 +65,9 @@ CONTRACT = [
 RULES_BEYOND_THE_SCHEMA = {
     # `from` before `to`, at most 31 days apart: 422 invalid_range (test_r21_analytics.py)
     "GET /v1/tenants/{t}/analytics",
+    # an Idempotency-Key used before for another request: 422 idempotency_key_reused
+    # (the generated examples repeat keys; tests/api/test_edges.py covers the rule)
+    "PUT /v1/tenants/{t}/users/{channel}/{external_id}/agents/{a}/mode",
 }
 
 
@@ -149,9 +153,8 @@ def test_the_api_keeps_to_its_openapi_document(
             operation.as_strategy(generation_mode=mode, path_parameters=known),
         )
 
-        skip = excluded
-        if operation.label in RULES_BEYOND_THE_SCHEMA:
-            skip = [*excluded, positive_data_acceptance]
+        beyond = operation.label in RULES_BEYOND_THE_SCHEMA
+        skip = [*excluded, positive_data_acceptance] if beyond else excluded
 
         @given(case=cases)
         @settings(
@@ -161,8 +164,8 @@ def test_the_api_keeps_to_its_openapi_document(
             database=None,
             derandomize=True,
         )
-        def check(case: schemathesis.Case, skip: list[Any] = skip) -> None:
-            case.call_and_validate(headers=auth, timeout=20, excluded_checks=skip)
+        def check(case: schemathesis.Case) -> None:
+            case.call_and_validate(headers=auth, timeout=20, excluded_checks=skip)  # noqa: B023
 
         try:
             check()
