@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 TENANT ?= acme
 AGENT ?= support
 ROLE ?= editor
+# promtool, unpacked from Debian's `prometheus` package (no server installed or started).
+PROMTOOL := $(HOME)/.cache/handoff/promtool/usr/bin/promtool
 
-.PHONY: run test deps system-deps lint schemas schemas-check docs bench jars agent token demo unit integration clean
+.PHONY: run test deps system-deps lint schemas schemas-check alerts-check docs bench jars agent token demo unit integration clean
 
 run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it; MINUTE=5: an idle-timeout minute lasts 5 s)
 	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
@@ -20,7 +22,7 @@ demo: $(STAMP) ## the four checklist paths against the stack of `make run` (run 
 	$(PY) -m services.demo
 
 test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis
-	$(MAKE) --no-print-directory lint schemas-check
+	$(MAKE) --no-print-directory lint schemas-check alerts-check
 	$(PY) -m pytest -q
 	@echo "The rule tests again, on a three-master Redis Cluster:"
 	HANDOFF_TEST_REDIS_CLUSTER=1 $(PY) -m pytest -q tests/integration/test_rules.py tests/integration/test_r1[4-8]_*.py
@@ -39,7 +41,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-system-deps: ## redis-server, Java 17 + Maven (Kafka's jars), Chromium (browser tests), from apt
+system-deps: ## redis-server, Java 17 + Maven (Kafka's jars), Chromium (browser tests), from apt; promtool
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -50,6 +52,14 @@ system-deps: ## redis-server, Java 17 + Maven (Kafka's jars), Chromium (browser 
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@test -x $(PROMTOOL) || { \
+	  echo "unpacking promtool from Debian's prometheus package"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  tmp=$$(mktemp -d) && cd $$tmp && \
+	  { apt-get download -qq prometheus 2>/dev/null || { $$SUDO apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	  mkdir -p $(HOME)/.cache/handoff/promtool && \
+	  dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x -C $(HOME)/.cache/handoff/promtool ./usr/bin/promtool && \
+	  rm -rf $$tmp; }
 
 jars: $(STAMP) ## Kafka's jars from Maven Central into ~/.cache/handoff, and a JVM start-up archive (once)
 	$(PY) -m devstack jars
@@ -71,6 +81,10 @@ bench: deps ## benchmarks, not in CI: figures printed and saved in bench/results
 	$(PY) -m bench.route_latency
 	$(PY) -m bench.timeout_sweep
 	$(PY) -m bench.memory
+
+alerts-check: system-deps ## the Prometheus alert rules are valid and fire when they should
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml
 
 docs: $(STAMP) ## regenerate schemas/asyncapi.json from the models
 	$(PY) -m schemas.asyncapi

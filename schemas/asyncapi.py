@@ -40,7 +40,7 @@ FLOWS: list[tuple[str, str, Any, str, str]] = [
     ("router", "chat.inbound", UserMessage, "receive", "Routes each user message (R4, R10-R13)."),
     ("router", "chat.ai-requests", RoutedMessage, "send", "Messages of interactions in AI mode."),
     ("router", "chat.human-queue", RoutedMessage, "send", "Messages of interactions in human mode."),
-    ("router", "chat.dead-letter", DeadLetter, "send", "Records that could not be parsed (R11)."),
+    ("router", "chat.dead-letter", DeadLetter, "send", "Records that could not be parsed or processed (R11)."),
     ("reply-gate", "agent.replies", AgentReply, "receive", "Replies of the AI agents (R9)."),
     ("reply-gate", "chat.outbound", OutboundMessage, "send", "Replies still valid at their state version."),
     ("handoff", "handoff.commands", HandoffCommand, "receive", "Agents' handoff tool calls: agent authority only (R22)."),

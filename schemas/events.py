@@ -231,7 +231,14 @@ class OutboundMessage(InteractionIds, Event):
 
 
 class DeadLetterError(Model):
-    kind: Literal["undecodable", "invalid_json", "schema_invalid", "too_large", "unknown_type"]
+    kind: Literal[
+        "undecodable",
+        "invalid_json",
+        "schema_invalid",
+        "too_large",
+        "unknown_type",
+        "processing_failed",
+    ]
     detail: str
 
 
@@ -242,8 +249,12 @@ class DeadLetter(Event):
     offset: int
     key: str | None
     error: DeadLetterError
-    raw: str  # the original value bytes, base64
+    raw: str  # the original value bytes, base64; only their start when raw_truncated
     received_at: Timestamp
+    # A dead letter fits in one Kafka record: a longer value keeps its first bytes only (the
+    # whole record stays on source_topic at partition/offset until the topic's retention).
+    raw_truncated: bool = False
+    raw_size: Annotated[int, Field(ge=0)] | None = None  # the original value's bytes
 
 
 class OperatorAction(Event):

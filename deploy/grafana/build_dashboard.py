@@ -21,6 +21,8 @@ PANELS = [
     ("Duplicates dropped /s", "sum by (topic) (rate(handoff_duplicates_dropped_total[5m]))", "ops", "{{topic}}"),
     ("Timeout revert lag p50 / p99", "histogram_quantile(0.99, sum by (le) (rate(handoff_timeout_revert_lag_seconds_bucket[5m])))", "s", "p99"),
     ("Consumer lag, by partition", "max by (service, topic, partition) (handoff_consumer_lag_records)", "short", "{{service}} {{topic}}[{{partition}}]"),
+    ("Stuck partitions: seconds failing", "max by (service, topic, partition) (handoff_partition_stuck_seconds) > 0", "s", "{{service}} {{topic}}[{{partition}}]"),
+    ("Stuck partitions: failed attempts in a row", "max by (service, topic, partition) (handoff_partition_failed_attempts) > 0", "short", "{{service}} {{topic}}[{{partition}}]"),
     ("Redis round trip p99, by call", "histogram_quantile(0.99, sum by (le, call) (rate(handoff_redis_call_seconds_bucket[5m])))", "s", "{{call}}"),
     ("Batch size p50, by service", "histogram_quantile(0.5, sum by (le, service) (rate(handoff_batch_records_bucket[5m])))", "short", "{{service}}"),
     ("Operator API requests /s, by status", "sum by (status) (rate(handoff_api_requests_total[5m]))", "ops", "{{status}}"),

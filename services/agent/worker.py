@@ -30,7 +30,7 @@ from services.agent.domain import (
     settle,
 )
 from services.agent.store import FailureCounter
-from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain import AgentVersion
 from services.handoff.store import ModeStore
@@ -63,15 +63,15 @@ class AgentHandler:
         self._history_turns = history_turns
         self._concurrency = asyncio.Semaphore(concurrency)
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
-        outputs: list[list[Output]] = [[] for _ in records]
+    async def __call__(self, records: Sequence[Record]) -> Handled:
+        handled = [Handled() for _ in records]  # in input order, whatever order they finish in
         groups: dict[str, list[tuple[int, Record, RoutedMessage]]] = {}
         for i, record in enumerate(records):
             item = decode(record, RoutedMessage)
             if isinstance(item, RoutedMessage):
                 groups.setdefault(interaction_key(item.message), []).append((i, record, item))
             else:
-                outputs[i].append(output_for_dead_letter(self._topics.dead_letter, item))
+                handled[i].dead_letter(self._topics.dead_letter, item)
         agents = {(m.message.tenant_id, m.message.agent_id) for g in groups.values() for *_, m in g}
         published = dict(
             zip(agents, await asyncio.gather(*map(self._published, agents)), strict=True)
@@ -81,10 +81,13 @@ class AgentHandler:
             async with self._concurrency:
                 for i, record, routed in group:
                     version = published[(routed.message.tenant_id, routed.message.agent_id)]
-                    outputs[i] += await self._handle(record, routed, version)
+                    handled[i] = await self._handle(record, routed, version)
 
         await asyncio.gather(*(handle_group(g) for g in groups.values()))
-        return [output for each in outputs for output in each]
+        batch = Handled()
+        for each in handled:
+            batch.extend(each)
+        return batch
 
     async def _published(self, agent: tuple[str, str]) -> AgentVersion | None:
         versions, published = await self._store.agent_versions(*agent)
@@ -92,12 +95,13 @@ class AgentHandler:
 
     async def _handle(
         self, record: Record, routed: RoutedMessage, published: AgentVersion | None
-    ) -> list[Output]:
+    ) -> Handled:
         message = routed.message
         ikey = interaction_key(message)
+        handled = Handled()
         if routed.routing.mode != "ai":  # never routed here; a human has this user
             log.warning("not_ai_mode_skipped", interaction=ikey, event_id=message.event_id)
-            return []
+            return handled
         tool = can_hand_off(published, routed)
         turn = Turn(
             text=message.text,
@@ -108,7 +112,7 @@ class AgentHandler:
         )
         thought = settle(await self._brain.think(turn), tool)
         thought = await self._count(routed, thought, tool)
-        TURNS.labels(brain=self._brain.name, outcome=_outcome(thought)).inc()
+        handled.count(TURNS.labels(brain=self._brain.name, outcome=_outcome(thought)))
         log.info(
             "agent_decided",
             interaction=ikey,
@@ -121,8 +125,11 @@ class AgentHandler:
             assert published is not None  # `tool` is only True with a published version
             at = datetime.fromtimestamp(record.timestamp / 1000, UTC)  # the same on a replay
             command = command_for(routed, thought.reason, published, at)
-            return [Output.of(self._topics.commands, ikey, command)]
-        return [Output.of(self._topics.agent_replies, ikey, reply_for(routed, thought.text))]
+            handled.emit(Output.of(self._topics.commands, ikey, command))
+        else:
+            reply = reply_for(routed, thought.text)
+            handled.emit(Output.of(self._topics.agent_replies, ikey, reply))
+        return handled
 
     async def _count(self, routed: RoutedMessage, thought: Thought, tool: bool) -> Thought:
         """Repeated failed clarification; anonymous users are not counted (no handoff)."""

@@ -156,6 +156,14 @@ def redrive(
         try:
             for rec in chosen:
                 letter = rec.value or {}
+                if letter.get("raw_truncated") and value_file is None:
+                    # Only the value's start is here: sending it would make a new bad record.
+                    console.print(
+                        f"{rec.partition}:{rec.offset} not redriven: its raw is cut; the whole"
+                        f" record is {letter['source_topic']} {letter['partition']}:"
+                        f"{letter['offset']} (fix it, then --at with --value-file)"
+                    )
+                    continue
                 mark = f"{rec.partition}:{rec.offset}"
                 ledger = f"ho:dlq-redriven:{settings.topics.dead_letter}"
                 if not await state.redis.hsetnx(ledger, mark, str(time.time())) and not force:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -17,6 +18,7 @@ from services.common.settings import CommonSettings
 
 ASYNCAPI = resources.files("schemas").joinpath("asyncapi.json")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+StuckPartitions = Callable[[], list[dict[str, Any]]]
 # On every response of a page-serving app (the console, the web chat): never framed, never
 # sniffed, no Referer to wherever a link goes.
 SECURITY_HEADERS = [
@@ -66,9 +68,12 @@ def http_apps(
     port: int,
     readiness: ReadinessCheck,
     app: FastAPI | None = None,
+    stuck: StuckPartitions = list,
 ) -> list[Listener]:
     """The service's HTTP listeners. `app` (a new one when None) on `port` gets /healthz and
-    /readyz. /metrics and the documents (FastAPI's /docs, /redoc, /openapi.json, and
+    /readyz (not ready while a check fails or a consumed partition is stuck: its batch keeps
+    failing; /readyz names each stuck partition). /metrics and the documents (FastAPI's /docs,
+    /redoc, /openapi.json, and
     /asyncapi.json) go with it, or to a separate app on `ops_port` (an address the
     public cannot reach), or nowhere when `http_metrics` / `http_docs` are off."""
     main = app or FastAPI(title=f"handoff-{service}")
@@ -82,8 +87,8 @@ def http_apps(
         )
         host = settings.ops_host or settings.http_host
         listeners.append(Listener(ops, host, settings.ops_port))
-        _probes(ops, service, readiness)
-    _probes(main, service, readiness)
+        _probes(ops, service, readiness, stuck)
+    _probes(main, service, readiness, stuck)
     if settings.http_metrics:
         _metrics(ops)
     if settings.http_docs:
@@ -92,7 +97,7 @@ def http_apps(
     return listeners
 
 
-def _probes(app: FastAPI, service: str, readiness: ReadinessCheck) -> None:
+def _probes(app: FastAPI, service: str, readiness: ReadinessCheck, stuck: StuckPartitions) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
@@ -100,9 +105,10 @@ def _probes(app: FastAPI, service: str, readiness: ReadinessCheck) -> None:
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         checks = await readiness()
-        ready = all(checks.values())
+        stuck_now = stuck()
+        ready = all(checks.values()) and not stuck_now
         return JSONResponse(
-            {"ready": ready, "service": service, "checks": checks},
+            {"ready": ready, "service": service, "checks": checks, "stuck": stuck_now},
             status_code=200 if ready else 503,
         )
 

@@ -44,6 +44,16 @@ CONSUMER_LAG = Gauge(
     "Records behind the end of each consumed partition, after the last batch.",
     ["service", "topic", "partition"],
 )
+PARTITION_FAILED_ATTEMPTS = Gauge(
+    "handoff_partition_failed_attempts",
+    "Consecutive failed attempts at the batch holding each partition (0 once it commits).",
+    ["service", "topic", "partition"],
+)
+PARTITION_STUCK_SECONDS = Gauge(
+    "handoff_partition_stuck_seconds",
+    "Seconds a partition's batch has kept failing, as of its last attempt (0 once it commits).",
+    ["service", "topic", "partition"],
+)
 PICKUP_OVERDUE = Counter(
     "handoff_pickup_overdue_total",
     "Tickets still queued at their queue's pickup target (R18), announced once each.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from fastapi import FastAPI
@@ -22,6 +22,13 @@ class Worker(Protocol):
     async def start(self) -> None: ...
     async def run(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class PartitionWorker(Protocol):
+    """A worker of consumed partitions that can say which of them are stuck."""
+
+    def stuck_partitions(self) -> list[dict[str, Any]]: ...
 
 
 class Store(Protocol):
@@ -45,10 +52,13 @@ async def run_service(
     async def readiness() -> dict[str, bool]:
         return {"redis": await store.ping(), "workers": all(w.healthy for w in workers)}
 
+    def stuck() -> list[dict[str, Any]]:
+        return [p for w in workers if isinstance(w, PartitionWorker) for p in w.stuck_partitions()]
+
     try:
         for worker in workers:
             await worker.start()
-        listeners = http_apps(name, settings, port, readiness, app)
+        listeners = http_apps(name, settings, port, readiness, app, stuck)
         log.info("service_started", service=name, http_ports=[h.port for h in listeners])
         await run_until_first_exit(
             *(w.run() for w in workers),

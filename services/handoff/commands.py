@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import structlog
+from prometheus_client import Counter
 
 from schemas import (
     CommandRejected,
@@ -26,7 +27,7 @@ from schemas import (
     interaction_key,
 )
 from services.common import metrics
-from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain import (
     Authority,
@@ -67,6 +68,8 @@ class CommandResult:
     code: str  # "accepted" or a rejection code
     outputs: list[tuple[Role, str, str]]  # (role, key, JSON value)
     state_version: int | None = None
+    # The counters to add once the outputs are written: none for a replay or a duplicate.
+    counters: tuple[Counter, ...] = ()
 
     def to_outputs(self, topics: Topics) -> list[Output]:
         return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
@@ -192,14 +195,17 @@ class CommandService:
             if stored["status"] == "applied" and isinstance(decision, Transition):
                 await self._after_apply(command, decision)
             if stored["status"] == "duplicate":
-                metrics.DUPLICATES.labels(topic="handoff.commands").inc()
-                return CommandResult("duplicate", [])
+                duplicates = metrics.DUPLICATES.labels(topic="handoff.commands")
+                return CommandResult("duplicate", [], counters=(duplicates,))
             outputs = [(role, key, value) for role, key, value in stored["outputs"]]
-            result = CommandResult(stored["code"], outputs, stored.get("version"))
+            code = stored["code"]
+            counters: tuple[Counter, ...] = ()
             if stored["status"] == "applied":
-                metrics.COMMANDS.labels(result=result.code).inc()
-                if result.code == "accepted":
-                    metrics.MODE_CHANGES.labels(cause=command.source).inc()
+                counters = (metrics.COMMANDS.labels(result=code),)
+                if code == "accepted":
+                    counters += (metrics.MODE_CHANGES.labels(cause=command.source),)
+            result = CommandResult(code, outputs, stored.get("version"), counters)
+            if stored["status"] == "applied":
                 log.info(
                     "command_handled",
                     interaction=ikey,
@@ -441,14 +447,16 @@ class CommandConsumer:
     def topic_names(self) -> list[str]:
         return list(self._entries)
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
-        outputs: list[Output] = []
+    async def __call__(self, records: Sequence[Record]) -> Handled:
+        handled = Handled()
         for record in records:
             command = decode(record, HandoffCommand)
             if not isinstance(command, HandoffCommand):
-                outputs.append(output_for_dead_letter(self._topics.dead_letter, command))
+                handled.dead_letter(self._topics.dead_letter, command)
                 continue
             src = f"{record.topic}/{record.partition}/{record.offset}"
             result = await self._service.execute(command, src, self._entries[record.topic])
-            outputs += result.to_outputs(self._topics)
-        return outputs
+            handled.outputs += result.to_outputs(self._topics)
+            for counter in result.counters:
+                handled.count(counter)
+        return handled

@@ -221,6 +221,9 @@ class TicketActions:
         except TicketRefusedError as exc:
             self._count("resolve", exc.refusal.code)
             return exc.refusal
+        if result.code == "already_in_mode":  # back on AI meanwhile (idle timeout): closed
+            self._count("resolve", "ticket_closed")
+            return Refusal(409, "ticket_closed", "The user is back with the AI; the ticket closed.")
         if result.code != "accepted":
             self._count("resolve", result.code)
             return Refusal(409, result.code, "The interaction could not return to the AI.")

@@ -44,6 +44,7 @@ log = structlog.get_logger()
 # the entry of a new ticket is written just before the step that creates it.
 INDEX_GRACE_MS = 60_000
 PICKUPS_KEPT_MS = 24 * 3600 * 1000
+TICKET_KEEP_MS = 30 * 24 * 3600 * 1000  # an ended ticket's hash and history (as handoff.lua)
 Outputs = list[tuple[str, str, str]]  # (role, key, value JSON): see commands.Role
 
 
@@ -193,10 +194,49 @@ class TicketStore(StateClient):
         [raw] = await self._pipeline("ticket_step", [call])
         return str(json.loads(raw)["status"])
 
+    async def restore_ticket(
+        self, ticket: Ticket, ids_json: str, changes: Sequence[str], pickup_due_ms: int | None
+    ) -> bool:
+        """Writes a ticket rebuilt from its TicketChanged events (oldest first), if Redis has
+        none (`handoffctl state rebuild`); False: it had one."""
+        tag = _tag_of(ticket.ticket_id)
+        assert tag is not None
+        key = ticket_key(tag, ticket.ticket_id)
+        if await self.redis.exists(key):
+            return False
+        history = ticket_history_key(tag, ticket.ticket_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=cast(Any, {**ticket.to_redis(), "ids": ids_json}))
+            pipe.delete(history)
+            for change in changes:
+                pipe.lpush(history, change)  # newest first, as the steps push them
+            if ticket.open:
+                pipe.zadd(shard_tickets_key(tag), {ticket.ticket_id: ticket.created_at_ms})
+                pipe.zadd(
+                    queue_tickets_key(ticket.tenant_id, ticket.queue),
+                    {ticket.ticket_id: ticket.created_at_ms},
+                )
+                if pickup_due_ms is not None:
+                    pipe.zadd(pickup_key(tag), {ticket.ticket_id: pickup_due_ms})
+            else:
+                pipe.pexpire(key, TICKET_KEEP_MS)
+                pipe.pexpire(history, TICKET_KEEP_MS)
+            await pipe.execute()
+        return True
+
     # The queue index (cross-slot, self-healing) ----------------------------------------------
 
     async def index_ticket(self, tenant_id: str, queue: str, ticket_id: str, at_ms: int) -> None:
         await self.redis.zadd(queue_tickets_key(tenant_id, queue), {ticket_id: at_ms})
+
+    async def index_tickets(self, tickets: Sequence[Ticket]) -> None:
+        """Re-adds open tickets to their queues' indexes (the waiting sweep's repair)."""
+        if not tickets:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for t in tickets:
+                pipe.zadd(queue_tickets_key(t.tenant_id, t.queue), {t.ticket_id: t.created_at_ms})
+            await pipe.execute()
 
     async def unindex_ticket(self, tenant_id: str, queue: str, ticket_id: str) -> None:
         await self.redis.zrem(queue_tickets_key(tenant_id, queue), ticket_id)

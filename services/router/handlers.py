@@ -1,19 +1,19 @@
 """Batch handlers of the router: chat.inbound (routing) and agent.replies (the reply gate).
 
-Each handler turns one polled batch into the records to produce; the TransactionalProcessor
-commits them with the batch's offsets. Redis is asked once per batch (a pipeline).
+Each handler turns one polled batch into the records to produce (and what to count once they
+are committed); the TransactionalProcessor commits them with the batch's offsets. Redis is
+asked once per batch (a pipeline).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import structlog
 
 from schemas import AgentReply, UserMessage, interaction_key
 from services.common import metrics
-from services.common.kafka import Output, Record, decode, output_for_dead_letter
+from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.client import GateRequest, RouteRequest, StateClient
 from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_message, user_turn
@@ -41,29 +41,28 @@ class InboundRouter:
         self._state = state
         self._topics = topics
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+    async def __call__(self, records: Sequence[Record]) -> Handled:
         decoded = [(r, decode(r, UserMessage)) for r in records]
         messages = [(r, m) for r, m in decoded if isinstance(m, UserMessage)]
         requests = [route_request(r, m) for r, m in messages]
         decisions = await self._state.route_batch(requests) if requests else []
         answered = iter(zip(requests, decisions, strict=True))
-        outputs = []
-        routed: Counter[str] = Counter()
+        handled = Handled()
         for record, item in decoded:
             if not isinstance(item, UserMessage):
-                outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
+                handled.dead_letter(self._topics.dead_letter, item)
                 continue
             request, decision = next(answered)
             ikey = request.ikey
             if decision.status == "duplicate":
-                metrics.DUPLICATES.labels(topic=record.topic).inc()
+                handled.count(metrics.DUPLICATES.labels(topic=record.topic))
                 log.info("duplicate_dropped", interaction=ikey, event_id=item.event_id)
                 continue
             topic = (
                 self._topics.human_queue if decision.mode == "human" else self._topics.ai_requests
             )
-            outputs.append(Output.of(topic, ikey, routed_message(item, decision)))
-            routed[decision.mode] += 1
+            handled.emit(Output.of(topic, ikey, routed_message(item, decision)))
+            handled.count(metrics.MESSAGES_ROUTED.labels(mode=decision.mode))
             log.debug(
                 "routed",
                 interaction=ikey,
@@ -72,9 +71,7 @@ class InboundRouter:
                 state_version=decision.version,
                 replay=decision.status == "replay",
             )
-        for mode, count in routed.items():
-            metrics.MESSAGES_ROUTED.labels(mode=mode).inc(count)
-        return outputs
+        return handled
 
 
 class ReplyGate:
@@ -82,7 +79,7 @@ class ReplyGate:
         self._state = state
         self._topics = topics
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
+    async def __call__(self, records: Sequence[Record]) -> Handled:
         decoded = [(r, decode(r, AgentReply)) for r in records]
         replies = [(r, m) for r, m in decoded if isinstance(m, AgentReply)]
         requests = [
@@ -98,22 +95,22 @@ class ReplyGate:
         ]
         verdicts = await self._state.gate_batch(requests) if requests else []
         answered = iter(zip(requests, verdicts, strict=True))
-        outputs = []
+        handled = Handled()
         for record, item in decoded:
             if not isinstance(item, AgentReply):
-                outputs.append(output_for_dead_letter(self._topics.dead_letter, item))
+                handled.dead_letter(self._topics.dead_letter, item)
                 continue
             request, verdict = next(answered)
             ikey = request.ikey
             if verdict.status == "duplicate":
-                metrics.DUPLICATES.labels(topic=record.topic).inc()
+                handled.count(metrics.DUPLICATES.labels(topic=record.topic))
                 continue
             if verdict.forwarded:
-                outputs.append(
+                handled.emit(
                     Output.of(self._topics.outbound, ikey, forwarded_reply(item, record.timestamp))
                 )
             if verdict.status == "decided":
-                metrics.REPLIES.labels(verdict=verdict.verdict).inc()
+                handled.count(metrics.REPLIES.labels(verdict=verdict.verdict))
                 log.log(
                     20 if verdict.forwarded else 30,
                     "reply_gated",
@@ -124,4 +121,4 @@ class ReplyGate:
                     reply_version=item.state_version,
                     current_version=verdict.current_version,
                 )
-        return outputs
+        return handled

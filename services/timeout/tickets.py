@@ -44,6 +44,9 @@ from services.handoff.waiting import QueueStatus, queue_status
 from services.timeout.settings import TimeoutSettings
 
 log = structlog.get_logger()
+# Open tickets per shard the waiting sweep places each time (oldest handoff first): with 64
+# shards, 32,000 waiting users are told of a better place; those further back are not.
+WAITING_PER_SHARD = 500
 
 
 class TicketSweeps:
@@ -60,7 +63,7 @@ class TicketSweeps:
         written = await self._pickups(shards, now, limit)
         if now >= self._next_waiting_ms:
             self._next_waiting_ms = now + self._settings.waiting_sweep_ms
-            written += await self._waiting(shards, now, limit)
+            written += await self._waiting(shards, now, WAITING_PER_SHARD)
         return written
 
     async def _status(
@@ -136,10 +139,7 @@ class TicketSweeps:
         sent = 0
         cache: dict[tuple[str, str], QueueStatus] = {}
         tickets = await self._store.shard_open_tickets(shards, limit)
-        for ticket in tickets:  # repair: every open ticket is in its queue's index
-            await self._store.index_ticket(
-                ticket.tenant_id, ticket.queue, ticket.ticket_id, ticket.created_at_ms
-            )
+        await self._store.index_tickets(tickets)  # repair: every open ticket in its queue's index
         for ticket in tickets:
             if ticket.status != "queued":
                 continue

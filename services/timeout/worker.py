@@ -31,7 +31,12 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from services.common import metrics
-from services.common.kafka import MAX_VALUE_BYTES, Output, WaitForBatch, send_idempotent
+from services.common.kafka import (
+    BROKER_MAX_MESSAGE_BYTES,
+    Output,
+    WaitForBatch,
+    send_idempotent,
+)
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -52,7 +57,7 @@ class TimeoutWorker:
             bootstrap_servers=settings.kafka_bootstrap,
             transactional_id=settings.transactional_id("timeout"),
             transaction_timeout_ms=settings.transaction_timeout_ms,
-            max_request_size=2 * MAX_VALUE_BYTES,
+            max_request_size=BROKER_MAX_MESSAGE_BYTES,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,

@@ -13,6 +13,7 @@ from services.handoff.domain import derived_id
 from tests.e2e.conftest import Stack
 from tests.support.events import Who, key_of
 from tests.support.sandbox import NOTICE, publish_agent
+from tests.support.tickets import publish_queues_agent
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,7 @@ async def test_agent_hands_off_when_the_user_asks_for_a_person(stack: Stack, ten
     assert [turn["text"] for turn in ticket["transcript"]][-3:] == [
         bus.on(t.outbound, of(who, "outbound_message", sender="ai"))[0]["text"],
         "I want to talk to a person",
-        NOTICE,
+        notice["text"],
     ]
     # The reply would have been in the agent's transaction with the command: there is none.
     assert not bus.on(t.agent_replies, of(who, "agent_reply", in_reply_to=ask["event_id"]))
@@ -188,3 +189,20 @@ async def test_three_unanswered_turns_in_a_row_hand_off(stack: Stack, tenant: st
     [command] = await bus.wait_for(t.commands, of(who, "handoff_command"))
     assert command["reason"] == STUCK_REASON.format(n=3)
     await bus.wait_for(t.events, of(who, "mode_changed", to_mode="human"))
+
+
+async def test_agent_hands_billing_trouble_to_the_billing_queue(stack: Stack, tenant: str) -> None:
+    """R14: the reference agent picks the queue by the reason, among its version's queues."""
+    t, bus = stack.bus.topics, stack.bus
+    who, other = Who(tenant, "support"), Who(tenant, "support", user="bob")
+    await publish_queues_agent(stack.store, who, queues=("default", "billing"))
+
+    await say(stack, who, "I was charged twice for my order!")
+    await say(stack, other, "I want to talk to a person")
+
+    [billing] = await bus.wait_for(t.commands, of(who, "handoff_command"))
+    [plain] = await bus.wait_for(t.commands, of(other, "handoff_command"))
+    assert (billing["queue"], plain["queue"]) == ("billing", None)
+    [opened] = await bus.wait_for(t.events, of(who, "ticket_changed"))
+    [default] = await bus.wait_for(t.events, of(other, "ticket_changed"))
+    assert (opened["queue"], default["queue"]) == ("billing", "default")

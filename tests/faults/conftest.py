@@ -18,6 +18,7 @@ Stack = tuple[Sandbox, Bus, ModeStore]
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    with local_stack(tmp_path, {"message.max.bytes": "4194304"}) as servers:
+    # Kafka's default limits (message.max.bytes 1,048,588), as `make run` and compose have.
+    with local_stack(tmp_path) as servers:
         async with opened(Sandbox(servers.kafka, servers.redis, tmp_path / "services")) as box:
             yield box

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.handoff.store import ModeStore
 from tests.integration.test_rules import hand_off, route
@@ -222,3 +223,34 @@ async def test_desk_reply_from_the_terminal_is_audited(
         "operator:desk-lee",
         "handoffctl",
     )
+
+
+async def test_a_dead_letter_with_its_raw_cut_is_not_redriven_without_a_fixed_value(
+    bus: Bus, env: dict[str, str], tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    big = who.message("x" * (3 << 20))  # too_large: its dead letter keeps the start only
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bus.bootstrap, compression_type="gzip", max_request_size=8 << 20
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            bus.topics.inbound, json.dumps(big).encode(), key=who.key.encode()
+        )
+    finally:
+        await producer.stop()
+    [letter] = await bus.wait_for(bus.topics.dead_letter, lambda v: v.get("key") == who.key)
+    position = next(
+        f"{s.partition}:{s.offset}"
+        for s in bus.records
+        if s.topic == bus.topics.dead_letter and s.value == letter
+    )
+
+    shown = json.loads((await handoffctl(env, "dlq", "show", position)).stdout)
+    refused = await handoffctl(env, "dlq", "redrive", "--at", position, check=False)
+
+    assert (shown["raw_truncated"], shown["raw_size"]) == (True, len(json.dumps(big)))
+    assert refused.returncode == 1 and "its raw is cut" in refused.stdout
+    original = f"{letter['source_topic']} {letter['partition']}:{letter['offset']}"
+    assert original in refused.stdout and "0 redriven" in refused.stdout

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.handoff.keys import queues_key
 from services.handoff.store import ModeStore
 from tests.api.helpers import make_token
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.sandbox import wait_until
 from tests.support.tickets import (
     hand_off,
     of,
@@ -129,3 +131,20 @@ async def test_r14_an_idle_timeout_closes_the_ticket_once(
     await bus.send(bus.topics.inbound, message, key=who.key)
     await bus.wait_routed(message["event_id"])
     assert len(bus.on(bus.topics.events, of(who, "ticket_changed", status="closed"))) == 1
+
+
+async def test_r14_a_lost_queue_index_entry_is_repaired_by_the_sweep(
+    bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    await publish_queues_agent(store, who)
+    opened = await hand_off(bus, who)
+    # As if the process died between the ticket's step and its index write.
+    await store.unindex_ticket(tenant, "default", opened["ticket_id"])
+    now = await store.redis_now_ms(queues_key(tenant))
+
+    async def listed() -> bool:
+        found = await store.queue_tickets(tenant, "default", now)
+        return [t.ticket_id for t in found] == [opened["ticket_id"]]
+
+    await wait_until(listed, 20, "the waiting sweep to re-index the ticket")

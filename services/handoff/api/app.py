@@ -105,7 +105,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         }
     if "/readyz" in paths:
         paths["/readyz"]["get"]["responses"]["503"] = {
-            "description": "Not ready: the checks say which dependency is down.",
+            "description": "Not ready: `checks` say which dependency is down, `stuck` which"
+            " consumed partition keeps failing.",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
     app.openapi_schema = doc

@@ -184,6 +184,8 @@ async def switch_mode(
         audit=lambda code: audit(operator, "mode_switch", ikey, ikey, code, command_id),
     )
     check_reuse(result.code, call)
+    for counter in result.counters:  # counted once stored with its records (the outbox)
+        counter.inc()
     response.headers["Idempotency-Key"] = key
     events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
     changed = next((e for e in events if e.get("type") == "mode_changed"), None)
