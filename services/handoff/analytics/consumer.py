@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from schemas import ModeChanged, OutboundMessage, TicketChanged, interaction_key
 from schemas.events import Model
-from services.common.kafka import Output, Record, dead_letter, output_for_dead_letter
+from services.common.kafka import Handled, Record, dead_letter
 from services.common.settings import Topics
 from services.handoff.analytics.domain import (
     Count,
@@ -100,11 +100,11 @@ class AnalyticsConsumer:
             topics.outbound: {"outbound_message": OutboundMessage},
         }
 
-    async def __call__(self, records: Sequence[Record]) -> list[Output]:
-        outputs: list[Output] = []
+    async def __call__(self, records: Sequence[Record]) -> Handled:
+        handled = Handled()
         journeys: dict[tuple[str, str], Journey] = {}  # as applied in this batch
         for record in records:
-            model = self._decode(record, outputs)
+            model = self._decode(record, handled)
             found = _fact(model) if model is not None else None
             if found is None:
                 continue
@@ -115,13 +115,15 @@ class AnalyticsConsumer:
             step = fold(journey, fact)
             if await self._store.apply_once(tenant, marker, ikey, step.journey, step.effects):
                 journeys[(tenant, ikey)] = step.journey
+                # Observed now, not at the commit: the Redis step just applied happens once
+                # per record whatever becomes of this batch, and so does this.
                 _observe(tenant, step.effects)
             else:
                 SKIPPED.inc()
                 journeys.pop((tenant, ikey), None)  # unchanged by this record: read it again
-        return outputs
+        return handled
 
-    def _decode(self, record: Record, outputs: list[Output]) -> Model | None:
+    def _decode(self, record: Record, handled: Handled) -> Model | None:
         """The record as one of the models the analytics read; None for any other record
         (other types share these topics). A record of one of those types that does not
         validate is dead-lettered with the reason: it cannot be counted."""
@@ -141,8 +143,9 @@ class AnalyticsConsumer:
                 f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
                 for e in exc.errors()
             )
-            letter = dead_letter(record, "schema_invalid", detail)
-            outputs.append(output_for_dead_letter(self._topics.dead_letter, letter))
+            handled.dead_letter(
+                self._topics.dead_letter, dead_letter(record, "schema_invalid", detail)
+            )
             return None
 
 
