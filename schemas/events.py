@@ -102,6 +102,34 @@ class UserMessage(InteractionIds, Event):
     sent_at: Timestamp
 
 
+class TranscriptTurn(Model):
+    """One recorded turn of an interaction, attachments kept on the turn they came with."""
+
+    event_id: EventId
+    conversation_id: EventId | None = None
+    role: Literal["user", "ai", "system", "human"]
+    text: Text
+    attachments: list[Attachment] = []
+    at: Timestamp
+
+
+class ReturnContext(Model):
+    """What happened while a person had the user (R20), on the first message to the AI after
+    a human stretch: the handoff's `reason`, who handled it (`handled_by`: the ticket's
+    assignee, a teammate id, or null; `handled_by_name` their display name), the
+    `resolution_note` of a resolve (or null), the stretch's last `turns` (oldest first,
+    capped) and `ended_by`: the cause of the return (`operator` for a switch or a resolve,
+    `timeout` for the idle timeout or a pickup fallback)."""
+
+    ticket_id: str | None = None
+    reason: str = ""
+    handled_by: str | None = None
+    handled_by_name: str | None = None
+    resolution_note: str | None = None
+    turns: list[TranscriptTurn] = []
+    ended_by: Cause
+
+
 class Routing(Model):
     mode: Mode
     cause: Cause | None
@@ -112,23 +140,14 @@ class Routing(Model):
     # R14: the interaction's open ticket and its queue, in human mode; null on AI.
     ticket_id: EventId | None = None
     queue: Id | None = None
+    # Only on the first message routed to the AI after a human stretch (R20), once.
+    context: ReturnContext | None = None
 
 
 class RoutedMessage(Event):
     type: Literal["routed_message"] = "routed_message"
     message: UserMessage
     routing: Routing
-
-
-class TranscriptTurn(Model):
-    """One recorded turn of an interaction, attachments kept on the turn they came with."""
-
-    event_id: EventId
-    conversation_id: EventId | None = None
-    role: Literal["user", "ai", "system", "human"]
-    text: Text
-    attachments: list[Attachment] = []
-    at: Timestamp
 
 
 class HandoffTicket(InteractionIds, Event):
@@ -284,6 +303,7 @@ class OperatorAction(Event):
         "agent_apply",
         "agent_publish",
         "desk_reply",
+        "idle_extend",
         "queue_update",
         "ticket_claim",
         "ticket_assign",

@@ -15,6 +15,7 @@ from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
+from services.handoff.replies import ExternalReplies
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
 from services.handoff.ticket_actions import TicketActions
@@ -40,6 +41,10 @@ async def main() -> None:
     tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
+    # R19: teammates' replies external desks send straight to chat.outbound (replies.py).
+    replies = TransactionalProcessor(
+        settings, "desk-replies", [settings.topics.outbound], ExternalReplies(store)
+    )
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
@@ -58,7 +63,7 @@ async def main() -> None:
         settings,
         settings.handoff_http_port,
         store,
-        [desk, processor, analytics],
+        [desk, processor, replies, analytics],
         app=app,
     )
 

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import Id
 from services.handoff.api.models import HandoffSettingsBody
-from services.handoff.domain import DEFAULT_NOTICE, HandoffConfig
+from services.handoff.domain import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore, UnknownVersionError
 
@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--instructions", default="")
             p.add_argument("--notice", default=DEFAULT_NOTICE)
             p.add_argument(
+                "--return-notice",
+                default=DEFAULT_RETURN_NOTICE,
+                help="what the user is told when the conversation returns to the AI",
+            )
+            p.add_argument(
                 "--queue",
                 action="append",
                 default=[],
@@ -51,7 +56,6 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--announce-teammate", action="store_true", help="tell the user who took it"
             )
-            p.add_argument("--return-notice", default="")
             p.add_argument("--publish", action="store_true", help="publish it right away")
         if name == "publish":
             p.add_argument("--version", type=int, required=True)
@@ -59,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def validate_config(
-    enabled: bool, idle: int | None, instructions: str, notice: str, **more: Any
+    enabled: bool,
+    idle: int | None,
+    instructions: str,
+    notice: str,
+    return_notice: str = DEFAULT_RETURN_NOTICE,
+    **more: Any,
 ) -> HandoffConfig:
     """The operator API's validation (HandoffSettingsBody): one set of rules for both.
 
@@ -70,6 +79,7 @@ def validate_config(
             idle_timeout_minutes=idle,
             instructions=instructions,
             notice_text=notice,
+            return_notice_text=return_notice,
             **more,
         )
     except ValidationError as exc:
@@ -90,11 +100,11 @@ async def run(args: argparse.Namespace) -> int:
                 args.idle_timeout,
                 args.instructions,
                 args.notice,
+                args.return_notice,
                 queues=args.queues,
                 out_of_hours=args.out_of_hours,
                 waiting_notice_text=args.waiting_notice,
                 announce_teammate=args.announce_teammate,
-                return_notice_text=args.return_notice,
             )
             now = datetime.now(UTC).isoformat()
             n = await store.apply_agent_version(args.tenant, args.agent, config, now, by)

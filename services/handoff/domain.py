@@ -23,6 +23,7 @@ IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every de
 DEFAULT_NOTICE = (
     "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
 )
+DEFAULT_RETURN_NOTICE = "You're back with the assistant. Our teammate has stepped out of this chat."
 
 
 def derived_id(*parts: object) -> str:
@@ -56,8 +57,8 @@ class HandoffConfig:
     waiting_notice_text: str = ""
     # R15: tell the user the teammate's display name when a teammate takes the ticket.
     announce_teammate: bool = False
-    # R20: what the user is told when the AI takes them back (empty: the built-in text).
-    return_notice_text: str = ""
+    # R20: what the user is told whenever the conversation returns to the AI.
+    return_notice_text: str = DEFAULT_RETURN_NOTICE
 
     def __post_init__(self) -> None:
         # Stored versions hold JSON lists; the config is frozen, so it keeps a tuple.
@@ -86,9 +87,11 @@ class ModeState:
     human_since_ms: int | None = None
     version: int = 0
     command_id: str | None = None
-    # R14: the interaction's latest ticket and its queue (kept after the return to AI, so
-    # the way back can name the ticket; routing shows them in human mode only).
+    # R20, set when human mode starts: the return notice in force (the version may change
+    # before the return, and the Lua revert reads no agent version) and the ticket's id.
+    return_notice: str = ""
     ticket_id: str | None = None
+    # R14: the ticket's queue, in human mode (transfers move it).
     queue: str | None = None
 
     @classmethod
@@ -110,6 +113,7 @@ class ModeState:
             human_since_ms=opt_int("human_since"),
             version=int(raw.get("version", "0") or 0),
             command_id=raw.get("command_id") or None,
+            return_notice=raw.get("return_notice", ""),
             ticket_id=raw.get("ticket_id") or None,
             queue=raw.get("queue") or None,
         )
@@ -129,6 +133,7 @@ class ModeState:
             "human_since": s(self.human_since_ms),
             "version": str(self.version),
             "command_id": s(self.command_id),
+            "return_notice": self.return_notice,
             "ticket_id": s(self.ticket_id),
             "queue": s(self.queue),
         }
@@ -212,7 +217,8 @@ def plan_transition(
     to_mode: Mode = "human" if command.action == "to_human" else "ai"
     if state.mode == to_mode:
         return Rejection("already_in_mode", f"The interaction is already in {to_mode} mode.")
-    idle = idle_timeout_ms(command, published, minute_ms) if to_mode == "human" else None
+    human = to_mode == "human"
+    idle = idle_timeout_ms(command, published, minute_ms) if human else None
     after = ModeState(
         mode=to_mode,
         cause=command.source,
@@ -221,11 +227,12 @@ def plan_transition(
         changed_at_ms=now_ms,
         expires_at_ms=now_ms + idle if idle else None,
         idle_ms=idle,
-        human_since_ms=now_ms if to_mode == "human" else None,
+        human_since_ms=now_ms if human else None,
         version=state.version + 1,
         command_id=command.command_id,
-        ticket_id=state.ticket_id,  # a to_human opens a new ticket (commands.py)
-        queue=state.queue,
+        return_notice=return_notice_text(published) if human else "",
+        # A to_human's ticket (and its queue) is the one commands.py opens for it.
+        ticket_id=ticket_id_of(command.command_id) if human else None,
     )
     return Transition(state, after, derived_id("mode_changed", command.command_id, after.version))
 
@@ -234,3 +241,20 @@ def notice_text(published: AgentVersion | None) -> str:
     if published is None or not published.handoff.notice_text.strip():
         return DEFAULT_NOTICE
     return published.handoff.notice_text
+
+
+def return_notice_text(published: AgentVersion | None) -> str:
+    if published is None or not published.handoff.return_notice_text.strip():
+        return DEFAULT_RETURN_NOTICE
+    return published.handoff.return_notice_text
+
+
+def return_notice_of(state: ModeState) -> str:
+    """R20: the return notice captured when this human stretch began (the default for a
+    stretch begun before the text was captured)."""
+    return state.return_notice or DEFAULT_RETURN_NOTICE
+
+
+def ticket_id_of(command_id: str) -> str:
+    """The id of the ticket a to_human command opens."""
+    return derived_id("ticket", command_id)

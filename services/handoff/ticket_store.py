@@ -190,6 +190,7 @@ class TicketStore(StateClient):
             tag, ticket.ticket_id, ticket.version, json.dumps(changed), change_json,
             json.dumps(outputs), str(after.created_at_ms) if after.open else "",
             "" if pickup_due_ms is None else pickup_due_ms, self.limits.history_cap,
+            self.limits.transcript_cap,
         )  # fmt: skip
         [raw] = await self._pipeline("ticket_step", [call])
         return str(json.loads(raw)["status"])
@@ -347,6 +348,7 @@ class TicketStore(StateClient):
             "FCALL", "ho_pickup_fire", 2, pickup_key(tag), outbox_key(tag),
             tag, ticket.ticket_id, ticket.version, json.dumps(fields), change_json,
             json.dumps(outputs), "1" if back_to_ai else "0", reason, self.limits.history_cap,
+            self.limits.transcript_cap,
         )  # fmt: skip
         [result] = await self._pipeline("pickup_fire", [call])
         return str(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas import (
     AgentReply,
     OutboundMessage,
+    ReturnContext,
     RoutedMessage,
     Routing,
     TranscriptTurn,
@@ -44,6 +45,7 @@ def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessa
             expires_at=optional_at_ms(decision.expires_at_ms),
             ticket_id=decision.ticket_id if decision.mode == "human" else None,
             queue=decision.queue if decision.mode == "human" else None,
+            context=ReturnContext.model_validate(decision.context) if decision.context else None,
         ),
     )
 

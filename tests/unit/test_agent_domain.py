@@ -8,18 +8,20 @@ from typing import Any
 
 import pytest
 
-from schemas import RoutedMessage, Routing
+from schemas import ReturnContext, RoutedMessage, Routing, TranscriptTurn
 from services.agent.domain import (
     EMPTY_ANSWER,
     NO_HANDOFF_ANSWER,
     STUCK_REASON,
     Answer,
     Handoff,
+    Resumed,
     after_failures,
     can_hand_off,
     command_for,
     one_sentence,
     reply_for,
+    resumed_of,
     settle,
 )
 from services.handoff.domain import AgentVersion, HandoffConfig
@@ -132,3 +134,24 @@ def test_the_handoff_goes_to_billing_for_billing_words_when_the_version_lists_it
     assert command_for(routed(), "The user asked for a person.", both, AT).queue is None
     assert command_for(routed(), billing, only_default, AT).queue is None
     assert command_for(routed(), "Cardigan sizes are confusing.", both, AT).queue is None
+
+
+def test_resumed_of_the_routing_context() -> None:  # R20
+    assert resumed_of(None) is None
+    turn = TranscriptTurn(event_id="h-1", role="human", text="Refunded.", at=AT)
+    context = ReturnContext(
+        ticket_id="tk-1",
+        reason="Double charge.",
+        handled_by="jane",
+        handled_by_name=" Jane ",
+        resolution_note="",
+        turns=[turn],
+        ended_by="timeout",
+    )
+    assert resumed_of(context) == Resumed(
+        reason="Double charge.",
+        teammate="Jane",
+        resolution_note=None,
+        ended_by="timeout",
+        turns=(("human", "Refunded."),),
+    )

@@ -29,6 +29,7 @@ from schemas.events import (
 )
 from services.handoff.domain import (
     DEFAULT_NOTICE,
+    DEFAULT_RETURN_NOTICE,
     AgentVersion,
     HandoffConfig,
     ModeState,
@@ -245,10 +246,13 @@ class HandoffSettingsBody(Body):
         description="Tell the user the teammate's display name when a teammate takes the "
         "ticket (R15).",
     )
-    return_notice_text: Annotated[str, Field(max_length=1000)] = Field(
-        default="",
-        description="What the user is told when the AI takes them back (R20); empty: the "
-        "built-in text.",
+    return_notice_text: Annotated[
+        str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
+    ] = Field(
+        default=DEFAULT_RETURN_NOTICE,
+        description="What the user is told whenever the conversation returns to the AI "
+        "(operator switch, resolve, idle timeout, pickup fallback). The text in force when "
+        "human mode starts is the one sent at its end (R20).",
     )
 
     @field_validator("queues")
@@ -260,15 +264,15 @@ class HandoffSettingsBody(Body):
 
     def to_config(self) -> HandoffConfig:
         return HandoffConfig(
-            self.enabled,
-            self.idle_timeout_minutes,
-            self.instructions,
-            self.notice_text,
-            tuple(self.queues),
-            self.out_of_hours,
-            self.waiting_notice_text,
-            self.announce_teammate,
-            self.return_notice_text,
+            enabled=self.enabled,
+            idle_timeout_minutes=self.idle_timeout_minutes,
+            instructions=self.instructions,
+            notice_text=self.notice_text,
+            queues=tuple(self.queues),
+            out_of_hours=self.out_of_hours,
+            waiting_notice_text=self.waiting_notice_text,
+            announce_teammate=self.announce_teammate,
+            return_notice_text=self.return_notice_text,
         )
 
 
@@ -328,6 +332,23 @@ class DeskReplySent(Out):
     event_id: str
     conversation_id: str | None
     sent_at: datetime
+    expires_at: datetime | None = Field(
+        description="The idle expiry after this reply (a teammate's reply moves it, R19); "
+        "null: no idle timeout."
+    )
+
+
+class IdleExtend(Body):
+    minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
+        default=None,
+        description="Human mode lasts at least this many minutes from now; default: the "
+        "interaction's idle timeout. Never shortens the current expiry.",
+    )
+
+
+class IdleExtended(Out):
+    expires_at: datetime = Field(description="The idle expiry now.")
+    state_version: int
 
 
 class DeskTicket(Out):
