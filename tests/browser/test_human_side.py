@@ -20,6 +20,7 @@ from tests.browser.conftest import shot
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
 from tests.support.bus import Bus
 from tests.support.events import Who
+from tests.support.sandbox import redis_now_ms
 from tests.support.tickets import hand_off, publish_queues_agent
 
 pytestmark = pytest.mark.integration
@@ -204,7 +205,8 @@ async def test_desk_warns_a_minute_before_the_idle_return(
     page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
 ) -> None:
     """An idle timeout of 80 minutes of one second each (the tests' minute): the warning
-    shows once a (real) minute is left, with a live countdown and Extend."""
+    shows once a (real) minute is left, with a live countdown; Extend (R19, audited) moves
+    the expiry a whole timeout ahead and the warning goes."""
     who = Who(tenant, "support", user="gina")
     await publish_queues_agent(store, who, idle_timeout_minutes=80)
     await sign_in(page, "editor", hash="#/desk")
@@ -216,6 +218,23 @@ async def test_desk_warns_a_minute_before_the_idle_return(
     await expect(warning.locator(".countdown")).to_have_text(re.compile(r"^00:[0-5]\d$"))
     await expect(warning.locator("#extend")).to_be_visible()
     await shot(page, "desk-idle-warning")
+    before = (await store.read_state(who.key)).expires_at_ms
+    await warning.locator("#extend").click()
+    await expect(page.locator(".toast-success")).to_contain_text("Extended")
+    await expect(warning).to_have_count(0)
+    after = (await store.read_state(who.key)).expires_at_ms
+    now = await redis_now_ms(store)
+    assert before is not None and after is not None and after > before
+    assert after - now > 70_000  # a whole timeout (80 s) from the click again
+    [audit] = await bus.wait_for(
+        bus.topics.events,
+        lambda v: (
+            v.get("type") == "operator_action"
+            and v.get("action") == "idle_extend"
+            and v.get("tenant_id") == tenant
+        ),
+    )
+    assert audit["actor"] == "operator:jane"
 
 
 async def test_desk_transfers_releases_and_assigns_a_ticket(
