@@ -7,6 +7,8 @@ import asyncio
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
+from services.handoff.analytics.consumer import AnalyticsConsumer
+from services.handoff.analytics.store import AnalyticsStore, limits_of
 from services.handoff.api.app import create_app
 from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
@@ -46,13 +48,22 @@ async def main() -> None:
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
+    analytics = TransactionalProcessor(
+        settings,
+        "analytics",
+        [settings.topics.events, settings.topics.outbound],
+        AnalyticsConsumer(
+            AnalyticsStore(store.redis, limits_of(settings, settings.analytics_retention_days)),
+            settings.topics,
+        ),
+    )
     app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
     await run_service(
         "handoff",
         settings,
         settings.handoff_http_port,
         store,
-        [desk, processor, replies],
+        [desk, processor, replies, analytics],
         app=app,
     )
 

@@ -44,3 +44,7 @@ class HandoffSettings(TicketSettings):
     desk_max_tickets: int = 200
     desk_client_buffer: int = 1000
     desk_heartbeat_seconds: float = 15.0
+    # Analytics (R21): how long hour buckets (and each interaction's journey) are kept, and
+    # the longest range `GET /v1/tenants/{t}/analytics` answers.
+    analytics_retention_days: float = 35.0
+    analytics_max_range_days: int = 31
