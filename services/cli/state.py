@@ -53,7 +53,7 @@ from services.handoff.domain import (
 )
 from services.handoff.events import change_record, outbound_turn
 from services.handoff.store import ApplyRequest, ModeStore
-from services.handoff.tickets import Ticket
+from services.handoff.tickets import Ticket, pickup_due_ms
 from services.router.domain import is_stateless, user_turn
 
 app = typer.Typer(help="The mode state in Redis.", no_args_is_help=True)
@@ -133,8 +133,9 @@ async def restore_tickets(store: ModeStore, log: Log, minute_ms: int) -> int:
         due = None
         if ticket.status == "queued" and not ticket.pickup_overdue:
             record = await store.queue(ticket.tenant_id, ticket.queue)
-            if record and record.settings.pickup_minutes:
-                due = ticket.queued_at_ms + record.settings.pickup_minutes * minute_ms
+            if record is not None:
+                queued = ticket.queued_at_ms
+                due = pickup_due_ms(record.settings, queued, queued, minute_ms)
         ids = changes[0].model_dump(mode="json", include={"tenant_id", "agent_id", "user"})
         history = [c.model_dump_json() for c in changes]
         written += await store.restore_ticket(ticket, json.dumps(ids), history, due)

@@ -50,6 +50,7 @@ from services.handoff.tickets import (
     TicketStep,
     Waiting,
     new_ticket,
+    pickup_due_ms,
     plan_action,
     plan_queue,
     ticket_id_for,
@@ -243,8 +244,7 @@ class CommandService:
         if not opens.is_open(hours_now):
             next_ms = opens.next_opening_ms(hours_now)
             opens_at = opens.describe(next_ms) if next_ms is not None else "later"
-        pickup = choice.settings.pickup_minutes
-        due = snap.now_ms + pickup * self._minute_ms if pickup else None
+        due = pickup_due_ms(choice.settings, snap.now_ms, hours_now, self._minute_ms)
         # The handoff notice tells the position: the waiting sweep notifies only a better one.
         ticket = replace(ticket, notified_position=position, notified_at_ms=snap.now_ms)
         return Handoff(choice, ticket, Waiting(position, eta, opens_at), due)

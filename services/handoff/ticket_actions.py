@@ -32,6 +32,7 @@ from services.handoff.tickets import (
     Refusal,
     Ticket,
     TicketStep,
+    pickup_due_ms,
     plan_action,
     queues_of,
     shard_of_ticket,
@@ -168,8 +169,7 @@ class TicketActions:
         due = None
         if after.status == "queued":
             settings = await self._queue_settings(after)
-            if settings.pickup_minutes:
-                due = now + settings.pickup_minutes * self._minute_ms
+            due = pickup_due_ms(settings, now, now, self._minute_ms)
         status = await self._store.ticket_step(
             ticket, after, change.model_dump_json(), outputs, due
         )

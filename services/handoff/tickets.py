@@ -103,6 +103,25 @@ class QueueSettings(BaseModel):
         return OpeningHours.of(self.timezone, hours, [d.isoformat() for d in self.closed_dates])
 
 
+def pickup_due_ms(
+    settings: QueueSettings, now_ms: int, hours_now_ms: int, minute_ms: int
+) -> int | None:
+    """R18: when a ticket queued now is overdue. The target counts opening time only: a
+    ticket queued while the queue is closed starts counting when it opens (nobody is there
+    to pick it up before, and the user was told when the team is back). None: no target,
+    or a queue that never opens again. `hours_now_ms` is the clock the hours are read on."""
+    if not settings.pickup_minutes:
+        return None
+    hours = settings.opening_hours()
+    closed_for = 0
+    if not hours.is_open(hours_now_ms):
+        opens = hours.next_opening_ms(hours_now_ms)
+        if opens is None:
+            return None
+        closed_for = opens - hours_now_ms
+    return now_ms + closed_for + settings.pickup_minutes * minute_ms
+
+
 def valid_queue_id(queue: str) -> bool:
     return re.match(ID_PATTERN, queue) is not None
 

@@ -18,6 +18,7 @@ from services.handoff.tickets import (
     eta_minutes,
     new_ticket,
     percentile,
+    pickup_due_ms,
     plan_action,
     plan_queue,
     render,
@@ -211,3 +212,17 @@ def test_queue_settings_validation() -> None:
     ):
         with pytest.raises(ValidationError):
             QueueSettings.model_validate(bad)
+
+
+def test_the_pickup_target_counts_opening_time_only() -> None:
+    """Found from outside: a user told the team is away until noon was told at once that
+    "everyone is still busy": the target ran while nobody could pick up."""
+    # NOW_MS is Wednesday 2024-05-01 12:00 UTC = 14:00 in Berlin.
+    open_now = QueueSettings(timezone="Europe/Berlin", pickup_minutes=10)
+    assert pickup_due_ms(open_now, NOW_MS, NOW_MS, MINUTE_MS) == NOW_MS + 10 * MINUTE_MS
+    later = QueueSettings(
+        timezone="Europe/Berlin", hours={"wed": ["16:00-18:00"]}, pickup_minutes=10
+    )
+    two_hours = 2 * 3600 * 1000
+    assert pickup_due_ms(later, NOW_MS, NOW_MS, MINUTE_MS) == NOW_MS + two_hours + 10 * MINUTE_MS
+    assert pickup_due_ms(QueueSettings(), NOW_MS, NOW_MS, MINUTE_MS) is None  # no target
