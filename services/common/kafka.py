@@ -448,7 +448,6 @@ class GroupConsumer:
 
 
 TRANSACTION_CALL_TIMEOUT_S = 30.0  # a blocking librdkafka call gives up after this long
-ABORT_ATTEMPTS = 5
 
 
 class _Deliveries:
@@ -491,6 +490,7 @@ class KafkaWriter:
         else:
             config |= {"enable.idempotence": True, "acks": "all"}
         self._producer = Producer(config)
+        self._abort_pending = False  # an abort that failed (Kafka down): retried first
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -540,6 +540,8 @@ class KafkaWriter:
         self, outputs: Sequence[Output], offsets: dict[TP, int], group: GroupMetadata
     ) -> None:
         p = self._producer
+        if self._abort_pending:
+            self._abort()
         p.begin_transaction()
         try:
             deliveries = self._produce(outputs)
@@ -556,13 +558,10 @@ class KafkaWriter:
             raise
 
     def _abort(self) -> None:
-        for attempt in range(ABORT_ATTEMPTS):
-            try:
-                self._producer.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
-                return
-            except KafkaException as exc:
-                if not exc.args[0].retriable() or attempt == ABORT_ATTEMPTS - 1:
-                    raise
+        # Kafka unreachable: the abort fails too, and is tried again before the next begin.
+        self._abort_pending = True
+        self._producer.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
+        self._abort_pending = False
 
 
 def fatal(exc: BaseException) -> bool:
