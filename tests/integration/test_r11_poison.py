@@ -25,10 +25,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 
+import services.router.domain
 import services.router.handlers
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
-from schemas import RoutedMessage
 from services.common.kafka import (
     BROKER_MAX_MESSAGE_BYTES,
     MAX_VALUE_BYTES,
@@ -249,14 +249,14 @@ async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_fail
     users = [Who("acme", "support", user=f"u{n}") for n in range(6)]  # over the 3 partitions
     messages = await produce_for(bus, users, 5)
     crashing = messages[13]
-    real_routed_message = services.router.handlers.routed_message
+    real_routed_record = services.router.domain.routed_record
 
-    def crashes_on_one(message: Any, decision: RouteDecision) -> RoutedMessage:
+    def crashes_on_one(raw: bytes, message: Any, decision: RouteDecision, room: int) -> bytes:
         if message.event_id == crashing["event_id"]:  # a bug only this record triggers
             raise ValueError(f"cannot route {message.text!r}")
-        return real_routed_message(message, decision)
+        return real_routed_record(raw, message, decision, room)
 
-    monkeypatch.setattr(services.router.handlers, "routed_message", crashes_on_one)
+    monkeypatch.setattr(services.router.handlers, "routed_record", crashes_on_one)
     routed_before = counted("handoff_messages_routed_total", mode="ai")
     failed_before = counted(
         "handoff_dead_letters_total", kind="processing_failed", source_topic=bus.topics.inbound
