@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -320,7 +321,7 @@ class Polled:
     aborted, and the records are left to the partitions' new owner."""
 
     records: list[Consumed]
-    group: GroupMetadata | None
+    group: GroupMetadata
 
 
 def _executor(name: str) -> ThreadPoolExecutor:
@@ -349,26 +350,28 @@ class GroupConsumer:
         self._topics = topics
         self._forget = forget  # what to drop of the partitions given up
         self._executor = _executor(f"{service}-consumer")
-        self._consumer = Consumer(
-            {
-                **librdkafka_options(settings),
-                "group.id": settings.group_id(service),
-                # Static membership: a restarted instance takes its partitions back at once.
-                "group.instance.id": settings.transactional_id(service),
-                "session.timeout.ms": settings.kafka_session_timeout_ms,
-                "partition.assignment.strategy": "cooperative-sticky",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": fetch_wait_ms,
-            }
-        )
+        self._config = {
+            **librdkafka_options(settings),
+            "group.id": settings.group_id(service),
+            # Static membership: a restarted instance takes its partitions back at once.
+            "group.instance.id": settings.transactional_id(service),
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": fetch_wait_ms,
+        }
+        self._consumer = Consumer(self._config)
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def start(self) -> None:
+        self._subscribe()
+
+    def _subscribe(self) -> None:
         self._consumer.subscribe(
             self._topics, on_assign=self._assigned, on_revoke=self._given_up, on_lost=self._lost
         )
@@ -385,17 +388,22 @@ class GroupConsumer:
     def _poll(self, max_records: int, timeout_s: float) -> Polled:
         # poll() returns at the first record (consume() would wait out its timeout for a
         # full batch); consume(…, 0) then takes what has been fetched already.
-        first = self._consumer.poll(timeout_s)
-        messages = [first] if first is not None else []
-        if first is not None and max_records > 1:
-            messages += self._consumer.consume(max_records - 1, 0)
+        try:
+            first = self._consumer.poll(timeout_s)
+            messages = [first] if first is not None else []
+            if first is not None and max_records > 1:
+                messages += self._consumer.consume(max_records - 1, 0)
+        except KafkaException as exc:
+            if not exc.args[0].fatal():
+                raise
+            return self._renew(exc.args[0])
         owned = self.assignment()  # a partition revoked inside this poll keeps no records
         records = []
         for m in messages:
             err = m.error()
             if err is not None:
                 if err.fatal():
-                    raise KafkaException(err)
+                    return self._renew(err)
                 log.warning("consumer_error", code=err.name(), retriable=err.retriable())
                 continue
             topic, partition, offset = m.topic(), m.partition(), m.offset()
@@ -406,6 +414,22 @@ class GroupConsumer:
                 )
         records.sort(key=lambda r: (r.topic, r.partition))  # stable: offsets stay in order
         return Polled(records, self._consumer.consumer_group_metadata())
+
+    def _renew(self, err: KafkaError) -> Polled:
+        """A fatal consumer error is librdkafka's static member fenced by the same
+        group.instance.id: seen when the group coordinator moved or restarted while this member
+        rejoined (its older member id is then fenced by its own newer one). The instance id is
+        ours alone, so this client is replaced by a new one, which takes the membership back;
+        its partitions are given up meanwhile. (A second live instance with our id would be
+        fenced by our transactional id too, and that one is fatal for the service.)"""
+        log.warning("consumer_renewed", code=err.name())
+        if self._forget is not None:
+            self._forget(list(self.assignment()))
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._consumer.close()
+        self._consumer = Consumer(self._config)
+        self._subscribe()
+        return Polled([], self._consumer.consumer_group_metadata())
 
     def assignment(self) -> set[TP]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -691,7 +715,6 @@ class TransactionalProcessor:
         assert self._producer is not None and self._consumer is not None
         offsets = {(r.topic, r.partition): r.offset + 1 for r in records}
         if self._producer.transactional:
-            assert polled.group is not None
             await self._producer.transaction(handled.outputs, offsets, polled.group)
         else:  # at least once: commit once every output is acknowledged
             await self._producer.send(handled.outputs)
