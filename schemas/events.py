@@ -101,21 +101,6 @@ class UserMessage(InteractionIds, Event):
     sent_at: Timestamp
 
 
-class Routing(Model):
-    mode: Mode
-    cause: Cause | None
-    state_version: Annotated[int, Field(ge=0)]
-    decided_at: Timestamp
-    human_since: Timestamp | None
-    expires_at: Timestamp | None
-
-
-class RoutedMessage(Event):
-    type: Literal["routed_message"] = "routed_message"
-    message: UserMessage
-    routing: Routing
-
-
 class TranscriptTurn(Model):
     """One recorded turn of an interaction, attachments kept on the turn they came with."""
 
@@ -125,6 +110,40 @@ class TranscriptTurn(Model):
     text: Text
     attachments: list[Attachment] = []
     at: Timestamp
+
+
+class ReturnContext(Model):
+    """What happened while a person had the user (R20), on the first message to the AI after
+    a human stretch: the handoff's `reason`, who handled it (`handled_by`: the ticket's
+    assignee, a teammate id, or null; `handled_by_name` their display name), the
+    `resolution_note` of a resolve (or null), the stretch's last `turns` (oldest first,
+    capped) and `ended_by`: the cause of the return (`operator` for a switch or a resolve,
+    `timeout` for the idle timeout or a pickup fallback)."""
+
+    ticket_id: str | None = None
+    reason: str = ""
+    handled_by: str | None = None
+    handled_by_name: str | None = None
+    resolution_note: str | None = None
+    turns: list[TranscriptTurn] = []
+    ended_by: Cause
+
+
+class Routing(Model):
+    mode: Mode
+    cause: Cause | None
+    state_version: Annotated[int, Field(ge=0)]
+    decided_at: Timestamp
+    human_since: Timestamp | None
+    expires_at: Timestamp | None
+    # Only on the first message routed to the AI after a human stretch (R20), once.
+    context: ReturnContext | None = None
+
+
+class RoutedMessage(Event):
+    type: Literal["routed_message"] = "routed_message"
+    message: UserMessage
+    routing: Routing
 
 
 class HandoffTicket(InteractionIds, Event):
@@ -247,7 +266,7 @@ class OperatorAction(Event):
     actor: Actor
     role: Literal["viewer", "editor", "admin"] | None = None
     token_id: Annotated[str, StringConstraints(max_length=256)] | None = None
-    action: Literal["mode_switch", "agent_apply", "agent_publish", "desk_reply"]
+    action: Literal["mode_switch", "agent_apply", "agent_publish", "desk_reply", "idle_extend"]
     target: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     command_id: EventId | None = None

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from schemas import AgentReply, HandoffCommand, RoutedMessage, ids_of, interaction_key
+from schemas import (
+    AgentReply,
+    HandoffCommand,
+    ReturnContext,
+    RoutedMessage,
+    ids_of,
+    interaction_key,
+)
 from services.handoff.domain import AgentVersion, derived_id
 
 MAX_REASON = 280
@@ -29,6 +36,32 @@ NO_HANDOFF_ANSWER = (
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The AI has the user back after a human stretch (R20's routing.context): why they were
+    handed off, who helped (a display name, or None), how it was resolved (or None), what
+    ended it (`operator`: a teammate or a switch; `timeout`: nobody wrote for a while, or
+    nobody picked up) and the stretch's turns, (role, text) oldest first."""
+
+    reason: str
+    teammate: str | None = None
+    resolution_note: str | None = None
+    ended_by: str = "operator"
+    turns: tuple[tuple[str, str], ...] = ()
+
+
+def resumed_of(context: ReturnContext | None) -> Resumed | None:
+    if context is None:
+        return None
+    return Resumed(
+        reason=context.reason,
+        teammate=(context.handled_by_name or "").strip() or None,
+        resolution_note=(context.resolution_note or "").strip() or None,
+        ended_by=context.ended_by,
+        turns=tuple((t.role, t.text) for t in context.turns),
+    )
+
+
+@dataclass(frozen=True)
 class Turn:
     """What a brain sees of one message."""
 
@@ -37,6 +70,7 @@ class Turn:
     instructions: str = ""  # the published version's handoff instructions
     can_hand_off: bool = False  # whether the request_handoff tool is offered
     history: tuple[tuple[str, str], ...] = ()  # (role, text) of earlier turns, oldest first
+    resumed: Resumed | None = None  # the first message after a human stretch (R20)
 
 
 @dataclass(frozen=True)

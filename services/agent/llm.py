@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import structlog
 
-from services.agent.domain import Answer, Brain, Handoff, Thought, Turn
+from services.agent.domain import Answer, Brain, Handoff, Resumed, Thought, Turn
 
 log = structlog.get_logger()
 
@@ -62,7 +62,34 @@ def system_prompt(turn: Turn) -> str:
             "You cannot hand this conversation to a person. If the user asks for one, say so "
             "politely and keep helping."
         )
+    if turn.resumed is not None:
+        lines += resumed_lines(turn.resumed)
     return "\n".join(lines)
+
+
+def resumed_lines(resumed: Resumed) -> list[str]:
+    """R20: what the prompt says of the human stretch that just ended."""
+    ended = {
+        "operator": "A teammate handed the conversation back to you.",
+        "timeout": "The conversation came back to you because nobody wrote for a while "
+        "(or no teammate picked it up).",
+    }.get(resumed.ended_by, "The conversation came back to you.")
+    lines = [
+        "The user has just come back to you from a human teammate"
+        + (f" ({resumed.teammate})." if resumed.teammate else "."),
+        f"They were handed off because: {resumed.reason}",
+        ended,
+    ]
+    if resumed.resolution_note:
+        lines.append(f"The teammate's resolution note: {resumed.resolution_note}")
+    if resumed.turns:
+        lines.append("What was said while the teammate had the conversation:")
+        lines += [f"- {role}: {text}" for role, text in resumed.turns]
+    lines.append(
+        "Acknowledge the return briefly (do not greet the user as if new), build on what "
+        "the teammate did, and do not repeat it."
+    )
+    return lines
 
 
 def chat_request(turn: Turn, model: str) -> dict[str, Any]:

@@ -9,7 +9,9 @@ It hands off (when the tool is offered) on:
 - the trigger phrases of the published version's instructions, written as lines such as
   `Hand off when: the user mentions a lawyer, legal action or a complaint`.
 It answers greetings, thanks, opening hours and a tiny FAQ itself, and says so when it did not
-understand (the worker counts those turns: the third in a row hands off).
+understand (the worker counts those turns: the third in a row hands off). On the first message
+after a human stretch (R20) it acknowledges the return, naming the teammate and their
+resolution note when it has them, instead of greeting the user as a stranger.
 
 Matching is on a normalised text: case-folded, accents stripped, so "Mitarbeiterin",
 "débité" and "DEBITE" all match their plain spelling.
@@ -22,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from services.agent.domain import NO_HANDOFF_ANSWER, Answer, Handoff, Thought, Turn
+from services.agent.domain import NO_HANDOFF_ANSWER, Answer, Handoff, Resumed, Thought, Turn
 
 Kind = Literal["safety", "billing", "person", "instructions"]
 
@@ -268,6 +270,22 @@ def faq_answer(text: str) -> str | None:
     return None
 
 
+ANYTHING_ELSE = "Anything else I can help with?"
+# Answers of the FAQ that would greet a returning user as a stranger, or say nothing new.
+SMALL_TALK = frozenset(answer for _, answer in FAQ[-4:])
+
+
+def welcome_back(resumed: Resumed) -> str:
+    """R20: the return acknowledged, with what the teammate left for the AI to know."""
+    teammate = f"My teammate {resumed.teammate}" if resumed.teammate else "My teammate"
+    if resumed.resolution_note:
+        note = resumed.resolution_note.rstrip(" .!")
+        return f"Welcome back! {teammate} resolved this: {note}."
+    if resumed.ended_by == "timeout":
+        return "Welcome back! It's me, the assistant, again: the chat with my teammate ended."
+    return f"Welcome back! {teammate} has handed this chat back to me."
+
+
 def decide(turn: Turn) -> Thought:
     """The rule brain's whole decision about one message."""
     trigger = find_trigger(turn.text, turn.instructions)
@@ -278,6 +296,9 @@ def decide(turn: Turn) -> Thought:
     if not turn.text.strip() and turn.attachments:
         return Answer(FILES_ONLY)
     answer = faq_answer(turn.text)
+    if turn.resumed is not None:
+        rest = answer if answer is not None and answer not in SMALL_TALK else ANYTHING_ELSE
+        return Answer(f"{welcome_back(turn.resumed)} {rest}")
     if answer is not None:
         return Answer(answer)
     return Answer(NOT_UNDERSTOOD, understood=False)

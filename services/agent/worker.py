@@ -27,6 +27,7 @@ from services.agent.domain import (
     can_hand_off,
     command_for,
     reply_for,
+    resumed_of,
     settle,
 )
 from services.agent.store import FailureCounter
@@ -109,6 +110,7 @@ class AgentHandler:
             instructions=published.handoff.instructions if published else "",
             can_hand_off=tool,
             history=await self._history(routed),
+            resumed=resumed_of(routed.routing.context),
         )
         thought = settle(await self._brain.think(turn), tool)
         thought = await self._count(routed, thought, tool)

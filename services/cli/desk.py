@@ -40,7 +40,7 @@ from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
 from services.handoff.events import outbound_turn
-from services.handoff.store import ModeStore
+from services.handoff.store import HumanReply, ModeStore
 
 app = typer.Typer(
     help="The human desk from a terminal: watch the human queue, reply to users.",
@@ -212,7 +212,10 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool,
                 Output.of(s.topics.events, ikey, _audit(ids, actor, message)),
             ],
         )
-        await store.record_turn(ikey, outbound_turn(message).model_dump_json())
+        # Recorded (and counted as activity, R19) at once; the handoff service's consumer of
+        # chat.outbound would record it too, and skips it by its event_id.
+        turn = outbound_turn(message).model_dump_json()
+        await store.human_reply(HumanReply(ikey, message.event_id, f"cli/{message.event_id}", turn))
         return message.event_id
     finally:
         await producer.stop()

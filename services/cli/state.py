@@ -41,7 +41,13 @@ from schemas import (
 )
 from services.cli.reading import Rec, read_topics
 from services.common.settings import CommonSettings, Topics
-from services.handoff.domain import ModeState
+from services.handoff.domain import (
+    AgentVersion,
+    HandoffConfig,
+    ModeState,
+    return_notice_text,
+    ticket_id_of,
+)
 from services.handoff.events import change_record, outbound_turn
 from services.handoff.store import ApplyRequest, ModeStore
 from services.router.domain import is_stateless, user_turn
@@ -50,9 +56,14 @@ app = typer.Typer(help="The mode state in Redis.", no_args_is_help=True)
 console = Console(highlight=False)
 
 
-def state_after(event: ModeChanged, minute_ms: int) -> tuple[ModeState, dict[str, Any]]:
-    """The state a ModeChanged describes, and its change record for the history."""
+def state_after(
+    event: ModeChanged, minute_ms: int, return_notice: str = ""
+) -> tuple[ModeState, dict[str, Any]]:
+    """The state a ModeChanged describes, and its change record for the history.
+    `return_notice`: the text captured when human mode began (R20; from the version
+    published then)."""
     changed_ms = int(event.changed_at.timestamp() * 1000)
+    human = event.to_mode == "human"
     state = ModeState(
         mode=event.to_mode,
         cause=event.cause,
@@ -61,15 +72,21 @@ def state_after(event: ModeChanged, minute_ms: int) -> tuple[ModeState, dict[str
         changed_at_ms=changed_ms,
         expires_at_ms=int(event.expires_at.timestamp() * 1000) if event.expires_at else None,
         idle_ms=event.idle_timeout_minutes * minute_ms if event.idle_timeout_minutes else None,
-        human_since_ms=changed_ms if event.to_mode == "human" else None,
+        human_since_ms=changed_ms if human else None,
         version=event.state_version,
         command_id=event.command_id,
+        return_notice=return_notice if human else "",
+        ticket_id=ticket_id_of(event.command_id) if human and event.command_id else None,
     )
     before = ModeState(mode=event.from_mode)
     return state, change_record(interaction_key(event), before, state, event.event_id)
 
 
 AgentId = tuple[str, str]  # (tenant, agent)
+
+
+def latest_ms(event: ModeChanged) -> int:
+    return int(event.changed_at.timestamp() * 1000)
 
 
 @dataclass
@@ -81,6 +98,8 @@ class Transcripts:
     )
     stateless: set[str] = field(default_factory=set)  # Live Test / anonymous message ids
     replies_to: dict[tuple[str, str], str] = field(default_factory=dict)  # -> in_reply_to
+    # interaction -> record time (ms) of the latest teammate reply (R19: it moved the lease)
+    replied: dict[str, int] = field(default_factory=dict)
 
     def add_inbound(self, rec: Rec) -> None:
         message = UserMessage.model_validate(rec.value)
@@ -96,9 +115,15 @@ class Transcripts:
         if message.user.external_id is None:
             return
         ikey = interaction_key(message)
-        self.turns[ikey].setdefault(message.event_id, (rec.timestamp_ms, outbound_turn(message)))
+        # A notice is recorded at the step that decided it (its sent_at, Redis time), which
+        # can be well before the relay published it: a user message may sit in between.
+        at = int(message.sent_at.timestamp() * 1000) if message.sender == "system" else None
+        turn = (min(at or rec.timestamp_ms, rec.timestamp_ms), outbound_turn(message))
+        self.turns[ikey].setdefault(message.event_id, turn)
         if message.in_reply_to is not None:
             self.replies_to[(ikey, message.event_id)] = message.in_reply_to
+        if message.sender == "human":
+            self.replied[ikey] = max(rec.timestamp_ms, self.replied.get(ikey, 0))
 
     def of(self, ikey: str) -> list[tuple[int, str]]:
         """The interaction's turns in time order, without replies to stateless messages
@@ -123,7 +148,22 @@ class Log:
         default_factory=lambda: defaultdict(list)
     )
     published: dict[AgentId, AgentVersionPublished] = field(default_factory=dict)
+    publishes: dict[AgentId, list[AgentVersionPublished]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     said: Transcripts = field(default_factory=Transcripts)
+
+    def return_notice_at(self, ikey: str, at_ms: int) -> str:
+        """The return notice of the version published at `at_ms` (R20: captured then)."""
+        ids = parse_interaction_key(ikey)
+        agent = (ids.tenant_id, ids.agent_id)
+        live = [p for p in self.publishes[agent] if p.published_at.timestamp() * 1000 <= at_ms]
+        n = live[-1].version if live else None
+        applied = next((v for v in self.versions[agent] if v.version == n), None)
+        if applied is None:
+            return return_notice_text(None)
+        config = HandoffConfig(**applied.handoff)
+        return return_notice_text(AgentVersion(applied.version, config))
 
     def add(self, rec: Rec, topics: Topics) -> None:
         try:
@@ -140,6 +180,7 @@ class Log:
             elif rec.type == "agent_version_published":
                 live = AgentVersionPublished.model_validate(rec.value)
                 self.published[(live.tenant_id, live.agent_id)] = live  # one key: in order
+                self.publishes[(live.tenant_id, live.agent_id)].append(live)
             elif rec.type == "routed_message":
                 routing = RoutedMessage.model_validate(rec.value)
                 if routing.routing.expires_at is not None:
@@ -190,11 +231,20 @@ async def rebuild_state(
         newer = [by_version[n] for n in sorted(by_version) if n > current]
         if newer:
             history[ikey] = [state_after(e, settings.minute_ms)[1] for e in newer[:-1]]
-            state, change = state_after(newer[-1], settings.minute_ms)
+            latest = newer[-1]
+            notice = log.return_notice_at(ikey, latest_ms(latest))
+            state, change = state_after(latest, settings.minute_ms, notice)
             moved = log.extended.get((ikey, state.version))
             if state.expires_at_ms is not None and moved is not None:
                 # User messages moved the lease on after the change (R5).
                 state = replace(state, expires_at_ms=max(state.expires_at_ms, moved))
+            replied = log.said.replied.get(ikey)
+            if state.idle_ms and state.expires_at_ms and replied and replied >= latest_ms(latest):
+                # A teammate's reply moved it too (R19): from the reply's record time, which
+                # is at most the relay's delay after the step that moved it.
+                state = replace(
+                    state, expires_at_ms=max(state.expires_at_ms, replied + state.idle_ms)
+                )
             requests.append(ApplyRequest(
                 ikey, f"rebuild:{newer[-1].event_id}", "rebuild", current, state, change,
                 {"code": "accepted", "outputs": []},

@@ -95,6 +95,9 @@ class CommonSettings(BaseSettings):
     dedupe_ttl_hours: float = 168.0
     transcript_max_turns: int = 500
     history_max_changes: int = 1000
+    # R20: at most this many of the human stretch's last turns go to the AI in
+    # routing.context (a prompt stays bounded however long a person had the user).
+    return_context_turns: int = 20
 
     # Off: outputs are acknowledged (acks=all, idempotent) and then offsets committed, with no
     # Kafka transaction: faster, but a crash between the two repeats a batch's outputs

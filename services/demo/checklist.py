@@ -288,6 +288,13 @@ class Demo:
         self.saw(
             f"mode   human → ai, cause timeout, state version {timeout_change['state_version']}"
         )
+        returned = await self.watch.first(
+            self.topics.outbound,
+            lambda v: v.get("sender") == "system" and v.get("text") == CONFIG.return_notice_text,
+            REPLY_S,
+            "return notice to the user (R20)",
+        )
+        self.saw(f"notice ← {_quote(returned['text'], 200)}")
         back = await self.say("Hello again, is the assistant back?")
         await self.ai_answer(back)
         self.saw("manual switch back: hand off again, then an operator switches to AI")

@@ -13,6 +13,7 @@ from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
 from services.handoff.commands import CommandConsumer, CommandService
+from services.handoff.replies import ExternalReplies
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
 
@@ -30,6 +31,10 @@ async def main() -> None:
     commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
+    # R19: teammates' replies external desks send straight to chat.outbound (replies.py).
+    replies = TransactionalProcessor(
+        settings, "desk-replies", [settings.topics.outbound], ExternalReplies(store)
+    )
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
@@ -39,7 +44,7 @@ async def main() -> None:
         settings,
         settings.handoff_http_port,
         store,
-        [desk, processor],
+        [desk, processor, replies],
         app=app,
     )
 

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import Id
 from services.handoff.api.models import HandoffSettingsBody
-from services.handoff.domain import DEFAULT_NOTICE, HandoffConfig
+from services.handoff.domain import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore, UnknownVersionError
 
@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--idle-timeout", type=int, default=None, help="minutes, 1-10080")
             p.add_argument("--instructions", default="")
             p.add_argument("--notice", default=DEFAULT_NOTICE)
+            p.add_argument(
+                "--return-notice",
+                default=DEFAULT_RETURN_NOTICE,
+                help="what the user is told when the conversation returns to the AI",
+            )
             p.add_argument("--publish", action="store_true", help="publish it right away")
         if name == "publish":
             p.add_argument("--version", type=int, required=True)
@@ -42,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def validate_config(
-    enabled: bool, idle: int | None, instructions: str, notice: str
+    enabled: bool,
+    idle: int | None,
+    instructions: str,
+    notice: str,
+    return_notice: str = DEFAULT_RETURN_NOTICE,
 ) -> HandoffConfig:
     """The operator API's validation (HandoffSettingsBody): one set of rules for both."""
     try:
@@ -51,6 +60,7 @@ def validate_config(
             idle_timeout_minutes=idle,
             instructions=instructions,
             notice_text=notice,
+            return_notice_text=return_notice,
         )
     except ValidationError as exc:
         raise ValueError(
@@ -66,7 +76,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "apply":
             config = validate_config(
-                args.enabled, args.idle_timeout, args.instructions, args.notice
+                args.enabled, args.idle_timeout, args.instructions, args.notice, args.return_notice
             )
             now = datetime.now(UTC).isoformat()
             n = await store.apply_agent_version(args.tenant, args.agent, config, now, by)

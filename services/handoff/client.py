@@ -24,12 +24,22 @@ from redis.exceptions import ResponseError
 from schemas import parse_interaction_key
 from services.common import metrics
 from services.common.settings import CommonSettings
-from services.handoff.domain import ModeState, parse_cause
+from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
 from services.handoff.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
 
 log = structlog.get_logger()
-LIBRARY = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
 DAY_MS = 24 * 3600 * 1000
+
+
+def _library() -> str:
+    """The function library, with the domain's default return notice as a Lua long string
+    (the text lives in domain.py only)."""
+    source = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
+    assert "]==]" not in DEFAULT_RETURN_NOTICE
+    return source.replace("__DEFAULT_RETURN_NOTICE__", f"[==[{DEFAULT_RETURN_NOTICE}]==]")
+
+
+LIBRARY = _library()
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class StateLimits:
     marker_ttl_ms: int = 7 * DAY_MS
     transcript_cap: int = 500
     history_cap: int = 1000
+    context_turns: int = 20  # R20: turns of the human stretch in routing.context
 
     @classmethod
     def of(cls, settings: CommonSettings) -> StateLimits:
@@ -46,6 +57,7 @@ class StateLimits:
             marker_ttl_ms=int(settings.dedupe_ttl_hours * 3600 * 1000),
             transcript_cap=settings.transcript_max_turns,
             history_cap=settings.history_max_changes,
+            context_turns=settings.return_context_turns,
         )
 
 
@@ -102,6 +114,9 @@ class RouteDecision:
     human_since_ms: int | None = None
     expires_at_ms: int | None = None
     stateless: bool = False
+    # R20: what happened in the human stretch that just ended (ReturnContext's fields, the
+    # turns decoded), on the first message routed to the AI after it; else None.
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +206,8 @@ class StateClient:
             shards.setdefault(k.tag, []).append(i)
             markers.append(k.seen(r.event_id))
         for tag, indexes in shards.items():
-            args: list[Any] = [tag, lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap]
+            args: list[Any] = [tag, lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap,
+                               lim.context_turns]  # fmt: skip
             for i in indexes:
                 r = requests[i]
                 args += (r.ikey, r.src, r.turn_json, "1" if r.stateless else "0")
@@ -319,4 +335,13 @@ def _route_decision(d: dict[str, Any]) -> RouteDecision:
         human_since_ms=_opt_int(d.get("human_since")),
         expires_at_ms=_opt_int(d.get("expires_at")),
         stateless=bool(d.get("stateless")),
+        context=_context(d.get("context")),
     )
+
+
+def _context(raw: Any) -> dict[str, Any] | None:
+    """The context the function stored, with its turns (JSON strings there) decoded."""
+    if not raw:
+        return None
+    turns = [json.loads(t) for t in raw.get("turns") or []]
+    return {**raw, "turns": turns}

@@ -37,6 +37,8 @@ from services.handoff.domain import (
     notice_text,
     optional_at_ms,
     plan_transition,
+    return_notice_of,
+    ticket_id_of,
 )
 from services.handoff.events import change_record, mode_changed, outbound_turn
 from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
@@ -178,6 +180,10 @@ class CommandService:
                 ("human_queue", ikey, ticket.model_dump_json()),
             ]
             turn = ticket.transcript[-1].model_dump_json()
+        else:
+            notice = self._return_notice(command, decision, snap)
+            outputs.append(("outbound", ikey, notice.model_dump_json()))
+            turn = outbound_turn(notice).model_dump_json()
         outputs += audit
         result: dict[str, Any] = {
             "code": "accepted",
@@ -209,20 +215,26 @@ class CommandService:
 
     def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:
         """R3: the one system message that tells the user a human teammate has it."""
-        last_conversation = next(
-            (
-                t.get("conversation_id")
-                for t in reversed(snap.transcript)
-                if t.get("conversation_id")
-            ),
-            None,
-        )
         return OutboundMessage(
             **ids_of(command),
             event_id=derived_id("notice", command.command_id),
-            conversation_id=last_conversation,
+            conversation_id=_last_conversation(snap),
             sender="system",
             text=notice_text(snap.published),
+            sent_at=at_ms(snap.now_ms),
+        )
+
+    def _return_notice(
+        self, command: HandoffCommand, decision: Transition, snap: CommandSnapshot
+    ) -> OutboundMessage:
+        """R20: the one system message that tells the user the AI has them again, with the
+        text captured when the human stretch began."""
+        return OutboundMessage(
+            **ids_of(command),
+            event_id=derived_id("return_notice", command.command_id),
+            conversation_id=_last_conversation(snap),
+            sender="system",
+            text=return_notice_of(decision.before),
             sent_at=at_ms(snap.now_ms),
         )
 
@@ -237,7 +249,7 @@ class CommandService:
         turns.append(outbound_turn(notice))  # as every message sent to the user is recorded
         return HandoffTicket(
             **ids_of(command),
-            ticket_id=derived_id("ticket", command.command_id),
+            ticket_id=ticket_id_of(command.command_id),
             cause=command.source,
             actor=command.actor,
             reason=command.reason,
@@ -247,6 +259,11 @@ class CommandService:
             command_id=command.command_id,
             transcript=turns,
         )
+
+
+def _last_conversation(snap: CommandSnapshot) -> str | None:
+    found = (t.get("conversation_id") for t in reversed(snap.transcript))
+    return next((c for c in found if c), None)
 
 
 class CommandConsumer:

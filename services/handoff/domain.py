@@ -23,6 +23,7 @@ IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every de
 DEFAULT_NOTICE = (
     "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
 )
+DEFAULT_RETURN_NOTICE = "You're back with the assistant. Our teammate has stepped out of this chat."
 
 
 def derived_id(*parts: object) -> str:
@@ -46,6 +47,8 @@ class HandoffConfig:
     idle_timeout_minutes: int | None = None
     instructions: str = ""
     notice_text: str = DEFAULT_NOTICE
+    # R20: what the user is told whenever the conversation returns to the AI.
+    return_notice_text: str = DEFAULT_RETURN_NOTICE
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class ModeState:
     human_since_ms: int | None = None
     version: int = 0
     command_id: str | None = None
+    # R20, set when human mode starts: the return notice in force (the version may change
+    # before the return, and the Lua revert reads no agent version) and the ticket's id.
+    return_notice: str = ""
+    ticket_id: str | None = None
 
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> ModeState:
@@ -90,6 +97,8 @@ class ModeState:
             human_since_ms=opt_int("human_since"),
             version=int(raw.get("version", "0") or 0),
             command_id=raw.get("command_id") or None,
+            return_notice=raw.get("return_notice", ""),
+            ticket_id=raw.get("ticket_id") or None,
         )
 
     def to_redis(self) -> dict[str, str]:
@@ -107,6 +116,8 @@ class ModeState:
             "human_since": s(self.human_since_ms),
             "version": str(self.version),
             "command_id": s(self.command_id),
+            "return_notice": self.return_notice,
+            "ticket_id": s(self.ticket_id),
         }
 
 
@@ -186,7 +197,8 @@ def plan_transition(
     to_mode: Mode = "human" if command.action == "to_human" else "ai"
     if state.mode == to_mode:
         return Rejection("already_in_mode", f"The interaction is already in {to_mode} mode.")
-    idle = idle_timeout_ms(command, published, minute_ms) if to_mode == "human" else None
+    human = to_mode == "human"
+    idle = idle_timeout_ms(command, published, minute_ms) if human else None
     after = ModeState(
         mode=to_mode,
         cause=command.source,
@@ -195,9 +207,11 @@ def plan_transition(
         changed_at_ms=now_ms,
         expires_at_ms=now_ms + idle if idle else None,
         idle_ms=idle,
-        human_since_ms=now_ms if to_mode == "human" else None,
+        human_since_ms=now_ms if human else None,
         version=state.version + 1,
         command_id=command.command_id,
+        return_notice=return_notice_text(published) if human else "",
+        ticket_id=ticket_id_of(command.command_id) if human else None,
     )
     return Transition(state, after, derived_id("mode_changed", command.command_id, after.version))
 
@@ -206,3 +220,20 @@ def notice_text(published: AgentVersion | None) -> str:
     if published is None or not published.handoff.notice_text.strip():
         return DEFAULT_NOTICE
     return published.handoff.notice_text
+
+
+def return_notice_text(published: AgentVersion | None) -> str:
+    if published is None or not published.handoff.return_notice_text.strip():
+        return DEFAULT_RETURN_NOTICE
+    return published.handoff.return_notice_text
+
+
+def return_notice_of(state: ModeState) -> str:
+    """R20: the return notice captured when this human stretch began (the default for a
+    stretch begun before the text was captured)."""
+    return state.return_notice or DEFAULT_RETURN_NOTICE
+
+
+def ticket_id_of(command_id: str) -> str:
+    """The id of the ticket a to_human command opens."""
+    return derived_id("ticket", command_id)

@@ -65,6 +65,9 @@ class InteractionKeys:
     def reply(self, reply_id: str) -> str:
         return f"{self._key('reply')}\x1f{reply_id}"
 
+    def human_reply(self, event_id: str) -> str:
+        return f"{self._key('human')}\x1f{event_id}"
+
     def command(self, command_id: str) -> str:
         return f"{self._key('cmd')}\x1f{command_id}"
 

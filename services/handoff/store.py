@@ -44,7 +44,8 @@ QueuedOutput = tuple[str, str, str]
 @dataclass(frozen=True)
 class OutboxEntry:
     """One entry of a shard's outbox: a timeout revert's change record (published as its
-    ModeChanged), or records queued as they are by a change made outside a Kafka consumer."""
+    ModeChanged, with its return notice in `outputs`), or records queued as they are by a
+    change made outside a Kafka consumer."""
 
     shard: int
     seq: int  # the stream id as one increasing number (see outbox_seq)
@@ -88,6 +89,18 @@ class ApplyRequest:
     # True when no Kafka transaction carries the outputs (the operator API): they are queued
     # in the shard outbox in the same atomic step, and the relay publishes them.
     to_outbox: bool = False
+
+
+@dataclass(frozen=True)
+class HumanReply:
+    """A teammate's reply to record (R19), from the API or seen on chat.outbound."""
+
+    ikey: str
+    event_id: str  # the OutboundMessage's
+    src: str  # api/<event_id>, or topic/partition/offset of the chat.outbound record
+    turn_json: str
+    outputs: Sequence[QueuedOutput] = ()  # queued in the outbox with the turn
+    require_human: bool = False  # the API refuses a reply when the AI has the user
 
 
 def outbox_seq(entry_id: str) -> int:
@@ -185,21 +198,38 @@ class ModeStore(StateClient):
     async def remember_user_agent(self, tenant_id: str, channel: str, ext: str, agent: str) -> None:
         await self.redis.sadd(user_agents_key(tenant_id, channel, ext), agent)
 
-    async def record_turn(self, ikey: str, turn_json: str) -> None:
-        """Adds a turn to the transcript (a reply `handoffctl desk reply` sent itself)."""
-        k = InteractionKeys(ikey)
-        await self.redis.xadd(
-            k.transcript, {"turn": turn_json}, maxlen=self.limits.transcript_cap, approximate=True
-        )
+    async def human_reply(self, reply: HumanReply) -> dict[str, Any]:
+        """R19: records a teammate's reply and moves the idle expiry, in one step (see
+        ho_human_reply). Returns `status` (recorded, replay, duplicate, not_in_human_mode),
+        `mode` and `expires_at` (ms or absent)."""
+        [result] = await self.human_replies([reply])
+        return result
 
-    async def desk_reply(self, ikey: str, turn_json: str, outputs: list[QueuedOutput]) -> bool:
-        """Records a teammate's reply and queues its records in the outbox, in one step, only
-        while the interaction is in human mode. False: the AI has it (nothing written)."""
-        k = InteractionKeys(ikey)
-        call = ("FCALL", "ho_desk_reply", 1, k.outbox, k.tag, ikey, turn_json,
-                json.dumps(outputs), self.limits.transcript_cap)  # fmt: skip
-        [result] = await self._pipeline("desk_reply", [call])
-        return bool(result == "sent")
+    async def human_replies(self, replies: Sequence[HumanReply]) -> list[dict[str, Any]]:
+        lim = self.limits
+        calls = []
+        for r in replies:
+            k = InteractionKeys(r.ikey)
+            outputs = json.dumps([list(o) for o in r.outputs]) if r.outputs else ""
+            calls.append((
+                "FCALL", "ho_human_reply", 3, k.human_reply(r.event_id), k.deadlines, k.outbox,
+                k.tag, r.ikey, r.src, r.turn_json, outputs, "1" if r.require_human else "0",
+                lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap,
+            ))  # fmt: skip
+        return [json.loads(raw) for raw in await self._pipeline("human_reply", calls)]
+
+    async def extend_idle(self, ikey: str, extra_ms: int | None, audit_json: str) -> dict[str, Any]:
+        """R19: the desk's extension of the idle expiry (see ho_extend), with its audit record
+        (`{outcome}` in it becomes the outcome). Returns `status` (extended, not_in_human_mode,
+        no_idle_timeout), `expires_at` (ms, when extended) and `version`."""
+        k, lim = InteractionKeys(ikey), self.limits
+        call = (
+            "FCALL", "ho_extend", 2, k.deadlines, k.outbox,
+            k.tag, ikey, "" if extra_ms is None else extra_ms, audit_json,
+            lim.history_cap, lim.transcript_cap,
+        )  # fmt: skip
+        [raw] = await self._pipeline("extend", [call])
+        return cast(dict[str, Any], json.loads(raw))
 
     # Desk ----------------------------------------------------------------------------------
 
@@ -336,9 +366,10 @@ class ModeStore(StateClient):
 
     async def expire_due(self, shards: Iterable[int], limit_per_shard: int) -> int:
         """Reverts every expired lease of these shards; the reverts land in their outboxes."""
+        lim = self.limits
         calls = [
             ("FCALL", "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
-             tag, limit_per_shard, self.limits.history_cap)
+             tag, limit_per_shard, lim.history_cap, lim.transcript_cap)
             for tag in map(shard_tag, shards)
         ]  # fmt: skip
         return sum(int(c) for c in await self._pipeline("expire_due", calls)) if calls else 0

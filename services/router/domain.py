@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas import (
     AgentReply,
     OutboundMessage,
+    ReturnContext,
     RoutedMessage,
     Routing,
     TranscriptTurn,
@@ -40,6 +41,7 @@ def routing(decision: RouteDecision) -> Routing:
         decided_at=at_ms(decision.decided_at_ms),
         human_since=optional_at_ms(decision.human_since_ms),
         expires_at=optional_at_ms(decision.expires_at_ms),
+        context=ReturnContext.model_validate(decision.context) if decision.context else None,
     )
 
 

@@ -86,10 +86,13 @@ class TimeoutWorker:
 
     def _outputs(self, entry: OutboxEntry) -> list[Output]:
         topics = self._settings.topics
-        if entry.change is not None:  # a timeout revert, queued by handoff.lua
+        queued = [
+            Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs
+        ]
+        if entry.change is not None:  # a timeout revert, queued by handoff.lua (with its notice)
             event = mode_changed(entry.change, self._settings.minute_ms)
-            return [Output.of(topics.events, entry.change["ikey"], event)]
-        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs]
+            return [Output.of(topics.events, entry.change["ikey"], event), *queued]
+        return queued
 
     async def _publish(self, entries: list[OutboxEntry], group: GroupMetadata) -> None:
         topic = self._settings.topics.timeout_shards

@@ -18,6 +18,7 @@ GOOD = {
     "idle_timeout_minutes": 30,
     "instructions": "Hand off when the user asks for a refund over 100 EUR.",
     "notice_text": "Jane from support will take it from here.",
+    "return_notice_text": "You're back with the Acme assistant.",
 }
 
 
@@ -91,6 +92,7 @@ async def test_unknown_agent_and_version_are_404(editor: Api, tenant: str) -> No
         ({**GOOD, "notice_text": ""}, "body.handoff.notice_text"),
         ({**GOOD, "notice_text": "  "}, "body.handoff.notice_text"),
         ({**GOOD, "notice_text": "x" * 1001}, "body.handoff.notice_text"),
+        ({**GOOD, "return_notice_text": " "}, "body.handoff.return_notice_text"),
         ({k: v for k, v in GOOD.items() if k != "enabled"}, "body.handoff.enabled"),
         ({**GOOD, "enabeld": True}, "body.handoff.enabeld"),
     ],

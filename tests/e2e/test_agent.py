@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from services.agent.domain import NO_HANDOFF_ANSWER, STUCK_REASON
 from services.agent.rules import NOT_UNDERSTOOD
 from services.handoff.domain import derived_id
+from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
 from tests.support.events import Who, key_of
 from tests.support.sandbox import NOTICE, publish_agent
@@ -188,3 +190,27 @@ async def test_three_unanswered_turns_in_a_row_hand_off(stack: Stack, tenant: st
     [command] = await bus.wait_for(t.commands, of(who, "handoff_command"))
     assert command["reason"] == STUCK_REASON.format(n=3)
     await bus.wait_for(t.events, of(who, "mode_changed", to_mode="human"))
+
+
+async def test_back_from_a_teammate_the_agent_acknowledges_the_return(
+    stack: Stack, tenant: str
+) -> None:  # R20
+    t, bus = stack.bus.topics, stack.bus
+    who = Who(tenant, "support")
+    await publish_agent(stack.store, who)
+    await say(stack, who, "I want to talk to a person")
+    await bus.wait_for(t.events, of(who, "mode_changed", to_mode="human"))
+    token = make_token(stack.env["HANDOFF_API_JWT_SECRET"], tenant=tenant, sub="jane")
+    async with httpx.AsyncClient(base_url=stack.procs["handoff"].url, timeout=30) as http:
+        desk = Api(http, token)
+        sent = await desk.post(f"{user_path(who)}/agents/support/messages", {"text": "Done!"})
+        assert sent.status_code == 201, sent.text
+        assert (await desk.switch(who, "ai", "Resolved.")).status_code == 200
+
+    back = await say(stack, who, "hello")
+    first = await ai_answer(stack, who, back)
+    assert first["text"] == (
+        "Welcome back! My teammate has handed this chat back to me. Anything else I can help with?"
+    )
+    again = await say(stack, who, "hello")
+    assert (await ai_answer(stack, who, again))["text"].startswith("Hello! I'm the support")

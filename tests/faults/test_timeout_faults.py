@@ -63,6 +63,16 @@ async def test_fifty_thousand_expiries_with_a_worker_killed_mid_sweep(stack: Sta
     counts = Counter(key for key, _ in reverts())
     assert set(counts) == set(due), "an expiry was never emitted, or a stranger was"
     assert [k for k, n in counts.items() if n > 1] == [], "an expiry was emitted twice"
+
+    def notices() -> Counter[str]:  # R20: each revert's return notice, from the same outbox
+        return Counter(
+            key_of(s.value)
+            for s in bus.records
+            if s.topic == bus.topics.outbound and s.value.get("sender") == "system"
+        )
+
+    await wait_until(lambda: len(notices()) >= LEASES, 60, "every return notice")
+    assert set(notices()) == set(due) and set(notices().values()) == {1}
     # How late they came is a figure for bench/timeout_sweep.py, not a pass/fail here.
     lags = sorted(emitted - due[key] for key, emitted in reverts())
     p50, p99 = lags[len(lags) // 2], lags[len(lags) * 99 // 100]

@@ -8,18 +8,20 @@ from typing import Any
 
 import pytest
 
-from schemas import RoutedMessage, Routing
+from schemas import ReturnContext, RoutedMessage, Routing, TranscriptTurn
 from services.agent.domain import (
     EMPTY_ANSWER,
     NO_HANDOFF_ANSWER,
     STUCK_REASON,
     Answer,
     Handoff,
+    Resumed,
     after_failures,
     can_hand_off,
     command_for,
     one_sentence,
     reply_for,
+    resumed_of,
     settle,
 )
 from tests.unit.builders import message, published
@@ -119,3 +121,24 @@ def test_settle() -> None:
     assert settle(Handoff("Needs a person."), tool=False) == Answer(NO_HANDOFF_ANSWER)
     assert settle(Answer("  hi  "), tool=True) == Answer("hi")
     assert settle(Answer("   "), tool=True) == Answer(EMPTY_ANSWER, understood=False)
+
+
+def test_resumed_of_the_routing_context() -> None:  # R20
+    assert resumed_of(None) is None
+    turn = TranscriptTurn(event_id="h-1", role="human", text="Refunded.", at=AT)
+    context = ReturnContext(
+        ticket_id="tk-1",
+        reason="Double charge.",
+        handled_by="jane",
+        handled_by_name=" Jane ",
+        resolution_note="",
+        turns=[turn],
+        ended_by="timeout",
+    )
+    assert resumed_of(context) == Resumed(
+        reason="Double charge.",
+        teammate="Jane",
+        resolution_note=None,
+        ended_by="timeout",
+        turns=(("human", "Refunded."),),
+    )

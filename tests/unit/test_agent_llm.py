@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.agent.domain import Answer, Handoff, Turn
+from services.agent.domain import Answer, Handoff, Resumed, Turn
 from services.agent.llm import TOOL_NAME, OpenAIBrain, chat_request, parse_completion
 from services.agent.rules import RuleBrain
 
@@ -143,3 +143,25 @@ def test_parse_completion_ignores_other_tools() -> None:
     data = completion(content="Here you go.", tool_reason="x")
     data["choices"][0]["message"]["tool_calls"][0]["function"]["name"] = "lookup_order"
     assert parse_completion(data) == Answer("Here you go.")
+
+
+def test_back_from_a_teammate_the_prompt_carries_the_context() -> None:  # R20
+    resumed = Resumed(
+        reason="The user reported a double charge.",
+        teammate="Jane",
+        resolution_note="Refund issued.",
+        ended_by="operator",
+        turns=(("user", "charged twice!"), ("human", "Refunded it.")),
+    )
+    body = chat_request(Turn("thanks", resumed=resumed), "m")
+    system = body["messages"][0]["content"]
+    for expected in (
+        "come back to you from a human teammate (Jane)",
+        "handed off because: The user reported a double charge.",
+        "A teammate handed the conversation back to you.",
+        "resolution note: Refund issued.",
+        "- human: Refunded it.",
+        "do not greet the user as if new",
+    ):
+        assert expected in system, expected
+    assert "human teammate" not in chat_request(Turn("thanks"), "m")["messages"][0]["content"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.agent.domain import NO_HANDOFF_ANSWER, Answer, Handoff, Turn
+from services.agent.domain import NO_HANDOFF_ANSWER, Answer, Handoff, Resumed, Turn
 from services.agent.rules import (
     NOT_UNDERSTOOD,
     WITHOUT_HANDOFF,
     RuleBrain,
     decide,
+    faq_answer,
     find_trigger,
     instruction_phrases,
     normalize,
@@ -168,3 +169,53 @@ async def test_rule_brain_is_the_pure_decision() -> None:
     assert await brain.think(turn) == decide(turn)
     assert brain.name == "rules" and brain.wants_history is False
     await brain.aclose()
+
+
+# R20: the first message after a human stretch ------------------------------------------------
+
+RESOLVED = Resumed(
+    reason="The user reported an urgent billing problem (charged twice).",
+    teammate="Jane",
+    resolution_note="Refunded the second charge; it shows in 3-5 days.",
+    ended_by="operator",
+    turns=(("human", "I've refunded the second charge."),),
+)
+
+
+def test_back_from_a_teammate_the_rules_acknowledge_the_resolution() -> None:
+    thought = decide(Turn("hi again", can_hand_off=True, resumed=RESOLVED))
+    assert thought == Answer(
+        "Welcome back! My teammate Jane resolved this: Refunded the second charge; it shows "
+        "in 3-5 days. Anything else I can help with?"
+    )
+
+
+def test_back_with_a_question_the_welcome_comes_with_the_answer() -> None:
+    thought = decide(Turn("When are you open?", resumed=RESOLVED))
+    assert isinstance(thought, Answer)
+    assert thought.text.startswith("Welcome back! My teammate Jane resolved this:")
+    assert thought.text.endswith(faq_answer("When are you open?") or "no FAQ answer")
+    assert "Anything else" not in thought.text
+
+
+def test_back_without_a_note_or_a_name() -> None:
+    by_switch = Resumed(reason="The user asked to talk to a person.")
+    by_timeout = Resumed(reason="The user asked to talk to a person.", ended_by="timeout")
+    assert decide(Turn("thanks", resumed=by_switch)) == Answer(
+        "Welcome back! My teammate has handed this chat back to me. Anything else I can help with?"
+    )
+    text = decide(Turn("hmm", resumed=by_timeout))
+    assert text == Answer(
+        "Welcome back! It's me, the assistant, again: the chat with my teammate ended. "
+        "Anything else I can help with?"
+    )  # understood: a returning user is never a failed clarification
+
+
+def test_back_and_asking_for_a_person_again_still_hands_off() -> None:
+    thought = decide(Turn("I want to talk to a person", can_hand_off=True, resumed=RESOLVED))
+    assert thought == Handoff("The user asked to talk to a person.")
+
+
+def test_without_a_context_the_greeting_is_unchanged() -> None:
+    thought = decide(Turn("hello"))
+    assert isinstance(thought, Answer) and thought.text.startswith("Hello! I'm the support")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,13 @@ from schemas import (
     TranscriptTurn,
 )
 from services.handoff.commands import API, CommandService, Entry
-from services.handoff.domain import ModeState, derived_id, plan_transition
+from services.handoff.domain import (
+    DEFAULT_RETURN_NOTICE,
+    AgentVersion,
+    ModeState,
+    derived_id,
+    plan_transition,
+)
 from services.handoff.store import CommandSnapshot
 from tests.unit.builders import MINUTE_MS, NOW_MS, attachment, command, published
 
@@ -94,15 +101,48 @@ def test_a_replayed_command_plans_byte_identical_outputs() -> None:  # R10
     assert run_plan(command()) == run_plan(command())
 
 
-def test_accepted_to_ai_emits_only_mode_changed() -> None:
-    human = ModeState(mode="human", cause="agent", version=5, human_since_ms=NOW_MS - 1)
+def test_accepted_to_ai_emits_mode_changed_and_the_captured_return_notice() -> None:  # R20
+    human = ModeState(
+        mode="human",
+        cause="agent",
+        version=5,
+        human_since_ms=NOW_MS - 1,
+        return_notice="Back with the bot, as agreed when the handoff began.",
+    )
     _, new_state, _, result, turn = run_plan(command("to_ai", "operator"), human, entry=API)
-    assert new_state.mode == "ai"
-    assert [role for role, _, _ in result["outputs"]] == ["events"]
+    assert new_state.mode == "ai" and new_state.return_notice == ""
+    assert [role for role, _, _ in result["outputs"]] == ["events", "outbound"]
     changed = ModeChanged.model_validate_json(result["outputs"][0][2])
     assert (changed.from_mode, changed.to_mode, changed.cause) == ("human", "ai", "operator")
     assert changed.expires_at is None and changed.state_version == 6
-    assert turn == ""
+    notice = OutboundMessage.model_validate_json(result["outputs"][1][2])
+    assert (notice.sender, notice.text) == ("system", human.return_notice)
+    assert notice.event_id == derived_id("return_notice", "cmd-1")
+    assert notice.conversation_id == "c-7"
+    recorded = TranscriptTurn.model_validate_json(turn)
+    assert (recorded.event_id, recorded.role, recorded.text) == (
+        notice.event_id,
+        "system",
+        human.return_notice,
+    )
+
+
+def test_a_stretch_begun_without_a_captured_notice_returns_with_the_default() -> None:
+    human = ModeState(mode="human", cause="agent", version=5, human_since_ms=NOW_MS - 1)
+    _, _, _, result, _ = run_plan(command("to_ai", "operator"), human, entry=API)
+    notice = OutboundMessage.model_validate_json(result["outputs"][1][2])
+    assert notice.text == DEFAULT_RETURN_NOTICE
+
+
+def test_to_human_captures_the_versions_return_notice_and_the_ticket_id() -> None:  # R20
+    version = published(idle=30, notice=NOTICE)
+    version = AgentVersion(
+        version.version, replace(version.handoff, return_notice_text="See you, from the bot.")
+    )
+    _, new_state, _, result, _ = run_plan(command(), version=version)
+    ticket = HandoffTicket.model_validate_json(result["outputs"][2][2])
+    assert new_state.return_notice == "See you, from the bot."
+    assert new_state.ticket_id == ticket.ticket_id
 
 
 def test_rejection_emits_one_command_rejected_and_no_state() -> None:
@@ -126,8 +166,9 @@ def test_r22_an_operator_topic_command_is_audited_with_its_actor() -> None:
     entry = Entry("operator", "handoff.operator-commands")
     _, new_state, _, result, _ = run_plan(command("to_ai", "operator"), HUMAN_V5, entry=entry)
     assert new_state.actor == "operator:jane"
-    assert [role for role, _, _ in result["outputs"]] == ["events", "events"]
-    audit = OperatorAction.model_validate_json(result["outputs"][1][2])
+    # The ModeChanged, the return notice (R20), the audit record.
+    assert [role for role, _, _ in result["outputs"]] == ["events", "outbound", "events"]
+    audit = OperatorAction.model_validate_json(result["outputs"][2][2])
     assert (audit.actor, audit.role, audit.claimed_actor) == ("operator:jane", None, None)
     assert (audit.via, audit.outcome, audit.target) == (entry.topic, "accepted", IKEY)
     assert audit.event_id == derived_id("operator_action", "cmd-1")

@@ -56,6 +56,26 @@ def test_routed_message_carries_the_message_untouched_and_the_routing() -> None:
         "decided_at": "2024-05-01T12:00:00Z",
         "human_since": "2024-05-01T11:59:00Z",
         "expires_at": "2024-05-01T12:10:00Z",
+        "context": None,
+    }
+
+
+def test_the_first_message_after_a_human_stretch_carries_its_context() -> None:  # R20
+    turn = {"event_id": "h-1", "role": "human", "text": "Refunded.", "at": "2024-05-01T11:59:00Z"}
+    context = {
+        "ticket_id": "tk-1",
+        "reason": "The user asked for a refund.",
+        "handled_by": "jane",
+        "handled_by_name": "Jane",
+        "resolution_note": "Refund issued.",
+        "turns": [turn],
+        "ended_by": "operator",
+    }
+    decision = RouteDecision(status="routed", version=3, decided_at_ms=NOW_MS, context=context)
+    routing = json.loads(routed_message(message(), decision).model_dump_json())["routing"]
+    assert routing["context"] == {
+        **context,
+        "turns": [{**turn, "conversation_id": None, "attachments": []}],
     }
 
 

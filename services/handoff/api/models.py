@@ -20,6 +20,7 @@ from schemas.events import (
 )
 from services.handoff.domain import (
     DEFAULT_NOTICE,
+    DEFAULT_RETURN_NOTICE,
     AgentVersion,
     HandoffConfig,
     ModeState,
@@ -208,10 +209,22 @@ class HandoffSettingsBody(Body):
     notice_text: Annotated[
         str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
     ] = Field(default=DEFAULT_NOTICE, description="What the user is told on a handoff.")
+    return_notice_text: Annotated[
+        str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
+    ] = Field(
+        default=DEFAULT_RETURN_NOTICE,
+        description="What the user is told whenever the conversation returns to the AI "
+        "(operator switch, resolve, idle timeout, pickup fallback). The text in force when "
+        "human mode starts is the one sent at its end (R20).",
+    )
 
     def to_config(self) -> HandoffConfig:
         return HandoffConfig(
-            self.enabled, self.idle_timeout_minutes, self.instructions, self.notice_text
+            self.enabled,
+            self.idle_timeout_minutes,
+            self.instructions,
+            self.notice_text,
+            self.return_notice_text,
         )
 
 
@@ -236,6 +249,7 @@ class AgentVersionView(Out):
                 idle_timeout_minutes=h.idle_timeout_minutes,
                 instructions=h.instructions,
                 notice_text=h.notice_text,
+                return_notice_text=h.return_notice_text,
             ),
             created_at=v.created_at,
             created_by=v.created_by,
@@ -266,6 +280,23 @@ class DeskReplySent(Out):
     event_id: str
     conversation_id: str | None
     sent_at: datetime
+    expires_at: datetime | None = Field(
+        description="The idle expiry after this reply (a teammate's reply moves it, R19); "
+        "null: no idle timeout."
+    )
+
+
+class IdleExtend(Body):
+    minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
+        default=None,
+        description="Human mode lasts at least this many minutes from now; default: the "
+        "interaction's idle timeout. Never shortens the current expiry.",
+    )
+
+
+class IdleExtended(Out):
+    expires_at: datetime = Field(description="The idle expiry now.")
+    state_version: int
 
 
 class DeskTicket(Out):

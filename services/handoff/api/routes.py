@@ -28,8 +28,9 @@ from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
 from services.handoff.commands import API
+from services.handoff.domain import at_ms, optional_at_ms
 from services.handoff.events import outbound_turn
-from services.handoff.store import UnknownVersionError
+from services.handoff.store import HumanReply, UnknownVersionError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")
@@ -280,10 +281,10 @@ async def transcript(
     status_code=201,
     responses=responses(401, 403, 404, 409, 422, 503),
     summary="Desk: reply to a user in human mode",
-    description="Records the turn in the transcript and, in the same atomic step, queues an "
-    "OutboundMessage with sender `human` for chat.outbound (published exactly once by the "
-    "relay). 409 `not_in_human_mode` when "
-    "the AI has the conversation.",
+    description="Records the turn in the transcript, moves the idle expiry forward as a user "
+    "message does (R19), and queues an OutboundMessage with sender `human` for chat.outbound "
+    "with its audit record, all in one atomic step (published exactly once by the relay). "
+    "409 `not_in_human_mode` when the AI has the conversation.",
     tags=["desk"],
 )
 async def desk_reply(
@@ -317,13 +318,55 @@ async def desk_reply(
         ("outbound", ikey, message.model_dump_json()),
         audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
     ]
-    if not await ctx.store.desk_reply(ikey, outbound_turn(message).model_dump_json(), outputs):
+    turn = outbound_turn(message).model_dump_json()
+    result = await ctx.store.human_reply(
+        HumanReply(ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True)
+    )
+    if result["status"] == "not_in_human_mode":
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
         )
     return m.DeskReplySent(
-        event_id=message.event_id, conversation_id=conversation, sent_at=message.sent_at
+        event_id=message.event_id,
+        conversation_id=conversation,
+        sent_at=message.sent_at,
+        expires_at=optional_at_ms(result.get("expires_at")),
     )
+
+
+@router.post(
+    "/users/{channel}/{external_id:path}/agents/{a}/extend",
+    response_model=m.IdleExtended,
+    responses=responses(401, 403, 404, 409, 422, 503),
+    summary="Desk: extend the idle expiry of human mode (R19)",
+    description="Human mode lasts at least `minutes` (default: the interaction's idle "
+    "timeout) from now; the expiry never moves back. Audited (OperatorAction "
+    "`idle_extend`). 409 `not_in_human_mode` when the AI has the conversation, "
+    "`no_idle_timeout` when human mode has no idle timeout to extend.",
+    tags=["desk"],
+)
+async def extend_idle(
+    t: Tenant,
+    channel: Channel,
+    external_id: External,
+    a: Agent,
+    body: m.IdleExtend,
+    operator: WriteInteraction,
+    ctx: Ctx,
+) -> m.IdleExtended:
+    ids = interaction(t, channel, external_id, a)
+    ikey = await require_interaction(ctx, ids)
+    extra_ms = None if body.minutes is None else body.minutes * ctx.settings.minute_ms
+    _, _, record = audit(operator, "idle_extend", ikey, ikey, "{outcome}")
+    result = await ctx.store.extend_idle(ikey, extra_ms, record)
+    if result["status"] != "extended":
+        code = result["status"]
+        detail = {
+            "not_in_human_mode": "The AI has this conversation; there is no expiry to extend.",
+            "no_idle_timeout": "Human mode has no idle timeout here; it lasts until a switch.",
+        }[code]
+        raise ApiError(409, code, detail)
+    return m.IdleExtended(expires_at=at_ms(result["expires_at"]), state_version=result["version"])
 
 
 @router.get(

@@ -36,7 +36,8 @@ local function load_state(state_key)
 end
 
 local STATE_FIELDS = {'mode', 'cause', 'actor', 'reason', 'changed_at', 'expires_at',
-                      'idle_ms', 'human_since', 'version', 'command_id'}
+                      'idle_ms', 'human_since', 'version', 'command_id',
+                      'return_notice', 'ticket_id', 'pending_context'}
 
 -- Writes the state hash and keeps lease and deadline index in step with it.
 local function write_state(tag, ikey, st)
@@ -62,33 +63,14 @@ local function push_history(tag, ikey, change_json, cap)
   redis.call('LTRIM', history, 0, cap - 1)
 end
 
--- Human mode with an idle timeout whose lease is gone: the AI is back (R5).
-local function lease_expired(tag, ikey, st)
-  return st.mode == 'human' and (st.idle_ms or '') ~= ''
-    and redis.call('EXISTS', key('lease', tag, ikey)) == 0
+local function nonempty(v)
+  if v == nil or v == '' or v == cjson.null then return nil end
+  return v
 end
 
--- Applies the timeout revert and queues its ModeChanged in the shard's outbox, which the
--- timeout worker publishes. Returns the new state.
-local function revert_expired(tag, ikey, st, now, history_cap)
-  local new = {
-    mode = 'ai', cause = 'timeout', actor = 'system:timeout',
-    reason = 'The idle timeout expired with no new user message.',
-    changed_at = now, expires_at = '', idle_ms = '', human_since = '',
-    version = st.version + 1, command_id = '',
-  }
-  write_state(tag, ikey, new)
-  local change = cjson.encode({
-    event_id = 'tmo-' .. redis.sha1hex(ikey .. '\31' .. new.version),
-    ikey = ikey, from_mode = 'human', to_mode = 'ai', cause = 'timeout', actor = new.actor,
-    reason = new.reason, changed_at = now, due_at = tonumber(st.expires_at),
-    version = new.version,
-  })
-  push_history(tag, ikey, change, history_cap)
-  -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
-  -- checkpoints the last one it published in Kafka.
-  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change)
-  return new
+local function add_turn(tag, ikey, turn_json, transcript_cap)
+  redis.call('XADD', key('transcript', tag, ikey), 'MAXLEN', '~', transcript_cap, '*',
+             'turn', turn_json)
 end
 
 -- Queues records for the relay (the timeout worker) to publish on Kafka exactly once, in the
@@ -97,6 +79,153 @@ end
 local function outbox_emit(tag, outputs)
   if #outputs == 0 then return end
   redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
+end
+
+-- RFC 3339 (UTC) of a time in ms, written as pydantic writes it (the same turn rebuilt from
+-- the log is the same JSON): Redis' Lua has no os.date.
+-- Days to a civil date: H. Hinnant's algorithm.
+local function rfc3339(ms)
+  local secs = math.floor(ms / 1000)
+  local z = math.floor(secs / 86400) + 719468
+  local rem = secs % 86400
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                          - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  local fraction = ms % 1000 == 0 and '' or string.format('.%03d000', ms % 1000)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d%sZ', year, month, day,
+                       math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, fraction)
+end
+
+--[[ The way back (R20) ------------------------------------------------------------------
+On every return to the AI the state keeps `pending_context`: what the AI should know of the
+human stretch, captured at the return (the ticket may change or go afterwards). The next
+message routed to the AI takes it (take_return_context) into its route marker, once. ]]
+
+-- The text set by Python (services/handoff/client.py) when it loads the library: the
+-- default return notice of a stretch begun before the notice was captured in the state.
+local DEFAULT_RETURN_NOTICE = __DEFAULT_RETURN_NOTICE__
+
+local function load_hash(k)
+  local flat = redis.call('HGETALL', k)
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+-- The tickets feature's (R15) hash of one ticket.
+local function ticket_key(tag, ticket_id) return 'ho:ticket:' .. tag .. ':' .. ticket_id end
+
+-- The id of the transcript's last entry (nil: none): where a human stretch's turns end.
+local function last_turn_id(tag, ikey)
+  local last = redis.call('XREVRANGE', key('transcript', tag, ikey), '+', '-', 'COUNT', 1)
+  return last[1] and last[1][1] or nil
+end
+
+-- st: the state of the human stretch that ends now; ended_by: the cause of the return;
+-- upto: the stretch's last transcript entry. Read the ticket after it was resolved (its
+-- assignee and resolution note as the stretch left them).
+local function capture_return(tag, ikey, st, ended_by, upto)
+  local ticket_id = nonempty(st.ticket_id)
+  local ticket = ticket_id and load_hash(ticket_key(tag, ticket_id)) or {}
+  return cjson.encode({
+    ticket_id = ticket_id, reason = st.reason, ended_by = ended_by,
+    handled_by = nonempty(ticket.assignee), handled_by_name = nonempty(ticket.assignee_name),
+    resolution_note = nonempty(ticket.resolution_note),
+    human_since = nonempty(st.human_since), upto = upto,
+  })
+end
+
+-- Records the return's context in the (already written) AI state, for the next message
+-- routed to the AI (take_return_context).
+local function record_return(tag, ikey, st, ended_by, upto)
+  redis.call('HSET', key('state', tag, ikey), 'pending_context',
+             capture_return(tag, ikey, st, ended_by, upto))
+end
+
+-- The context for the message being routed to the AI, or nil; consumed. Turns stay JSON
+-- strings (a decode/encode round trip would turn empty lists into objects).
+local function take_return_context(tag, ikey, st, turns_cap)
+  if nonempty(st.pending_context) == nil then return nil end
+  redis.call('HSET', key('state', tag, ikey), 'pending_context', '')
+  local p = cjson.decode(st.pending_context)
+  local turns = {}
+  if p.upto and p.human_since and turns_cap > 0 then
+    local entries = redis.call('XREVRANGE', key('transcript', tag, ikey), p.upto, p.human_since,
+                               'COUNT', turns_cap)
+    for i = #entries, 1, -1 do turns[#turns + 1] = entries[i][2][2] end
+  end
+  p.upto, p.human_since, p.turns = nil, nil, turns
+  return p
+end
+
+local function last_conversation(tag, ikey)
+  local entries = redis.call('XREVRANGE', key('transcript', tag, ikey), '+', '-', 'COUNT', 20)
+  for _, entry in ipairs(entries) do
+    local ok, turn = pcall(cjson.decode, entry[2][2])
+    if ok and type(turn) == 'table' and type(turn.conversation_id) == 'string' then
+      return turn.conversation_id
+    end
+  end
+  return nil
+end
+
+-- The return notice of a return decided here (not by a Python command), as the outbox
+-- output to queue with the return, and recorded in the transcript. st: the ended stretch.
+local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
+  local tenant, agent, channel, external = string.match(ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
+  local text = nonempty(st.return_notice) or DEFAULT_RETURN_NOTICE
+  local conversation, at = last_conversation(tag, ikey), rfc3339(now)
+  local notice = {
+    type = 'outbound_message', schema_version = 1, event_id = event_id,
+    tenant_id = tenant, agent_id = agent, user = {channel = channel, external_id = external},
+    conversation_id = conversation, sender = 'system', text = text, sent_at = at,
+  }
+  -- Written out: cjson would encode the empty attachments list as an object.
+  add_turn(tag, ikey, '{"event_id":' .. cjson.encode(event_id) .. ',"conversation_id":'
+    .. (conversation and cjson.encode(conversation) or 'null') .. ',"role":"system","text":'
+    .. cjson.encode(text) .. ',"attachments":[],"at":' .. cjson.encode(at) .. '}',
+    transcript_cap)
+  return {'outbound', ikey, cjson.encode(notice)}
+end
+
+-- Human mode with an idle timeout whose lease is gone: the AI is back (R5).
+local function lease_expired(tag, ikey, st)
+  return st.mode == 'human' and (st.idle_ms or '') ~= ''
+    and redis.call('EXISTS', key('lease', tag, ikey)) == 0
+end
+
+-- Applies the timeout revert and queues its ModeChanged and the return notice (R20) in the
+-- shard's outbox, which the timeout worker publishes. Returns the new state.
+local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+  local new = {
+    mode = 'ai', cause = 'timeout', actor = 'system:timeout',
+    reason = 'The idle timeout expired with no new user message.',
+    changed_at = now, expires_at = '', idle_ms = '', human_since = '',
+    version = st.version + 1, command_id = '',
+  }
+  new.pending_context = capture_return(tag, ikey, st, 'timeout', last_turn_id(tag, ikey))
+  write_state(tag, ikey, new)
+  local change = cjson.encode({
+    event_id = 'tmo-' .. redis.sha1hex(ikey .. '\31' .. new.version),
+    ikey = ikey, from_mode = 'human', to_mode = 'ai', cause = 'timeout', actor = new.actor,
+    reason = new.reason, changed_at = now, due_at = tonumber(st.expires_at),
+    version = new.version,
+  })
+  push_history(tag, ikey, change, history_cap)
+  -- The return notice (R20) rides in the revert's own outbox entry: one entry per revert
+  -- keeps the relay's throughput (it publishes a bounded number of entries per sweep).
+  local notice_id = 'ret-' .. redis.sha1hex(ikey .. '\31' .. new.version)
+  local notice = return_notice(tag, ikey, st, notice_id, now, transcript_cap)
+  -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
+  -- checkpoints the last one it published in Kafka.
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change, 'out', cjson.encode({notice}))
+  return new
 end
 
 local function marker_hit(marker_key, src)
@@ -112,14 +241,28 @@ local function optional_number(v)
   return tonumber(v)
 end
 
---[[ ho_route: route one user message (router, R4 R5 R10 R12).
+-- Moves the idle expiry of human mode with a timeout to `to_ms` (never back: a desk's
+-- extension outlives a user message that would end it sooner). Returns the expiry.
+local function extend_lease(tag, ikey, st, to_ms)
+  if st.mode ~= 'human' or (st.idle_ms or '') == '' then return optional_number(st.expires_at) end
+  local current = optional_number(st.expires_at)
+  if current ~= nil and current >= to_ms then return current end
+  st.expires_at = to_ms
+  redis.call('HSET', key('state', tag, ikey), 'expires_at', to_ms)
+  redis.call('SET', key('lease', tag, ikey), st.version, 'PXAT', to_ms)
+  redis.call('ZADD', 'ho:deadlines:' .. tag, to_ms, ikey)
+  return to_ms
+end
+
+--[[ ho_route: route one user message (router, R4 R5 R10 R12, R20's context).
 KEYS: seen marker, deadlines, outbox
 ARGV: tag, ikey, src, turn_json ('' = record nothing), stateless ('1' = live test or anonymous),
-      marker_ttl_ms, transcript_cap, history_cap ]]
+      marker_ttl_ms, transcript_cap, history_cap, context_turns (R20: the cap of the turns) ]]
 local function ho_route(keys, args)
   local tag, ikey, src, turn = args[1], args[2], args[3], args[4]
   local stateless, ttl = args[5] == '1', tonumber(args[6])
   local transcript_cap, history_cap = tonumber(args[7]), tonumber(args[8])
+  local context_turns = tonumber(args[9] or '20')
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
   local now = now_ms()
@@ -128,17 +271,14 @@ local function ho_route(keys, args)
     d.mode, d.version, d.stateless = 'ai', 0, 1
   else
     local st = load_state(key('state', tag, ikey))
-    if lease_expired(tag, ikey, st) then st = revert_expired(tag, ikey, st, now, history_cap) end
+    if lease_expired(tag, ikey, st) then
+      st = revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+    end
     if st.mode == 'human' and (st.idle_ms or '') ~= '' then
-      st.expires_at = now + tonumber(st.idle_ms)
-      redis.call('HSET', key('state', tag, ikey), 'expires_at', st.expires_at)
-      redis.call('SET', key('lease', tag, ikey), st.version, 'PXAT', st.expires_at)
-      redis.call('ZADD', keys[2], st.expires_at, ikey)
+      extend_lease(tag, ikey, st, now + tonumber(st.idle_ms))
     end
-    if turn ~= '' then
-      redis.call('XADD', key('transcript', tag, ikey), 'MAXLEN', '~', transcript_cap, '*',
-                 'turn', turn)
-    end
+    if st.mode == 'ai' then d.context = take_return_context(tag, ikey, st, context_turns) end
+    if turn ~= '' then add_turn(tag, ikey, turn, transcript_cap) end
     d.mode, d.version = st.mode, st.version
     d.cause = st.cause ~= '' and st.cause or nil
     d.human_since = optional_number(st.human_since)
@@ -152,17 +292,19 @@ end
 --[[ ho_route_many: ho_route for the messages of one shard in a batch, in their order: one
 call per shard group instead of one per message (the router's batches).
 KEYS: deadlines, outbox, then each message's seen marker
-ARGV: tag, marker_ttl_ms, transcript_cap, history_cap, then per message: ikey, src,
-      turn_json, stateless
+ARGV: tag, marker_ttl_ms, transcript_cap, history_cap, context_turns, then per message:
+      ikey, src, turn_json, stateless
 Returns each message's ho_route result, in order. ]]
 local function ho_route_many(keys, args)
   local tag, ttl, transcript_cap, history_cap = args[1], args[2], args[3], args[4]
+  local context_turns = args[5]
   local results = {}
   for i = 3, #keys do
-    local a = 5 + (i - 3) * 4
+    local a = 6 + (i - 3) * 4
     results[#results + 1] = ho_route(
       {keys[i], keys[1], keys[2]},
-      {tag, args[a], args[a + 1], args[a + 2], args[a + 3], ttl, transcript_cap, history_cap})
+      {tag, args[a], args[a + 1], args[a + 2], args[a + 3], ttl, transcript_cap, history_cap,
+       context_turns})
   end
   return results
 end
@@ -214,18 +356,21 @@ local function ho_apply(keys, args)
   local current = load_state(key('state', tag, ikey))
   if lease_expired(tag, ikey, current) then
     -- The user is back on AI already (R5); make it so, then let the caller decide again.
-    current = revert_expired(tag, ikey, current, now_ms(), history_cap)
+    current = revert_expired(tag, ikey, current, now_ms(), history_cap, transcript_cap)
     return cjson.encode({status = 'conflict', version = current.version})
   end
   if state_json ~= '' then
     if current.version ~= expected then
       return cjson.encode({status = 'conflict', version = current.version})
     end
-    write_state(tag, ikey, cjson.decode(state_json))
+    local new = cjson.decode(state_json)
+    local upto = last_turn_id(tag, ikey)  -- before this step's turn (the return notice)
+    write_state(tag, ikey, new)
     push_history(tag, ikey, change, history_cap)
-    if turn ~= '' then
-      redis.call('XADD', key('transcript', tag, ikey), 'MAXLEN', '~', transcript_cap, '*',
-                 'turn', turn)
+    if turn ~= '' then add_turn(tag, ikey, turn, transcript_cap) end
+    -- R20, after every write of this step to the ticket (a resolve's note).
+    if current.mode == 'human' and new.mode == 'ai' then
+      record_return(tag, ikey, current, new.cause, upto)
     end
   end
   local stored = cjson.decode(result)
@@ -236,33 +381,20 @@ local function ho_apply(keys, args)
   return cjson.encode(stored)
 end
 
---[[ ho_desk_reply: a teammate's reply sent through the operator API: recorded in the
-transcript and queued (with its audit record) in the outbox, only while in human mode.
-KEYS: outbox. ARGV: tag, ikey, turn_json, outputs_json, transcript_cap
-Returns 'sent' or 'not_in_human_mode'. ]]
-local function ho_desk_reply(keys, args)
-  local tag, ikey, turn, outputs = args[1], args[2], args[3], cjson.decode(args[4])
-  local st = load_state(key('state', tag, ikey))
-  if st.mode ~= 'human' or lease_expired(tag, ikey, st) then return 'not_in_human_mode' end
-  redis.call('XADD', key('transcript', tag, ikey), 'MAXLEN', '~', tonumber(args[5]), '*',
-             'turn', turn)
-  outbox_emit(tag, outputs)
-  return 'sent'
-end
-
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
 Claiming and reverting are one step, so two workers never revert (nor emit) one expiry twice.
 KEYS: deadlines, outbox
-ARGV: tag, limit, history_cap ]]
+ARGV: tag, limit, history_cap, transcript_cap ]]
 local function ho_expire_due(keys, args)
   local tag, limit, history_cap = args[1], tonumber(args[2]), tonumber(args[3])
+  local transcript_cap = tonumber(args[4])
   local now = now_ms()
   local due = redis.call('ZRANGE', keys[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   local reverted = 0
   for _, ikey in ipairs(due) do
     local st = load_state(key('state', tag, ikey))
     if lease_expired(tag, ikey, st) then
-      revert_expired(tag, ikey, st, now, history_cap)
+      revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
       reverted = reverted + 1
     elseif st.mode == 'human' and (st.expires_at or '') ~= '' then
       redis.call('ZADD', keys[1], st.expires_at, ikey)  -- moved forward meanwhile
@@ -271,6 +403,66 @@ local function ho_expire_due(keys, args)
     end
   end
   return reverted
+end
+
+--[[ ho_human_reply: a teammate's reply to the user (R19): recorded in the transcript, and
+activity, like a user message: the idle expiry moves forward in the same step. The marker is
+keyed by the OutboundMessage's event_id: the operator API records its desk replies at once
+(src api/<event_id>, the message queued in the outbox in this step), and the consumer of
+chat.outbound that records replies external desks send there skips them (another src).
+KEYS: reply marker, deadlines, outbox
+ARGV: tag, ikey, src, turn_json, outputs_json ('' = none, else a JSON array of
+      [role, key, value_json]), require_human ('1': refuse when the AI has the user),
+      marker_ttl_ms, transcript_cap, history_cap ]]
+local function ho_human_reply(keys, args)
+  local tag, ikey, src, turn, outputs = args[1], args[2], args[3], args[4], args[5]
+  local require_human, ttl = args[6] == '1', tonumber(args[7])
+  local transcript_cap, history_cap = tonumber(args[8]), tonumber(args[9])
+  local hit = marker_hit(keys[1], src)
+  if hit then return hit end
+  local now = now_ms()
+  local st = load_state(key('state', tag, ikey))
+  if lease_expired(tag, ikey, st) then
+    st = revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+  end
+  if require_human and st.mode ~= 'human' then
+    return cjson.encode({status = 'not_in_human_mode', version = st.version})
+  end
+  local d = {src = src, mode = st.mode, version = st.version}
+  if st.mode == 'human' and (st.idle_ms or '') ~= '' then
+    d.expires_at = extend_lease(tag, ikey, st, now + tonumber(st.idle_ms))
+  end
+  add_turn(tag, ikey, turn, transcript_cap)
+  if outputs ~= '' then outbox_emit(tag, cjson.decode(outputs)) end
+  redis.call('SET', keys[1], cjson.encode(d), 'PX', ttl)
+  d.status = 'recorded'
+  return cjson.encode(d)
+end
+
+--[[ ho_extend: the desk extends the idle expiry (R19): to now + extra_ms (default: the idle
+timeout), never earlier than it is. Its audit record is queued in the outbox in this step,
+whatever the outcome: `{outcome}` in its JSON becomes the status.
+KEYS: deadlines, outbox
+ARGV: tag, ikey, extra_ms ('' = the idle timeout), audit_json, history_cap, transcript_cap
+Returns status: extended (with expires_at), not_in_human_mode or no_idle_timeout. ]]
+local function ho_extend(keys, args)
+  local tag, ikey, extra, audit = args[1], args[2], optional_number(args[3]), args[4]
+  local history_cap, transcript_cap = tonumber(args[5]), tonumber(args[6])
+  local now = now_ms()
+  local st = load_state(key('state', tag, ikey))
+  if lease_expired(tag, ikey, st) then
+    st = revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+  end
+  local d = {status = 'extended', version = st.version}
+  if st.mode ~= 'human' then
+    d.status = 'not_in_human_mode'
+  elseif (st.idle_ms or '') == '' then
+    d.status = 'no_idle_timeout'
+  else
+    d.expires_at = extend_lease(tag, ikey, st, now + (extra or tonumber(st.idle_ms)))
+  end
+  outbox_emit(tag, {{'events', ikey, (string.gsub(audit, '{outcome}', d.status))}})
+  return cjson.encode(d)
 end
 
 -- An agent event numbered with version n, queued in the agent's shard outbox with the
@@ -320,6 +512,7 @@ redis.register_function('ho_route_many', ho_route_many)
 redis.register_function('ho_gate', ho_gate)
 redis.register_function('ho_apply', ho_apply)
 redis.register_function('ho_expire_due', ho_expire_due)
-redis.register_function('ho_desk_reply', ho_desk_reply)
+redis.register_function('ho_human_reply', ho_human_reply)
+redis.register_function('ho_extend', ho_extend)
 redis.register_function('ho_agent_apply', ho_agent_apply)
 redis.register_function('ho_agent_publish', ho_agent_publish)
