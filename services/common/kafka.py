@@ -513,15 +513,38 @@ class KafkaWriter:
             config["transaction.timeout.ms"] = settings.transaction_timeout_ms
         else:
             config |= {"enable.idempotence": True, "acks": "all"}
+        self._config = config
         self._producer = Producer(config)
         self._abort_pending = False  # an abort that failed (Kafka down): retried first
+        self._broken = False  # a fatal error that was not a fencing: a new producer first
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def start(self) -> None:
+        await self._call(self._init)
+
+    def _init(self) -> None:
         if self.transactional:  # fences our predecessor and aborts what it left open
-            await self._call(self._producer.init_transactions, TRANSACTION_CALL_TIMEOUT_S)
+            self._producer.init_transactions(TRANSACTION_CALL_TIMEOUT_S)
+
+    def _renew(self) -> None:
+        """A new producer in place of one a fatal error left unusable. librdkafka makes some
+        errors fatal that are not a fencing (INVALID_TXN_STATE when the broker restarted
+        mid-transaction); a new producer with our transactional id takes over from it, and
+        its open transaction is aborted. Fenced by a newer instance is never renewed: that
+        one stops the service (see `fatal`)."""
+        self._producer = Producer(self._config)
+        self._abort_pending = False
+        self._init()
+        self._broken = False
+
+    def _renewable(self, exc: BaseException) -> KafkaException:
+        """Marks the producer for renewal; the error, as one the caller retries after."""
+        err = exc.args[0]
+        log.warning("producer_renewed", code=err.name())
+        self._broken = True
+        return KafkaException(KafkaError(err.code(), f"producer renewed: {err.str()}"))
 
     async def stop(self) -> None:
         await self._call(self._producer.flush, TRANSACTION_CALL_TIMEOUT_S)
@@ -554,18 +577,27 @@ class KafkaWriter:
         return deliveries
 
     def _send(self, outputs: Sequence[Output]) -> None:
-        deliveries = self._produce(outputs)
-        left = self._producer.flush(TRANSACTION_CALL_TIMEOUT_S)
-        deliveries.raise_first()
+        if self._broken:
+            self._renew()
+        try:
+            deliveries = self._produce(outputs)
+            left = self._producer.flush(TRANSACTION_CALL_TIMEOUT_S)
+            deliveries.raise_first()
+        except KafkaException as exc:
+            if fatal(exc):
+                raise self._renewable(exc) from exc
+            raise
         if left:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} not acknowledged"))
 
     def _transaction(
         self, outputs: Sequence[Output], offsets: dict[TP, int], group: GroupMetadata
     ) -> None:
-        p = self._producer
+        if self._broken:
+            self._renew()
         if self._abort_pending:
             self._abort()
+        p = self._producer
         p.begin_transaction()
         try:
             deliveries = self._produce(outputs)
@@ -577,8 +609,11 @@ class KafkaWriter:
                 deliveries.raise_first()  # an output refused: say which
                 raise
         except BaseException as exc:
-            if not fatal(exc):
-                self._abort()
+            if isinstance(exc, KafkaException) and exc.args[0].fatal():
+                if fatal(exc):
+                    raise
+                raise self._renewable(exc) from exc
+            self._abort()
             raise
 
     def _abort(self) -> None:
@@ -588,10 +623,20 @@ class KafkaWriter:
         self._abort_pending = False
 
 
+# A newer producer with our transactional id exists: this instance is the stale one.
+FENCED_PRODUCER_CODES = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
+
 def fatal(exc: BaseException) -> bool:
-    """A fatal librdkafka error: this client cannot go on (e.g. fenced by a newer instance
-    with our transactional id); the service stops and is restarted."""
-    return isinstance(exc, KafkaException) and bool(exc.args[0].fatal())
+    """Fenced by a newer instance with our transactional id: this instance must stop (and
+    be restarted) rather than fence it back. librdkafka's other fatal errors renew the client
+    (`KafkaWriter._renew`, `GroupConsumer._renew`) and are retried."""
+    if not isinstance(exc, KafkaException):
+        return False
+    err = exc.args[0]
+    return bool(err.fatal()) and err.code() in FENCED_PRODUCER_CODES
 
 
 class TransactionalProcessor:
