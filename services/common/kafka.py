@@ -362,7 +362,10 @@ class GroupConsumer:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": fetch_wait_ms,
+            # A fatal consumer error reaches only this callback (called inside poll()).
+            "error_cb": self._on_error,
         }
+        self._fatal: KafkaError | None = None
         self._consumer = Consumer(self._config)
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
@@ -397,6 +400,8 @@ class GroupConsumer:
             if not exc.args[0].fatal():
                 raise
             return self._renew(exc.args[0])
+        if self._fatal is not None:
+            return self._renew(self._fatal)
         owned = self.assignment()  # a partition revoked inside this poll keeps no records
         records = []
         for m in messages:
@@ -415,6 +420,12 @@ class GroupConsumer:
         records.sort(key=lambda r: (r.topic, r.partition))  # stable: offsets stay in order
         return Polled(records, self._consumer.consumer_group_metadata())
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        else:  # librdkafka retries these itself (a broker down, a timeout)
+            log.info("kafka_error", code=err.name())
+
     def _renew(self, err: KafkaError) -> Polled:
         """A fatal consumer error is librdkafka's static member fenced by the same
         group.instance.id: seen when the group coordinator moved or restarted while this member
@@ -427,6 +438,7 @@ class GroupConsumer:
             self._forget(list(self.assignment()))
         with contextlib.suppress(KafkaException, RuntimeError):
             self._consumer.close()
+        self._fatal = None
         self._consumer = Consumer(self._config)
         self._subscribe()
         return Polled([], self._consumer.consumer_group_metadata())
