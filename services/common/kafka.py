@@ -407,7 +407,7 @@ class GroupConsumer:
         for m in messages:
             err = m.error()
             if err is not None:
-                if err.fatal():
+                if err.fatal() or err.code() == KafkaError._FATAL:
                     return self._renew(err)
                 log.warning("consumer_error", code=err.name(), retriable=err.retriable())
                 continue
@@ -424,7 +424,7 @@ class GroupConsumer:
         if err.fatal():
             self._fatal = err
         else:  # librdkafka retries these itself (a broker down, a timeout)
-            log.info("kafka_error", code=err.name())
+            log.debug("kafka_error", code=err.name())
 
     def _renew(self, err: KafkaError) -> Polled:
         """A fatal consumer error is librdkafka's static member fenced by the same
@@ -551,13 +551,6 @@ class KafkaWriter:
         self._init()
         self._broken = False
 
-    def _renewable(self, exc: BaseException) -> KafkaException:
-        """Marks the producer for renewal; the error, as one the caller retries after."""
-        err = exc.args[0]
-        log.warning("producer_renewed", code=err.name())
-        self._broken = True
-        return KafkaException(KafkaError(err.code(), f"producer renewed: {err.str()}"))
-
     async def stop(self) -> None:
         await self._call(self._producer.flush, TRANSACTION_CALL_TIMEOUT_S)
         self._executor.shutdown(wait=False)
@@ -589,44 +582,50 @@ class KafkaWriter:
         return deliveries
 
     def _send(self, outputs: Sequence[Output]) -> None:
-        if self._broken:
-            self._renew()
-        try:
+        with self._renewed_on_fatal():
             deliveries = self._produce(outputs)
             left = self._producer.flush(TRANSACTION_CALL_TIMEOUT_S)
             deliveries.raise_first()
-        except KafkaException as exc:
-            if fatal(exc):
-                raise self._renewable(exc) from exc
-            raise
         if left:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} not acknowledged"))
 
     def _transaction(
         self, outputs: Sequence[Output], offsets: dict[TP, int], group: GroupMetadata
     ) -> None:
+        with self._renewed_on_fatal():
+            if self._abort_pending:
+                self._abort()
+            p = self._producer
+            p.begin_transaction()
+            try:
+                deliveries = self._produce(outputs)
+                positions = [TopicPartition(t, part, o) for (t, part), o in offsets.items()]
+                p.send_offsets_to_transaction(positions, group, TRANSACTION_CALL_TIMEOUT_S)
+                try:
+                    p.commit_transaction(TRANSACTION_CALL_TIMEOUT_S)
+                except KafkaException:
+                    deliveries.raise_first()  # an output refused: say which
+                    raise
+            except BaseException as exc:
+                if not (isinstance(exc, KafkaException) and exc.args[0].fatal()):
+                    self._abort()  # a fatal error leaves nothing to abort: a new producer
+                raise
+
+    @contextlib.contextmanager
+    def _renewed_on_fatal(self) -> Iterator[None]:
+        """Renews a producer that a fatal error left unusable, before its next use; the
+        error is raised as one the caller retries after. Fenced (`fatal`) is raised as is."""
         if self._broken:
             self._renew()
-        if self._abort_pending:
-            self._abort()
-        p = self._producer
-        p.begin_transaction()
         try:
-            deliveries = self._produce(outputs)
-            positions = [TopicPartition(t, part, o) for (t, part), o in offsets.items()]
-            p.send_offsets_to_transaction(positions, group, TRANSACTION_CALL_TIMEOUT_S)
-            try:
-                p.commit_transaction(TRANSACTION_CALL_TIMEOUT_S)
-            except KafkaException:
-                deliveries.raise_first()  # an output refused: say which
+            yield
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not err.fatal() or fatal(exc):
                 raise
-        except BaseException as exc:
-            if isinstance(exc, KafkaException) and exc.args[0].fatal():
-                if fatal(exc):
-                    raise
-                raise self._renewable(exc) from exc
-            self._abort()
-            raise
+            log.warning("producer_renewed", code=err.name())
+            self._broken = True
+            raise KafkaException(KafkaError(err.code(), f"producer renewed: {err.str()}")) from exc
 
     def _abort(self) -> None:
         # Kafka unreachable: the abort fails too, and is tried again before the next begin.
