@@ -8,21 +8,23 @@ without it, outputs are acknowledged and then offsets committed (HANDOFF_EXACTLY
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.common.kafka_options import aiokafka_options
+from services.common.settings import CommonSettings
+
 
 async def main(source: str, sink: str, group: str, eos: bool) -> None:
-    bootstrap = os.environ["HANDOFF_KAFKA_BOOTSTRAP"]
+    kafka = aiokafka_options(CommonSettings())  # HANDOFF_KAFKA_* from the environment
     producer = (
-        AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{group}-tx")
+        AIOKafkaProducer(**kafka, transactional_id=f"{group}-tx")
         if eos
-        else AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+        else AIOKafkaProducer(**kafka, enable_idempotence=True, acks="all")
     )
     consumer = AIOKafkaConsumer(
-        source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        source, **kafka, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed",
         max_poll_records=500, fetch_max_wait_ms=100,
     )  # fmt: skip

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.common import RESULTS, ROOT, Stack, local_stack, percentile, save
 from bench.route_throughput import INTERACTIONS, PARTITIONS, interaction, message, seed_human
 from devstack.ports import free_port
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
 
@@ -50,7 +51,7 @@ async def measure(stack: Stack, router: bool, rate: float, seconds: float) -> di
         )
     else:
         out = f"{prefix}out"
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
+        admin = AIOKafkaAdminClient(**aiokafka_options(settings))
         await admin.start()
         await admin.create_topics([NewTopic(out, PARTITIONS, 1)])
         await admin.close()
@@ -64,9 +65,9 @@ async def measure(stack: Stack, router: bool, rate: float, seconds: float) -> di
         ]
         outputs = [out]
     proc = subprocess.Popen(cmd, env=env)
-    consumer = AIOKafkaConsumer(*outputs, bootstrap_servers=stack.kafka.bootstrap, isolation_level="read_committed",
+    consumer = AIOKafkaConsumer(*outputs, **aiokafka_options(settings), isolation_level="read_committed",
                                 auto_offset_reset="earliest", fetch_max_wait_ms=5)  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka.bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", linger_ms=0)
     await consumer.start()
     await producer.start()
     latencies: list[float] = []

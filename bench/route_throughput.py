@@ -33,6 +33,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import ROOT, Stack, local_stack, rss_kb, save
 from devstack.ports import free_port
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
@@ -58,9 +59,9 @@ def message(n: int, now: str) -> bytes:
     }, separators=(",", ":")).encode()  # fmt: skip
 
 
-async def produce(bootstrap: str, topic: str, count: int) -> None:
+async def produce(settings: CommonSettings, topic: str, count: int) -> None:
     """Fills `topic` fast with the batch API, partitioned by key as any producer would."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all", linger_ms=20)
     await producer.start()
     partitioner = DefaultPartitioner()
     partitions = list(range(PARTITIONS))
@@ -86,8 +87,8 @@ async def produce(bootstrap: str, topic: str, count: int) -> None:
         await producer.stop()
 
 
-async def committed(bootstrap: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed(settings: CommonSettings, group: str) -> int:
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -124,7 +125,7 @@ async def run_one(
     await ensure_topics(settings)
     source = settings.topics.inbound
     started = time.monotonic()
-    await produce(stack.kafka.bootstrap, source, count)
+    await produce(settings, source, count)
     print(f"[{name}] produced {count} in {time.monotonic() - started:.1f}s", flush=True)
     env = {**os.environ, "HANDOFF_KAFKA_BOOTSTRAP": stack.kafka.bootstrap, "PYTHONPATH": str(ROOT)}
     if router:
@@ -146,7 +147,7 @@ async def run_one(
             group,
         ]
         cmd += ["--eos"] if eos else []
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
+        admin = AIOKafkaAdminClient(**aiokafka_options(settings))
         await admin.start()
         await admin.create_topics([NewTopic(f"{prefix}out", PARTITIONS, 1)])
         await admin.close()
@@ -158,7 +159,7 @@ async def run_one(
             await asyncio.sleep(0.25)  # the poll interval of the measurement
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}")
-            done = await committed(stack.kafka.bootstrap, group)
+            done = await committed(settings, group)
             if done and not first_at:
                 first_at, first_done, rss_start = time.monotonic(), done, rss_kb(proc.pid)
                 if profile and router:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiokafka import AIOKafkaProducer
 
 from devstack.stack import local_stack
+from services.common.kafka_options import aiokafka_options
 from tests.support.bus import Bus
 from tests.support.events import Who
 from tests.support.load import Load, outputs_seen, routing_figures
@@ -66,7 +67,7 @@ async def soak(args: argparse.Namespace, root: Path) -> dict[str, object]:
             # Handed off for good: no timeout, so their messages must never reach the AI.
             load.human = await hand_off_all(bus, store, users[: len(users) // 10])
             poisoner = AIOKafkaProducer(
-                bootstrap_servers=bus.bootstrap,
+                **aiokafka_options(box.settings),
                 compression_type="gzip",
                 max_request_size=64 << 20,
                 enable_idempotence=True,

@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import Stack, local_stack, percentile, save
+from services.common.kafka_options import aiokafka_options
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
 from tests.support.sandbox import Sandbox, human_until, redis_now_ms
@@ -53,7 +54,7 @@ async def one_run(
     await store.close()
 
     consumer = AIOKafkaConsumer(
-        box.settings.topics.events, bootstrap_servers=stack.kafka.bootstrap,
+        box.settings.topics.events, **aiokafka_options(box.settings),
         isolation_level="read_committed", auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.kafka_cds import (
@@ -27,7 +29,7 @@ from devstack.kafka_jars import kafka_jars_dir
 from devstack.ports import ensure_free, free_port
 from devstack.process import ManagedProcess, ProcessStartError
 
-__all__ = ["KafkaProcess", "build_cds_archive", "kafka_jars_dir"]
+__all__ = ["BrokerSecurity", "KafkaProcess", "build_cds_archive", "kafka_jars_dir"]
 
 STARTED_LINE = "Kafka Server started"
 
@@ -83,6 +85,67 @@ _LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """The client listener as SASL_SSL with SCRAM-SHA-512, and ACLs (StandardAuthorizer).
+
+    `keystore` holds the broker's unencrypted PKCS#8 key and certificate chain (PEM),
+    `truststore` the CA. `admin` is the super user the broker itself authenticates as on
+    the inter-broker listener; `users` (name -> password) are the SCRAM users created when
+    the storage is formatted (`kafka-storage format --add-scram`). Nobody else may do
+    anything until an ACL allows it (`allow.everyone.if.no.acl.found=false`).
+
+    The controller listener (on 127.0.0.1, broker-to-controller traffic only) is
+    SASL_PLAINTEXT with PLAIN for the same admin: SCRAM is not available on KRaft controller
+    listeners, since its credentials live in the metadata the controller serves.
+    """
+
+    keystore: Path
+    truststore: Path
+    admin: tuple[str, str]
+    users: dict[str, str] = field(default_factory=dict)
+
+    def properties(self) -> dict[str, str]:
+        name, password = self.admin
+        scram = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{name}" password="{password}";'
+        )
+        plain = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{name}" password="{password}" user_{name}="{password}";'
+        )
+        return {
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.truststore),
+            "authorizer.class.name": ("org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+            "super.users": f"User:{name}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def scram_args(self) -> list[str]:
+        """`kafka-storage format` arguments creating the admin and every user."""
+        users = {self.admin[0]: self.admin[1], **self.users}
+        return [
+            arg
+            for name, password in users.items()
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+        ]
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.truststore))
+
+
 class KafkaProcess(ManagedProcess):
     """One KRaft broker+controller listening on 127.0.0.1, data under ``data_dir``.
 
@@ -105,8 +168,10 @@ class KafkaProcess(ManagedProcess):
         log_level: str = "WARN",
         jvm_args: Sequence[str] = (),
         die_with_parent: bool = True,
+        security: BrokerSecurity | None = None,
     ) -> None:
         super().__init__(data_dir, "kafka.log", die_with_parent=die_with_parent)
+        self.security = security
         self.port = port if port is not None else free_port()
         self.controller_port = controller_port if controller_port is not None else free_port()
         self.heap = heap
@@ -142,16 +207,19 @@ class KafkaProcess(ManagedProcess):
     def properties(self) -> dict[str, str]:
         """The broker config written to ``server.properties`` on every start."""
         props = dict(BASE_PROPS)
+        client = "SASL_SSL" if self.security else "PLAINTEXT"
         props.update(
             {
                 "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
                 "listeners": (
-                    f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                    f"{client}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
                 ),
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+                "advertised.listeners": f"{client}://127.0.0.1:{self.port}",
                 "log.dirs": str(self.logs_dir),
             }
         )
+        if self.security:
+            props.update(self.security.properties())
         props.update(self.extra_props)
         return props
 
@@ -199,6 +267,7 @@ class KafkaProcess(ManagedProcess):
             self.cluster_id,
             "-c",
             str(self.props_path),
+            *(self.security.scram_args() if self.security else ()),
         )
         with self.log_path.open("ab") as log:
             log.write(b"==== devstack: formatting storage ====\n")
@@ -219,7 +288,10 @@ class KafkaProcess(ManagedProcess):
         The log line alone can precede the listener accepting on a busy machine, and a TCP
         connect alone succeeds long before the broker is unfenced and serves metadata.
         """
-        return STARTED_LINE in self.log_since_start() and api_versions_ok("127.0.0.1", self.port)
+        context = self.security.client_context() if self.security else None
+        return STARTED_LINE in self.log_since_start() and api_versions_ok(
+            "127.0.0.1", self.port, tls=context
+        )
 
 
 def build_cds_archive(jars_dir: Path | None = None, timeout: float = 120.0) -> Path | None:
@@ -260,16 +332,20 @@ def _random_cluster_id() -> str:
             return cid
 
 
-def api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
+def api_versions_ok(
+    host: str, port: int, timeout: float = 2.0, tls: ssl.SSLContext | None = None
+) -> bool:
     """Send a Kafka ApiVersions v0 request and check for a well-formed, error-free reply.
 
     Raw bytes keep the readiness check free of client libraries and event loops; every
-    broker version answers ApiVersions v0.
+    broker version answers ApiVersions v0, on a SASL listener too (before authentication),
+    so on a SASL_SSL listener only the TLS handshake (`tls`) comes first.
     """
     client_id = b"devstack"
     header = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
             sock.sendall(struct.pack(">i", len(header)) + header)
             (size,) = struct.unpack(">i", _recv_exact(sock, 4))
             body = _recv_exact(sock, size)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import signal
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -17,11 +19,45 @@ from redis.retry import Retry
 from devstack.ports import ensure_free, free_port
 from devstack.process import ManagedProcess, ProcessStartError
 
-__all__ = ["RedisNotInstalledError", "RedisProcess"]
+__all__ = ["RedisNotInstalledError", "RedisProcess", "RedisSecurity"]
 
 
 class RedisNotInstalledError(ProcessStartError):
     """redis-server is not on PATH; installing it is the Makefile's job, not ours."""
+
+
+@dataclass(frozen=True)
+class RedisSecurity:
+    """TLS only (no plaintext port), client certificates required, and ACL users only.
+
+    The default user is off; `admin` (name, password) may do everything (devstack's own
+    probe and SHUTDOWN use it); `users` maps each further user to its ACL rules after the
+    name (`on`, `>password`, key patterns, commands), as `ACL SETUSER` takes them. The
+    client certificate (`client_cert`, `client_key`) is the one devstack presents.
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    admin: tuple[str, str]
+    users: dict[str, list[str]] = field(default_factory=dict)
+
+    def acl_lines(self) -> list[str]:
+        name, password = self.admin
+        lines = ["user default off", f"user {name} on >{password} ~* &* +@all"]
+        return lines + [f"user {user} {' '.join(rules)}" for user, rules in self.users.items()]
+
+    def client_options(self) -> dict[str, Any]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.ca),
+            "ssl_certfile": str(self.client_cert),
+            "ssl_keyfile": str(self.client_key),
+            "username": self.admin[0],
+            "password": self.admin[1],
+        }
 
 
 class RedisProcess(ManagedProcess):
@@ -34,16 +70,24 @@ class RedisProcess(ManagedProcess):
     name = "redis"
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, *, die_with_parent: bool = True
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        die_with_parent: bool = True,
+        security: RedisSecurity | None = None,
     ) -> None:
         super().__init__(data_dir, "redis.log", die_with_parent=die_with_parent)
+        self.security = security
+        self.acl_path = self.data_dir / "users.acl"
         self.port = port if port is not None else free_port()
         self._paused = False
 
     @property
     def url(self) -> str:
-        """Client URL, database 0: ``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Client URL, database 0: ``redis://127.0.0.1:PORT/0`` (``rediss://`` with TLS)."""
+        scheme = "rediss" if self.security else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
         """A synchronous client that fails after ``timeout`` instead of retrying.
@@ -58,11 +102,16 @@ class RedisProcess(ManagedProcess):
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
+            **(self.security.client_options() if self.security else {}),
         )
 
     def _prepare(self) -> None:
         ensure_free(self.port, "redis")
         self._paused = False
+        if self.security:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.acl_path.write_text("\n".join(self.security.acl_lines()) + "\n")
+            self.acl_path.chmod(0o600)
 
     def _command(self) -> list[str]:
         server = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin")
@@ -72,8 +121,7 @@ class RedisProcess(ManagedProcess):
             )
         return [
             server,
-            "--port",
-            str(self.port),
+            *self._listener_args(),
             "--bind",
             "127.0.0.1",
             "--dir",
@@ -94,6 +142,17 @@ class RedisProcess(ManagedProcess):
             "--logfile",
             str(self.log_path),
         ]
+
+    def _listener_args(self) -> list[str]:
+        if self.security is None:
+            return ["--port", str(self.port)]
+        sec = self.security
+        return [
+            "--port", "0", "--tls-port", str(self.port),
+            "--tls-cert-file", str(sec.cert), "--tls-key-file", str(sec.key),
+            "--tls-ca-cert-file", str(sec.ca), "--tls-auth-clients", "yes",
+            "--aclfile", str(self.acl_path),
+        ]  # fmt: skip
 
     def _probe(self) -> bool:
         """PING answers PONG; while replaying a big AOF Redis answers LOADING instead."""

@@ -39,7 +39,7 @@ class Session:
         self.live_test = live_test
         self.conversation = f"c-{uuid.uuid4().hex[:12]}"
         self.console = Console(highlight=False)
-        self.follower = Follower(s.kafka_bootstrap, [s.topics.outbound], s.consumer_poll_ms)
+        self.follower = Follower(s, [s.topics.outbound], s.consumer_poll_ms)
         self.producer = idempotent_producer(s)
         self.arrived: asyncio.Queue[OutboundMessage] = asyncio.Queue()
 

@@ -133,7 +133,7 @@ async def _watch(tenant: str | None, agent: str | None, duration: float | None) 
     s = live.settings()
     console = Console(highlight=False)
     topics = [s.topics.human_queue, s.topics.events, s.topics.outbound]
-    follower = Follower(s.kafka_bootstrap, topics)
+    follower = Follower(s, topics)
     await follower.start()
     try:
         if tenant:

@@ -43,9 +43,7 @@ async def _letters(settings: CommonSettings, since: str | None) -> list[Rec]:
     since_ms = since_option(since)
     topic = settings.topics.dead_letter
     with console.status(f"reading {topic}…"):  # shown on a terminal only
-        return [
-            r async for r in read_topics(settings.kafka_bootstrap, [topic], since_ms) if r.value
-        ]
+        return [r async for r in read_topics(settings, [topic], since_ms) if r.value]
 
 
 def _raw(letter: dict[str, Any]) -> bytes:

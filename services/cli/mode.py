@@ -38,9 +38,9 @@ def default_actor() -> str:
 
 async def _switch(s: CommonSettings, command: HandoffCommand, wait_s: float) -> dict[str, Any]:
     """Sends the command and returns its ModeChanged or CommandRejected."""
-    follower = Follower(s.kafka_bootstrap, [s.topics.events], s.consumer_poll_ms)
-    producer = idempotent_producer(s)
+    follower = Follower(s, [s.topics.events], s.consumer_poll_ms)
     await follower.start()  # at the end of handoff.events before the command goes out
+    producer = idempotent_producer(s)
     try:
         await producer.start()
         output = Output.of(s.topics.operator_commands, interaction_key(command), command)

@@ -19,6 +19,7 @@ import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -94,7 +95,7 @@ def decode_value(raw: bytes) -> dict[str, Any] | None:
 
 
 async def read_topics(
-    bootstrap: str,
+    settings: CommonSettings,
     topics: list[str],
     since_ms: int | None = None,
     until_ms: int | None = None,
@@ -102,7 +103,7 @@ async def read_topics(
 ) -> AsyncIterator[Rec]:
     """The records of `topics` from `since_ms`, partition by partition in offset order."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **aiokafka_options(settings),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from services.cli.reading import Rec, read_topics, since_option
 from services.cli.state import rebuild_state
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
 from services.handoff.store import ModeStore
@@ -57,7 +58,7 @@ def routing_of(records: list[Rec]) -> dict[str, tuple[str, str | None, int]]:
 async def copy_window(
     records: list[Rec], sandbox: CommonSettings, rate: float | None, progress: Progress
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=sandbox.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**aiokafka_options(sandbox), enable_idempotence=True)
     await producer.start()
     task = progress.add_task("copying", total=len(records))
     started = time.monotonic()
@@ -74,7 +75,14 @@ async def copy_window(
 
 
 def start_router(sandbox: CommonSettings) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
+    # The live stack's settings stay behind, except how to reach Kafka and Redis securely
+    # (R23: the credentials and TLS files), which the sandbox shares.
+    transport = ("HANDOFF_KAFKA_", "HANDOFF_REDIS_")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HANDOFF_") or k.startswith(transport)
+    }
     env.update(
         HANDOFF_KAFKA_BOOTSTRAP=sandbox.kafka_bootstrap,
         HANDOFF_REDIS_URL=sandbox.redis_url,
@@ -90,7 +98,7 @@ def start_router(sandbox: CommonSettings) -> subprocess.Popen[bytes]:
 async def routed_in(settings: CommonSettings, ids: set[str]) -> list[Rec]:
     topics = [settings.topics.ai_requests, settings.topics.human_queue]
     return [
-        r async for r in read_topics(settings.kafka_bootstrap, topics)
+        r async for r in read_topics(settings, topics)
         if r.type == "routed_message" and r.value and r.value["message"]["event_id"] in ids
     ]  # fmt: skip
 
@@ -137,12 +145,7 @@ def replay(
 
     async def run() -> list[dict[str, Any]] | None:
         with Progress(console=console, transient=True) as progress:
-            window = [
-                r
-                async for r in read_topics(
-                    live.kafka_bootstrap, [live.topics.inbound], since_ms, until_ms
-                )
-            ]
+            window = [r async for r in read_topics(live, [live.topics.inbound], since_ms, until_ms)]
             partitions = max((r.partition for r in window), default=0) + 1
             await ensure_topics(
                 sandbox.model_copy(

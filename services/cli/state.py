@@ -199,7 +199,7 @@ async def read_log(
     t = settings.topics
     topics = [t.events, t.human_queue] + ([t.inbound, t.outbound] if said else [])
     reading = progress.add_task(f"reading {', '.join(topics)}", total=None)
-    async for rec in read_topics(settings.kafka_bootstrap, topics, until_ms=until_ms):
+    async for rec in read_topics(settings, topics, until_ms=until_ms):
         progress.advance(reading)
         log.add(rec, t)
     return log

@@ -40,7 +40,7 @@ def tail(
     async def run() -> int:
         shown = 0
         async for rec in read_topics(
-            settings.kafka_bootstrap, [resolve_topic(settings, topic)], since_ms, follow=follow
+            settings, [resolve_topic(settings, topic)], since_ms, follow=follow
         ):
             if matches(rec, key, tenant, type_):
                 shown += 1

@@ -119,7 +119,7 @@ def trace(
     async def run() -> list[Step]:
         topics = settings.topics.all()
         topics.remove(settings.topics.timeout_shards)
-        records = [r async for r in read_topics(settings.kafka_bootstrap, topics, since_ms)]
+        records = [r async for r in read_topics(settings, topics, since_ms)]
         if event_id is not None:
             steps = related_to_event(records, event_id)
         else:

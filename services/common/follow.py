@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer
 
 from services.common.kafka import Record
+from services.common.kafka_options import aiokafka_options
+from services.common.settings import CommonSettings
 
 
 class Follower:
-    def __init__(self, bootstrap: str, topics: Sequence[str], poll_ms: int = 100) -> None:
+    def __init__(self, settings: CommonSettings, topics: Sequence[str], poll_ms: int = 100) -> None:
         self.topics = sorted(set(topics))
         self._poll_ms = poll_ms
         self._consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=bootstrap,
+            **aiokafka_options(settings),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

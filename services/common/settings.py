@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,7 +53,30 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # R23 transport security of every Kafka client (services/common/kafka_options.py).
+    # PLAINTEXT is only for a broker on a private network (`make run`: localhost).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The password read from a file (a mounted secret); the password itself wins if both set.
+    kafka_sasl_password_file: Path | None = None
+    # PEM files: the CA that signed the brokers' certificates (unset: the system's CAs), and
+    # this client's certificate and key for mTLS (key optionally encrypted with the password).
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # In addition to what the URL carries (services/common/redis_options.py): the ACL user
+    # and password (AUTH), and for a `rediss://` URL the CA and the client certificate.
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_password_file: Path | None = None
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
     # The URL names one node of a Redis Cluster (database 0); the client finds the others.
     redis_cluster: bool = False
     # A Redis call that takes longer fails the batch (retried; readiness goes false): a
@@ -111,6 +136,43 @@ class CommonSettings(BaseSettings):
     # membership: a restart within it takes them back at once). aiokafka's default, kept.
     kafka_session_timeout_ms: int = 10_000
 
+    @model_validator(mode="after")
+    def _transport_is_complete(self) -> Self:
+        """A half-configured transport fails at start with the setting to fix, not at the
+        first connection with a broker's or a TLS library's riddle."""
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
+        ):
+            raise ValueError(
+                f"HANDOFF_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "HANDOFF_KAFKA_SASL_USERNAME and HANDOFF_KAFKA_SASL_PASSWORD "
+                "(or HANDOFF_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        kafka_tls = self.kafka_security_protocol in ("SSL", "SASL_SSL")
+        kafka_files = (self.kafka_ssl_ca_file, self.kafka_ssl_cert_file, self.kafka_ssl_key_file)
+        if not kafka_tls and any(kafka_files):
+            raise ValueError(
+                "HANDOFF_KAFKA_SSL_* files need HANDOFF_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError(
+                "HANDOFF_KAFKA_SSL_CERT_FILE and HANDOFF_KAFKA_SSL_KEY_FILE go together"
+            )
+        redis_files = (self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        if any(redis_files) and not self.redis_url.startswith("rediss://"):
+            raise ValueError("HANDOFF_REDIS_TLS_* files need a rediss:// HANDOFF_REDIS_URL")
+        if (self.redis_tls_cert_file is None) != (self.redis_tls_key_file is None):
+            raise ValueError(
+                "HANDOFF_REDIS_TLS_CERT_FILE and HANDOFF_REDIS_TLS_KEY_FILE go together"
+            )
+        return self
+
+    def kafka_sasl_password_value(self) -> str | None:
+        return _secret(self.kafka_sasl_password, self.kafka_sasl_password_file)
+
+    def redis_password_value(self) -> str | None:
+        return _secret(self.redis_password, self.redis_password_file)
+
     @property
     def topics(self) -> Topics:
         p = self.topic_prefix
@@ -136,3 +198,12 @@ class CommonSettings(BaseSettings):
 
     def transactional_id(self, service: str) -> str:
         return f"{self.topic_prefix}handoff-{service}-{self.instance_id}"
+
+
+def _secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret given directly, else the file's content without its final newline."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is not None:
+        return file.read_text().rstrip("\r\n")
+    return None

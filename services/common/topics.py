@@ -13,6 +13,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.handoff.keys import SHARDS
 
@@ -33,7 +34,7 @@ def topic_specs(settings: CommonSettings) -> dict[str, tuple[int, dict[str, str]
 
 async def ensure_topics(settings: CommonSettings, replication: int = 1) -> list[str]:
     """Creates the missing topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**aiokafka_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -83,7 +83,7 @@ class Demo:
         self.ikey = interaction_key(self.ids)
         self.console = console
         self.store = ModeStore.from_settings(settings)
-        self.watch = Watch(settings.kafka_bootstrap, self.topics, self.ikey)
+        self.watch = Watch(settings, self.topics, self.ikey)
         self.producer: AIOKafkaProducer = idempotent_producer(settings)
         self.conversation = f"c-demo-{secrets.token_hex(4)}"
         self.version = 0

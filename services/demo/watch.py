@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.follow import Follower
-from services.common.settings import Topics
+from services.common.settings import CommonSettings, Topics
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,14 @@ def key_of(value: dict[str, Any]) -> str:
 
 
 class Watch:
-    def __init__(self, bootstrap: str, topics: Topics, ikey: str) -> None:
+    def __init__(self, settings: CommonSettings, topics: Topics, ikey: str) -> None:
         self.topics = topics
         self.ikey = ikey
         watched = [
             topics.ai_requests, topics.human_queue, topics.agent_replies, topics.outbound,
             topics.commands, topics.events,
         ]  # fmt: skip
-        self._follower = Follower(bootstrap, watched)
+        self._follower = Follower(settings, watched)
         self.seen: list[Seen] = []
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

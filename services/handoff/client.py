@@ -19,10 +19,11 @@ from typing import Any, Literal, Self, cast
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from schemas import parse_interaction_key
 from services.common import metrics
+from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
 from services.handoff.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
@@ -64,17 +65,20 @@ class StateLimits:
 REMEMBERED_INTERACTIONS = 100_000
 
 
-def connect(url: str, cluster: bool = False, timeout: float | None = None) -> aioredis.Redis:
+def connect(
+    url: str,
+    cluster: bool = False,
+    timeout: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> aioredis.Redis:
     """A Redis client, or a Redis Cluster one: the state code is the same for both, since
-    every multi-key step stays on one slot (keys.py) and pipelines are split per node."""
+    every multi-key step stays on one slot (keys.py) and pipelines are split per node.
+    `options` are the credentials and TLS files (services/common/redis_options.py)."""
+    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **(options or {})}
     if cluster:
-        client = RedisCluster.from_url(
-            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        client = RedisCluster.from_url(url, decode_responses=True, **kwargs)
         return cast(aioredis.Redis, client)
-    return aioredis.from_url(
-        url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    return aioredis.from_url(url, decode_responses=True, **kwargs)
 
 
 class BoundedSet:
@@ -154,16 +158,35 @@ class StateClient:
 
     @classmethod
     def from_settings(cls, settings: CommonSettings) -> Self:
-        redis = connect(settings.redis_url, settings.redis_cluster, settings.redis_timeout_seconds)
+        redis = connect(
+            settings.redis_url,
+            settings.redis_cluster,
+            settings.redis_timeout_seconds,
+            redis_options(settings),
+        )
         return cls(redis, StateLimits.of(settings))
 
     @classmethod
-    def from_url(cls, url: str, cluster: bool = False) -> Self:
-        return cls(connect(url, cluster))
+    def from_url(
+        cls, url: str, cluster: bool = False, options: dict[str, Any] | None = None
+    ) -> Self:
+        return cls(connect(url, cluster, options=options))
 
     async def load_functions(self) -> None:
-        """Loads (or replaces) the function library; every service does it at start."""
-        await self.redis.function_load(LIBRARY, replace=True)
+        """Loads (or replaces) the function library; every service does it at start, so a
+        service with wrong Redis credentials stops here, saying so (never the password)."""
+        try:
+            await self.redis.function_load(LIBRARY, replace=True)
+        except (AuthenticationError, NoPermissionError) as exc:
+            where = self.redis.get_connection_kwargs()  # type: ignore[no-untyped-call]
+            log.error(
+                "redis_access_refused",
+                error=f"{type(exc).__name__}: {exc}",
+                host=where.get("host"),
+                port=where.get("port"),
+                user=where.get("username") or "default",
+            )
+            raise
 
     async def ping(self) -> bool:
         try:

@@ -37,9 +37,7 @@ class OutboundFeed:
 
     def __init__(self, settings: WebchatSettings) -> None:
         self._settings = settings
-        self._follower = Follower(
-            settings.kafka_bootstrap, [settings.topics.outbound], settings.consumer_poll_ms
-        )
+        self._follower = Follower(settings, [settings.topics.outbound], settings.consumer_poll_ms)
         self._pages: dict[str, set[Page]] = {}
         self.healthy = False
 

@@ -31,21 +31,24 @@ class Seen:
 
 
 class Bus:
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Topics, options: dict[str, Any] | None = None
+    ) -> None:
+        """`options`: how to connect (services/common/kafka_options.py `aiokafka_options`),
+        for a broker that needs TLS and SASL; the default is PLAINTEXT to `bootstrap`."""
         self.bootstrap = bootstrap
         self.topics = topics
         self.records: list[Seen] = []
         self._changed = asyncio.Event()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all"
-        )
+        kafka = options or {"bootstrap_servers": bootstrap}
+        self._producer = AIOKafkaProducer(**kafka, enable_idempotence=True, acks="all")
         self._consumer = AIOKafkaConsumer(
             topics.ai_requests,
             topics.human_queue,
             topics.outbound,
             topics.events,
             topics.dead_letter,
-            bootstrap_servers=bootstrap,
+            **kafka,
             group_id=None,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

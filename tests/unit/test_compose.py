@@ -576,3 +576,136 @@ def test_kafka_and_redis_keep_their_data_on_named_volumes() -> None:
         assert source and source in declared, (
             f"service {name!r} mounts {source!r} on {path}, not a declared named volume"
         )
+
+
+# --- the secured profile (docker-compose.secured.yml, R23) ----------------------------------
+
+SECURED_FILE = ROOT / "docker-compose.secured.yml"
+SECURED: dict[str, Any] = yaml.safe_load(SECURED_FILE.read_text())
+SECRETS_DIR = "./deploy/secured/secrets/"
+
+
+def merged_service(name: str) -> dict[str, Any]:
+    """A service as `docker compose -f docker-compose.yml -f docker-compose.secured.yml`
+    sees it: mappings merged key by key, anything else replaced, secrets added up."""
+    base = dict(SERVICES.get(name, {}))
+    override = SECURED["services"].get(name, {})
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        elif key == "secrets":
+            base[key] = [*base.get(key, []), *value]
+        else:
+            base[key] = value
+    return base
+
+
+def secured_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for var in list(os.environ):
+        if var.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(var)
+    env = merged_service(name).get("environment") or {}
+    for var, value in env.items():
+        if var.startswith(ENV_PREFIX) and value is not None:
+            monkeypatch.setenv(var, resolve(name, var, value) or "")
+    return settings_class(name)()
+
+
+def secret_path(name: str, path: Path | None) -> str:
+    """The secret a /run/secrets/<x> setting names, checked to be mounted in the service."""
+    assert path is not None, f"service {name!r}: a secret setting is unset"
+    assert path.parent == Path("/run/secrets"), f"service {name!r}: {path} is not a secret"
+    mounted = merged_service(name).get("secrets") or []
+    assert path.name in mounted, f"service {name!r} reads {path} but mounts {mounted}"
+    return path.name
+
+
+def test_secured_profile_overrides_existing_services_and_declares_its_secrets() -> None:
+    from services.common.acl_table import PRINCIPALS, REDIS_USERS
+
+    extra = set(SECURED["services"]) - set(SERVICES)
+    assert extra == {"kafka-setup"}, f"the profile adds services {extra}, expected kafka-setup"
+    declared = SECURED.get("secrets") or {}
+    for name, spec in declared.items():
+        assert spec == {"file": SECRETS_DIR + name}, f"secret {name!r} is {spec}"
+    used = {s for svc in SECURED["services"].values() for s in svc.get("secrets", [])}
+    assert used <= declared.keys(), f"secrets used but not declared: {used - declared.keys()}"
+    wanted = {f"kafka-{p}" for p in (*PRINCIPALS, "admin")} | {
+        f"redis-{u}" for u in (*REDIS_USERS, "admin")
+    }
+    assert wanted <= declared.keys(), f"no secret for {sorted(wanted - declared.keys())}"
+
+
+def test_secured_services_connect_each_with_its_own_principal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.common.acl_table import PRINCIPALS, REDIS_USERS
+
+    principals: dict[str, str] = {}
+    for name in ours():
+        assert name in SECURED["services"], f"service {name!r} is not secured by the profile"
+        with monkeypatch.context() as patch:
+            s = secured_settings(name, patch)
+        assert s.kafka_security_protocol == "SASL_SSL", f"{name}: {s.kafka_security_protocol}"
+        assert s.kafka_bootstrap == "kafka:9094", f"{name} bootstraps from {s.kafka_bootstrap}"
+        assert s.kafka_sasl_password is None, f"{name}: a Kafka password in the environment"
+        assert secret_path(name, s.kafka_sasl_password_file) == f"kafka-{s.kafka_sasl_username}"
+        secret_path(name, s.kafka_ssl_ca_file)
+        principals[name] = s.kafka_sasl_username
+        if module_of(name) == "services.common.topics":
+            assert s.kafka_sasl_username == "admin", "topics are created by the admin"
+            continue
+        assert s.kafka_sasl_username in PRINCIPALS, f"{name}: {s.kafka_sasl_username}"
+        assert s.kafka_sasl_mechanism == "SCRAM-SHA-512", f"{name}: {s.kafka_sasl_mechanism}"
+        if module_of(name) == "services.webchat":
+            continue  # no Redis
+        assert s.redis_url.startswith("rediss://"), f"{name}: {s.redis_url}"
+        assert s.redis_username in REDIS_USERS and s.redis_password is None, name
+        assert secret_path(name, s.redis_password_file) == f"redis-{s.redis_username}"
+        for path in (s.redis_tls_ca_file, s.redis_tls_cert_file, s.redis_tls_key_file):
+            secret_path(name, path)
+        deps = depends_on(name) | (merged_service(name).get("depends_on") or {})
+        assert deps.get("kafka-setup", {}).get("condition") == "service_completed_successfully"
+    assert len(set(principals.values())) == len(principals), f"a principal shared: {principals}"
+
+
+def test_secured_kafka_is_sasl_ssl_only_with_acls() -> None:
+    env = {k: str(v) for k, v in merged_service(KAFKA)["environment"].items()}
+    listeners = dict(
+        x.split(":", 1) for x in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert listeners == {"SASL_SSL": "SASL_SSL", "CONTROLLER": "SASL_PLAINTEXT"}, listeners
+    assert env["KAFKA_LISTENERS"] == "SASL_SSL://:9094,CONTROLLER://:9093"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "SASL_SSL://kafka:9094"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("metadata.authorizer.StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+    assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PEM"
+    jaas = [v for k, v in env.items() if k.endswith("_SASL_JAAS_CONFIG")]
+    passwords = [p for v in jaas for p in re.findall(r'(?:password|user_\w+)="([^"]*)"', v)]
+    assert passwords, "no JAAS password found to check"
+    # `$$` is compose's escape: the broker gets `${dir:...}` and reads the secret file.
+    literal = [p for p in passwords if p != "$${dir:/run/secrets:kafka-admin}"]
+    assert not literal, f"a password written into the compose file: {literal}"
+
+
+def test_secured_redis_is_tls_only_with_acl_users() -> None:
+    cmd = argv(merged_service(REDIS)["command"])
+    options = dict(zip(cmd[1::2], cmd[2::2], strict=False))
+    assert options["--port"] == "0", "the plaintext port stays open"
+    assert options["--tls-port"] == "6379" and options["--tls-auth-clients"] == "yes"
+    assert options["--aclfile"] == "/run/secrets/redis-users.acl"
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+
+
+def test_kafka_setup_runs_the_acl_tables_current_script() -> None:
+    from services.common.acl_table import COMPOSE_ADMIN_CONFIG, COMPOSE_BOOTSTRAP, setup_script
+
+    committed = (ROOT / "deploy" / "secured" / "kafka-setup.sh").read_text()
+    assert committed == setup_script(CommonSettings(), COMPOSE_BOOTSTRAP, COMPOSE_ADMIN_CONFIG), (
+        "deploy/secured/kafka-setup.sh is stale: "
+        "python -m services.common.acl_table --setup-script > deploy/secured/kafka-setup.sh"
+    )
+    setup = SECURED["services"]["kafka-setup"]
+    assert setup["image"] == SERVICES[KAFKA]["image"]
+    assert "./deploy/secured/kafka-setup.sh:/setup/kafka-setup.sh:ro" in setup["volumes"]

@@ -29,6 +29,7 @@ from prometheus_client import Gauge
 from pydantic import BaseModel, ValidationError
 
 from schemas import HandoffTicket, ModeChanged, OperatorAction, RoutedMessage, interaction_key
+from services.common.kafka_options import aiokafka_options
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
 
@@ -116,7 +117,7 @@ class DeskFeed:
         topics = {s.topics.human_queue, s.topics.events}
         self._consumer = AIOKafkaConsumer(
             *sorted(topics),
-            bootstrap_servers=s.kafka_bootstrap,
+            **aiokafka_options(s),
             group_id=None,  # every instance reads every partition; nothing is committed
             enable_auto_commit=False,
             isolation_level="read_committed",
