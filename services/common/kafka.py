@@ -295,6 +295,15 @@ class Stuck:
     error: str  # the exception's class: no message text
 
 
+class SaslAuthenticationFailedError(Exception):
+    """The broker refused our credentials: nothing works until they are fixed, so the service
+    stops and says why (librdkafka itself would retry forever)."""
+
+
+def _refused(err: KafkaError) -> SaslAuthenticationFailedError:
+    return SaslAuthenticationFailedError(f"{err.name()}: {err.str()}")
+
+
 TP = tuple[str, int]  # (topic, partition)
 # A consumer's group membership as librdkafka serialises it (group, generation, member id).
 GroupMetadata = object
@@ -366,6 +375,7 @@ class GroupConsumer:
             "error_cb": self._on_error,
         }
         self._fatal: KafkaError | None = None
+        self._auth_error: KafkaError | None = None
         self._consumer = Consumer(self._config)
 
     async def _call(self, fn: Callable[..., R], *args: Any) -> R:
@@ -402,6 +412,8 @@ class GroupConsumer:
             return self._renew(exc.args[0])
         if self._fatal is not None:
             return self._renew(self._fatal)
+        if self._auth_error is not None:
+            raise _refused(self._auth_error)
         owned = self.assignment()  # a partition revoked inside this poll keeps no records
         records = []
         for m in messages:
@@ -423,6 +435,8 @@ class GroupConsumer:
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self._fatal = err
+        elif err.code() == KafkaError._AUTHENTICATION:
+            self._auth_error = err
         else:  # librdkafka retries these itself (a broker down, a timeout)
             log.debug("kafka_error", code=err.name())
 
@@ -519,7 +533,9 @@ class KafkaWriter:
             **librdkafka_options(settings),
             "partitioner": "murmur2_random",
             "message.max.bytes": BROKER_MAX_MESSAGE_BYTES,
+            "error_cb": self._on_error,
         }
+        self._auth_error: KafkaError | None = None
         if transactional:  # implies enable.idempotence=true and acks=all
             config["transactional.id"] = settings.transactional_id(service)
             config["transaction.timeout.ms"] = settings.transaction_timeout_ms
@@ -537,8 +553,26 @@ class KafkaWriter:
         await self._call(self._init)
 
     def _init(self) -> None:
-        if self.transactional:  # fences our predecessor and aborts what it left open
-            self._producer.init_transactions(TRANSACTION_CALL_TIMEOUT_S)
+        """Connects, and with transactions fences our predecessor and aborts what it left
+        open. Refused credentials end it at once (librdkafka would retry them forever)."""
+        deadline = time.monotonic() + TRANSACTION_CALL_TIMEOUT_S
+        while True:
+            try:
+                if self.transactional:
+                    self._producer.init_transactions(1)
+                else:
+                    self._producer.list_topics(timeout=1)
+                return
+            except KafkaException as exc:
+                self._producer.poll(0)  # serves error_cb
+                if self._auth_error is not None:
+                    raise _refused(self._auth_error) from exc
+                if exc.args[0].fatal() or time.monotonic() > deadline:
+                    raise
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            self._auth_error = err
 
     def _renew(self) -> None:
         """A new producer in place of one a fatal error left unusable. librdkafka makes some
