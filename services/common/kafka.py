@@ -602,12 +602,16 @@ class KafkaWriter:
 
     def _produce(self, outputs: Sequence[Output]) -> _Deliveries:
         deliveries = _Deliveries()
+        deadline = time.monotonic() + TRANSACTION_CALL_TIMEOUT_S
         for o in outputs:
             while True:
                 try:
                     self._producer.produce(o.topic, o.value, o.key.encode(), on_delivery=deliveries)
                     break
-                except BufferError:  # the local queue is full: let deliveries drain it
+                except BufferError as exc:  # the local queue is full: let deliveries drain it
+                    if time.monotonic() > deadline:  # Kafka not taking any: fail the batch
+                        err = KafkaError(KafkaError._QUEUE_FULL, "outputs not taken")
+                        raise KafkaException(err) from exc
                     self._producer.poll(0.1)
                 except KafkaException as exc:
                     if exc.args[0].code() in REFUSED_OUTPUT_CODES:
