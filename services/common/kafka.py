@@ -497,7 +497,10 @@ class GroupConsumer:
         self._given_up(consumer, partitions)
 
 
-TRANSACTION_CALL_TIMEOUT_S = 30.0  # a blocking librdkafka call gives up after this long
+TRANSACTION_CALL_TIMEOUT_S = 10.0  # a blocking librdkafka call gives up after this long
+INIT_TIMEOUT_S = 30.0  # connecting (and fencing our predecessor) at start
+# A write (a few such calls) that has not returned after this long is librdkafka hung.
+HUNG_CALL_S = 60.0
 
 
 class _Deliveries:
@@ -528,7 +531,8 @@ class KafkaWriter:
 
     def __init__(self, settings: CommonSettings, service: str, transactional: bool) -> None:
         self.transactional = transactional
-        self._executor = _executor(f"{service}-producer")
+        self._name = f"{service}-producer"
+        self._executor = _executor(self._name)
         config: dict[str, Any] = {
             **librdkafka_options(settings),
             "partitioner": "murmur2_random",
@@ -555,7 +559,7 @@ class KafkaWriter:
     def _init(self) -> None:
         """Connects, and with transactions fences our predecessor and aborts what it left
         open. Refused credentials end it at once (librdkafka would retry them forever)."""
-        deadline = time.monotonic() + TRANSACTION_CALL_TIMEOUT_S
+        deadline = time.monotonic() + INIT_TIMEOUT_S
         while True:
             try:
                 if self.transactional:
@@ -594,49 +598,63 @@ class KafkaWriter:
     ) -> None:
         """Writes `outputs` and commits `offsets` for `group` in one transaction, or raises
         (the transaction aborted: none of it visible to read_committed consumers)."""
-        await self._call(self._transaction, outputs, offsets, group)
+        await self._watched(self._transaction, outputs, offsets, group)
 
     async def send(self, outputs: Sequence[Output]) -> None:
         """At least once: returns when every output is acknowledged."""
-        await self._call(self._send, outputs)
+        await self._watched(self._send, outputs)
 
-    def _produce(self, outputs: Sequence[Output]) -> _Deliveries:
+    async def _watched(self, write: Callable[..., None], *args: Any) -> None:
+        """Runs `write` on the producer's thread, and gives up on it when librdkafka does not
+        return (seen: send_offsets_to_transaction far past its own timeout after a broker
+        restart). That producer and its thread are left behind; a new producer with our
+        transactional id is made before the next write, and fences the old one."""
+        try:
+            await asyncio.wait_for(self._call(write, self._producer, *args), HUNG_CALL_S)
+        except TimeoutError:
+            log.warning("producer_abandoned", after_s=HUNG_CALL_S)
+            self._executor.shutdown(wait=False)
+            self._executor = _executor(self._name)
+            self._broken = True
+            err = KafkaError(KafkaError._TIMED_OUT, "a producer call hung: producer renewed")
+            raise KafkaException(err) from None
+
+    def _produce(self, p: Producer, outputs: Sequence[Output]) -> _Deliveries:
         deliveries = _Deliveries()
         deadline = time.monotonic() + TRANSACTION_CALL_TIMEOUT_S
         for o in outputs:
             while True:
                 try:
-                    self._producer.produce(o.topic, o.value, o.key.encode(), on_delivery=deliveries)
+                    p.produce(o.topic, o.value, o.key.encode(), on_delivery=deliveries)
                     break
                 except BufferError as exc:  # the local queue is full: let deliveries drain it
                     if time.monotonic() > deadline:  # Kafka not taking any: fail the batch
                         err = KafkaError(KafkaError._QUEUE_FULL, "outputs not taken")
                         raise KafkaException(err) from exc
-                    self._producer.poll(0.1)
+                    p.poll(0.1)
                 except KafkaException as exc:
                     if exc.args[0].code() in REFUSED_OUTPUT_CODES:
                         raise OutputRefusedError(exc.args[0].name()) from exc
                     raise
         return deliveries
 
-    def _send(self, outputs: Sequence[Output]) -> None:
-        with self._renewed_on_fatal():
-            deliveries = self._produce(outputs)
-            left = self._producer.flush(TRANSACTION_CALL_TIMEOUT_S)
+    def _send(self, p: Producer, outputs: Sequence[Output]) -> None:
+        with self._renewed_on_fatal(p) as p:
+            deliveries = self._produce(p, outputs)
+            left = p.flush(TRANSACTION_CALL_TIMEOUT_S)
             deliveries.raise_first()
         if left:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} not acknowledged"))
 
     def _transaction(
-        self, outputs: Sequence[Output], offsets: dict[TP, int], group: GroupMetadata
+        self, p: Producer, outputs: Sequence[Output], offsets: dict[TP, int], group: GroupMetadata
     ) -> None:
-        with self._renewed_on_fatal():
+        with self._renewed_on_fatal(p) as p:
             if self._abort_pending:
-                self._abort()
-            p = self._producer
+                self._abort(p)
             p.begin_transaction()
             try:
-                deliveries = self._produce(outputs)
+                deliveries = self._produce(p, outputs)
                 positions = [TopicPartition(t, part, o) for (t, part), o in offsets.items()]
                 p.send_offsets_to_transaction(positions, group, TRANSACTION_CALL_TIMEOUT_S)
                 try:
@@ -646,29 +664,33 @@ class KafkaWriter:
                     raise
             except BaseException as exc:
                 if not (isinstance(exc, KafkaException) and exc.args[0].fatal()):
-                    self._abort()  # a fatal error leaves nothing to abort: a new producer
+                    self._abort(p)  # a fatal error leaves nothing to abort: a new producer
                 raise
 
     @contextlib.contextmanager
-    def _renewed_on_fatal(self) -> Iterator[None]:
+    def _renewed_on_fatal(self, p: Producer) -> Iterator[Producer]:
         """Renews a producer that a fatal error left unusable, before its next use; the
-        error is raised as one the caller retries after. Fenced (`fatal`) is raised as is."""
-        if self._broken:
+        error is raised as one the caller retries after. Fenced (`fatal`) is raised as is.
+        Yields the producer to write with (`p`, or the new one); a write left behind by
+        `_watched` marks nothing on the producer that replaced it."""
+        if self._broken and p is self._producer:
             self._renew()
+            p = self._producer
         try:
-            yield
+            yield p
         except KafkaException as exc:
             err = exc.args[0]
             if not err.fatal() or fatal(exc):
                 raise
             log.warning("producer_renewed", code=err.name())
-            self._broken = True
+            if p is self._producer:
+                self._broken = True
             raise KafkaException(KafkaError(err.code(), f"producer renewed: {err.str()}")) from exc
 
-    def _abort(self) -> None:
+    def _abort(self, p: Producer) -> None:
         # Kafka unreachable: the abort fails too, and is tried again before the next begin.
         self._abort_pending = True
-        self._producer.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
+        p.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
         self._abort_pending = False
 
 
