@@ -25,7 +25,7 @@ test: deps ## lint, schema freshness, unit and integration tests on real Kafka a
 	$(MAKE) --no-print-directory lint schemas-check alerts-check
 	$(PY) -m pytest -q
 	@echo "The rule tests again, on a three-master Redis Cluster:"
-	HANDOFF_TEST_REDIS_CLUSTER=1 $(PY) -m pytest -q tests/integration/test_rules.py
+	HANDOFF_TEST_REDIS_CLUSTER=1 $(PY) -m pytest -q tests/integration/test_rules.py tests/integration/test_r1[4-8]_*.py
 
 unit: deps
 	$(PY) -m pytest -q tests/unit

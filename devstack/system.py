@@ -3,7 +3,8 @@
 Kafka (KRaft) and Redis (AOF) as local processes with their data under one folder, the
 contract's topics, then the router, the handoff service, the timeout worker, the reference
 agent and the web chat gateway. On the first run it publishes an agent `acme/support` with
-handoff on (30 minute idle timeout), so a newcomer can ask the web chat for a person at once.
+handoff on (30 minute idle timeout) into the queues `default` and `billing` (both created
+then, open around the clock), so a newcomer can ask the web chat for a person at once.
 Once everything is ready it writes the services' settings to `<data>/handoff.env` (what
 `handoffctl chat`/`desk` and `make demo` read) and removes that file when it stops.
 
@@ -34,6 +35,8 @@ from services.common.stackenv import write_env_file
 from services.common.topics import ensure_topics
 from services.handoff.domain import HandoffConfig
 from services.handoff.store import ModeStore
+from services.handoff.ticket_store import QueueVersionConflictError
+from services.handoff.tickets import QueueSettings
 
 SERVICES = (
     ("services.router", "HANDOFF_ROUTER_HTTP_PORT", 8081),
@@ -49,7 +52,14 @@ SEED_CONFIG = HandoffConfig(
     enabled=True,
     idle_timeout_minutes=30,
     instructions="Hand off when: the user mentions a lawyer, legal action or a formal complaint.",
+    queues=("default", "billing"),  # the reference agent sends billing reasons to `billing`
 )
+# The queues of the seeded tenant (created once, when missing): both open around the clock;
+# billing has a 10-minute pickup target after which the user is told again.
+SEED_QUEUES = {
+    "default": QueueSettings(display_name="Support"),
+    "billing": QueueSettings(display_name="Billing", pickup_minutes=10, on_no_pickup="notify"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +104,25 @@ async def seed_agent(redis_url: str) -> str:
         await store.close()
 
 
+async def seed_queues(redis_url: str) -> str:
+    """Creates the seeded tenant's queues that do not exist yet (never changes one)."""
+    store = ModeStore.from_url(redis_url)
+    try:
+        await store.load_functions()
+        created = []
+        at = datetime.now(UTC).isoformat()
+        for queue, settings in SEED_QUEUES.items():
+            try:
+                await store.put_queue(SEED_TENANT, queue, settings, at, "make-run", 0)
+                created.append(queue)
+            except QueueVersionConflictError:
+                pass  # configured already: an operator's settings stay
+        made = ", ".join(created) if created else "none new"
+        return f"{SEED_TENANT} queues {', '.join(SEED_QUEUES)} ({made} created)"
+    finally:
+        await store.close()
+
+
 def main() -> int:
     args = _parser().parse_args()
     data = args.data.resolve()
@@ -119,6 +148,7 @@ def main() -> int:
         settings = CommonSettings(kafka_bootstrap=kafka.bootstrap, redis_url=redis.url)
         created = asyncio.run(ensure_topics(settings))
         seeded = asyncio.run(seed_agent(redis.url))
+        queues = asyncio.run(seed_queues(redis.url))
         services = []
         for module, setting, default in SERVICES:
             port = int(os.environ.get(setting, default))
@@ -130,7 +160,7 @@ def main() -> int:
             service.wait_ready(60)
         ports = {PORT_SETTING[p.module]: str(p.http_port) for p in services}
         write_env_file(env_file, {**env, **ports})
-        _print_summary(data, kafka, redis, services, created, seeded, env)
+        _print_summary(data, kafka, redis, services, created, f"{seeded}; {queues}", env)
         stop.wait()
         print("\nstopping…", flush=True)
         return 0

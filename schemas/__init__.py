@@ -19,6 +19,7 @@ from schemas.events import (
     ReturnContext,
     RoutedMessage,
     Routing,
+    TicketChanged,
     TranscriptTurn,
     UserMessage,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ReturnContext",
     "RoutedMessage",
     "Routing",
+    "TicketChanged",
     "TranscriptTurn",
     "UserMessage",
     "ids_of",

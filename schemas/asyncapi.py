@@ -29,6 +29,7 @@ from schemas.events import (
     OperatorAction,
     OutboundMessage,
     RoutedMessage,
+    TicketChanged,
     UserMessage,
 )
 
@@ -45,12 +46,16 @@ FLOWS: list[tuple[str, str, Any, str, str]] = [
     ("handoff", "handoff.commands", HandoffCommand, "receive", "Agents' handoff tool calls: agent authority only (R22)."),
     ("handoff", "handoff.operator-commands", HandoffCommand, "receive", "Operator switches from ops tools; writers restricted by ACLs (R22)."),
     ("handoff", "handoff.events",
-     ModeChanged | CommandRejected | OperatorAction | AgentVersionApplied | AgentVersionPublished,
-     "send", "Mode changes, rejected commands, the audit records of operator actions (R22), and "
-     "agent versions applied and published (keyed tenant:agent: the log holds every version)."),
+     ModeChanged | CommandRejected | TicketChanged | OperatorAction | AgentVersionApplied
+     | AgentVersionPublished,
+     "send", "Mode changes, rejected commands, ticket changes (R15), the audit records of "
+     "operator actions (R22), and agent versions applied and published (keyed tenant:agent: "
+     "the log holds every version)."),
     ("handoff", "chat.outbound", OutboundMessage, "send", "The notice telling a user a human has it (R3)."),
     ("handoff", "chat.human-queue", HandoffTicket, "send", "A ticket per accepted handoff (R3)."),
-    ("timeout", "handoff.events", ModeChanged, "send", "Idle-timeout reverts, cause timeout (R5)."),
+    ("timeout", "handoff.events", ModeChanged | TicketChanged, "send",
+     "Idle-timeout reverts (R5), pickup targets (R18), and the outbox's ticket changes."),
+    ("timeout", "chat.outbound", OutboundMessage, "send", "Waiting and no-pickup notices (R16, R18)."),
     ("agent", "chat.ai-requests", RoutedMessage, "receive", "What an AI agent answers."),
     ("agent", "agent.replies", AgentReply, "send", "Answers, with the state_version they were made for."),
     ("agent", "handoff.commands", HandoffCommand, "send", "The handoff tool: request_handoff(reason)."),

@@ -55,6 +55,7 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 Mode = Literal["ai", "human"]
 Cause = Literal["agent", "operator", "timeout"]
 Sender = Literal["system", "ai", "human"]
+TicketStatus = Literal["queued", "assigned", "resolved", "closed"]
 
 
 class Model(BaseModel):
@@ -136,6 +137,9 @@ class Routing(Model):
     decided_at: Timestamp
     human_since: Timestamp | None
     expires_at: Timestamp | None
+    # R14: the interaction's open ticket and its queue, in human mode; null on AI.
+    ticket_id: EventId | None = None
+    queue: Id | None = None
     # Only on the first message routed to the AI after a human stretch (R20), once.
     context: ReturnContext | None = None
 
@@ -156,6 +160,9 @@ class HandoffTicket(InteractionIds, Event):
     expires_at: Timestamp | None
     state_version: Annotated[int, Field(ge=0)]
     command_id: EventId | None = None
+    # R14: the queue the ticket waits in and its status when this record was written.
+    queue: Id = "default"
+    status: TicketStatus = "queued"
     transcript: list[TranscriptTurn]
 
 
@@ -169,6 +176,8 @@ class HandoffCommand(InteractionIds, Event):
     live_test: bool = False
     # Operators only. 0 means "no timeout" for this handoff; null means the published default.
     idle_timeout_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None
+    # R14: the queue to hand to; one the published version lists. Null: the version's first.
+    queue: Id | None = None
     requested_at: Timestamp
 
 
@@ -195,6 +204,29 @@ class CommandRejected(InteractionIds, Event):
     code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     detail: str
     rejected_at: Timestamp
+
+
+class TicketChanged(InteractionIds, Event):
+    """One change of a ticket (R15): a status change, an owner change or an announcement.
+
+    `from_status` is null when the ticket is created. `ticket_version` strictly increases per
+    ticket; `position` is the ticket's place in its queue (1 = next) when `queued`, else null.
+    `note` is null, a teammate's note, or one of the announcements `pickup_overdue` (R18),
+    `transferred`, `released`, `mode_returned` (the interaction left human mode).
+    """
+
+    type: Literal["ticket_changed"] = "ticket_changed"
+    event_id: EventId
+    ticket_id: EventId
+    queue: Id
+    from_status: TicketStatus | None
+    status: TicketStatus
+    assignee: Actor | None
+    actor: Actor
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    changed_at: Timestamp
+    ticket_version: Annotated[int, Field(ge=1)]
+    position: Annotated[int, Field(ge=1)] | None = None
 
 
 class AgentReply(InteractionIds, Event):
@@ -266,7 +298,19 @@ class OperatorAction(Event):
     actor: Actor
     role: Literal["viewer", "editor", "admin"] | None = None
     token_id: Annotated[str, StringConstraints(max_length=256)] | None = None
-    action: Literal["mode_switch", "agent_apply", "agent_publish", "desk_reply", "idle_extend"]
+    action: Literal[
+        "mode_switch",
+        "agent_apply",
+        "agent_publish",
+        "desk_reply",
+        "idle_extend",
+        "queue_update",
+        "ticket_claim",
+        "ticket_assign",
+        "ticket_transfer",
+        "ticket_release",
+        "ticket_resolve",
+    ]
     target: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     command_id: EventId | None = None
@@ -310,6 +354,7 @@ EVENT_MODELS: tuple[type[Model], ...] = (
     HandoffCommand,
     ModeChanged,
     CommandRejected,
+    TicketChanged,
     AgentReply,
     OutboundMessage,
     DeadLetter,

@@ -69,6 +69,9 @@ def service_env(kafka: KafkaProcess, redis_url: str, prefix: str = "") -> dict[s
         "HANDOFF_CONSUMER_POLL_MS": "50",
         "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_TEST_LOG_LEVEL", "INFO"),
         "HANDOFF_API_JWT_SECRET": API_JWT_SECRET,
+        # R17's tests pick a weekday and time per tenant (tests/support/tickets.py set_clock).
+        "HANDOFF_TEST_CLOCK": "true",
+        "HANDOFF_WAITING_SWEEP_MS": "200",
         "PYTHONPATH": str(ROOT),
         "PATH": os.environ.get("PATH", ""),
     }

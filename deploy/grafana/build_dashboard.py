@@ -29,6 +29,16 @@ PANELS = [
     ("Operator API latency p99", "histogram_quantile(0.99, sum by (le) (rate(handoff_api_request_seconds_bucket[5m])))", "s", "p99"),
     ("Desk streams connected", "sum(handoff_desk_clients)", "short", "desks"),
     ("Reference agent turns /s, by outcome", "sum by (outcome) (rate(handoff_agent_turns_total[5m]))", "ops", "{{outcome}}"),
+    ("Pickup targets missed /h, by queue", "sum by (tenant, queue) (increase(handoff_pickup_overdue_total[1h]))", "short", "{{tenant}}/{{queue}}"),
+    ("Ticket actions /s, by action and result", "sum by (action, result) (rate(handoff_ticket_actions_total[5m]))", "ops", "{{action}} {{result}}"),
+    ("Waiting notices /s", "sum(rate(handoff_waiting_notices_total[5m]))", "ops", "notices"),
+    ("Handoffs /h, by queue and cause", "sum by (tenant, queue, cause) (increase(handoff_handoffs_total[1h]))", "short", "{{tenant}}/{{queue}} {{cause}}"),
+    ("Pickup wait p90, by queue", "histogram_quantile(0.9, sum by (le, tenant, queue) (rate(handoff_pickup_wait_seconds_bucket[1h])))", "s", "{{tenant}}/{{queue}}"),
+    ("First human reply p90, by queue", "histogram_quantile(0.9, sum by (le, tenant, queue) (rate(handoff_first_human_reply_seconds_bucket[1h])))", "s", "{{tenant}}/{{queue}}"),
+    ("Handle time p90, by queue", "histogram_quantile(0.9, sum by (le, tenant, queue) (rate(handoff_handle_seconds_bucket[1h])))", "s", "{{tenant}}/{{queue}}"),
+    ("Returns to AI /h, by cause", "sum by (tenant, cause) (increase(handoff_returns_to_ai_total[1h]))", "short", "{{tenant}} {{cause}}"),
+    ("Bounce-backs /h, by queue", "sum by (tenant, queue) (increase(handoff_bounce_backs_total[1h]))", "short", "{{tenant}}/{{queue}}"),
+    ("Analytics records read again /s", "sum(rate(handoff_analytics_duplicates_total[5m]))", "ops", "not counted twice"),
 ]  # fmt: skip
 
 

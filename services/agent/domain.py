@@ -148,10 +148,30 @@ def reply_for(routed: RoutedMessage, text: str) -> AgentReply:
     )
 
 
+# Words of a reason that send the ticket to the `billing` queue (R14), whole words, any case.
+BILLING_WORDS = re.compile(
+    r"(?<!\w)(billing|bill|bills|invoice|invoices|charge|charged|charges|chargeback|refund|"
+    r"refunds|payment|payments|paid|card|fraud|subscription|rechnung|zahlung|abbuchung|"
+    r"facture|paiement|remboursement|factura|pago|reembolso)(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def queue_for(reason: str, published: AgentVersion) -> str | None:
+    """R14: the queue to hand to, by the reason: `billing` for billing words when the
+    published version lists it; else None, which the handoff service reads as the version's
+    first queue (its default). Never a queue the version does not list."""
+    listed = published.handoff.queues
+    if "billing" in listed and BILLING_WORDS.search(reason):
+        return "billing"
+    return None
+
+
 def command_for(
     routed: RoutedMessage, reason: str, published: AgentVersion, requested_at: datetime
 ) -> HandoffCommand:
-    """The request_handoff tool call as the contract's command (R2: live_test copied)."""
+    """The request_handoff tool call as the contract's command (R2: live_test copied), into
+    the queue the reason calls for (R14)."""
     message = routed.message
     return HandoffCommand(
         **ids_of(message),
@@ -161,5 +181,6 @@ def command_for(
         actor=f"agent:{message.agent_id}@{published.version}",
         reason=one_sentence(reason),
         live_test=message.live_test,
+        queue=queue_for(reason, published),
         requested_at=requested_at,
     )

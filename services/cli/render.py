@@ -16,6 +16,7 @@ TYPE_STYLE = {
     "handoff_ticket": "magenta",
     "handoff_command": "yellow",
     "mode_changed": "bold yellow",
+    "ticket_changed": "yellow",
     "command_rejected": "red",
     "agent_reply": "green",
     "outbound_message": "bright_green",
@@ -52,6 +53,13 @@ def summary(rec: Rec) -> str:
         return (f"{v.get('from_mode')}→{v.get('to_mode')} cause {v.get('cause')} "
                 f"by {v.get('actor')} v{v.get('state_version')}{expires} "
                 f"{_q(v.get('reason'), 40)}")  # fmt: skip
+    if kind == "ticket_changed":
+        owner = f" → {v['assignee']}" if v.get("assignee") else ""
+        place = f" #{v['position']}" if v.get("position") else ""
+        note = f" ({v['note']})" if v.get("note") else ""
+        return (f"ticket {v.get('ticket_id')} {v.get('queue')}: {v.get('from_status')}→"
+                f"{v.get('status')}{owner}{place} by {v.get('actor')} "
+                f"v{v.get('ticket_version')}{note}")  # fmt: skip
     if kind == "command_rejected":
         return f"{v.get('command_id')} rejected: {v.get('code')} ({v.get('detail')})"
     if kind == "agent_reply":

@@ -19,6 +19,7 @@ in time order, as far back as those topics' retention reaches. Not rebuilt: dedu
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,9 +32,11 @@ from rich.progress import Progress
 from schemas import (
     AgentVersionApplied,
     AgentVersionPublished,
+    HandoffTicket,
     ModeChanged,
     OutboundMessage,
     RoutedMessage,
+    TicketChanged,
     TranscriptTurn,
     UserMessage,
     interaction_key,
@@ -50,6 +53,7 @@ from services.handoff.domain import (
 )
 from services.handoff.events import change_record, outbound_turn
 from services.handoff.store import ApplyRequest, ModeStore
+from services.handoff.tickets import Ticket
 from services.router.domain import is_stateless, user_turn
 
 app = typer.Typer(help="The mode state in Redis.", no_args_is_help=True)
@@ -80,6 +84,61 @@ def state_after(
     )
     before = ModeState(mode=event.from_mode)
     return state, change_record(interaction_key(event), before, state, event.event_id)
+
+
+def ticket_from_changes(changes: list[TicketChanged], opened: HandoffTicket | None) -> Ticket:
+    """A ticket as its TicketChanged events (oldest first) leave it. What the events do not
+    carry: the assignee's display name (their `sub` instead) and the last better-place
+    notice (its handoff notice instead)."""
+
+    def ms(change: TicketChanged) -> int:
+        return int(change.changed_at.timestamp() * 1000)
+
+    first, last = changes[0], changes[-1]
+    # Every change to `queued` (re)queues it, except the pickup announcement (R18).
+    queued = [c for c in changes if c.status == "queued" and c.note != "pickup_overdue"]
+    since_queued = changes[changes.index(queued[-1]) :] if queued else changes
+    assigned = [c for c in changes if c.status == "assigned"]
+    return Ticket(
+        ticket_id=first.ticket_id,
+        ikey=interaction_key(first),
+        tenant_id=first.tenant_id,
+        queue=last.queue,
+        status=last.status,
+        version=last.ticket_version,
+        created_at_ms=ms(first),
+        queued_at_ms=ms(queued[-1]) if queued else ms(first),
+        reason=opened.reason if opened else "",
+        cause=opened.cause if opened else "",
+        assignee=last.assignee,
+        assignee_name=last.assignee,
+        assigned_at_ms=ms(assigned[-1]) if last.status == "assigned" and assigned else None,
+        ended_at_ms=ms(last) if last.status in ("resolved", "closed") else None,
+        resolution_note=next((c.note for c in reversed(changes) if c.status == "resolved"), None),
+        pickup_overdue=any(c.note == "pickup_overdue" for c in since_queued),
+        notified_position=first.position,
+        notified_at_ms=ms(first),
+    )
+
+
+async def restore_tickets(store: ModeStore, log: Log, minute_ms: int) -> int:
+    """The tickets Redis lacks, from their TicketChanged events (R15); returns how many. An
+    open queued ticket gets its pickup deadline back from the queue's settings now."""
+    written = 0
+    for ticket_id, seen in log.ticket_changes.items():
+        changes = sorted(
+            {c.ticket_version: c for c in seen}.values(), key=lambda c: c.ticket_version
+        )
+        ticket = ticket_from_changes(changes, log.opened(ticket_id))
+        due = None
+        if ticket.status == "queued" and not ticket.pickup_overdue:
+            record = await store.queue(ticket.tenant_id, ticket.queue)
+            if record and record.settings.pickup_minutes:
+                due = ticket.queued_at_ms + record.settings.pickup_minutes * minute_ms
+        ids = changes[0].model_dump(mode="json", include={"tenant_id", "agent_id", "user"})
+        history = [c.model_dump_json() for c in changes]
+        written += await store.restore_ticket(ticket, json.dumps(ids), history, due)
+    return written
 
 
 AgentId = tuple[str, str]  # (tenant, agent)
@@ -152,6 +211,27 @@ class Log:
         default_factory=lambda: defaultdict(list)
     )
     said: Transcripts = field(default_factory=Transcripts)
+    # R14: interaction -> state version -> the ticket its handoff opened; ticket -> its changes
+    tickets: dict[str, dict[int, HandoffTicket]] = field(default_factory=lambda: defaultdict(dict))
+    ticket_changes: dict[str, list[TicketChanged]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def opened(self, ticket_id: str) -> HandoffTicket | None:
+        return next(
+            (t for by in self.tickets.values() for t in by.values() if t.ticket_id == ticket_id),
+            None,
+        )
+
+    def ticket_of(self, ikey: str, version: int) -> tuple[str | None, str | None]:
+        """(ticket id, queue) the state at `version` names: its latest handoff's ticket, in
+        the queue the ticket's latest change put it."""
+        opened = [t for v, t in self.tickets.get(ikey, {}).items() if v <= version]
+        if not opened:
+            return None, None
+        ticket = max(opened, key=lambda t: t.state_version)
+        changes = self.ticket_changes.get(ticket.ticket_id)
+        return ticket.ticket_id, changes[-1].queue if changes else ticket.queue
 
     def return_notice_at(self, ikey: str, at_ms: int) -> str:
         """The return notice of the version published at `at_ms` (R20: captured then)."""
@@ -181,6 +261,12 @@ class Log:
                 live = AgentVersionPublished.model_validate(rec.value)
                 self.published[(live.tenant_id, live.agent_id)] = live  # one key: in order
                 self.publishes[(live.tenant_id, live.agent_id)].append(live)
+            elif rec.type == "handoff_ticket":
+                ticket = HandoffTicket.model_validate(rec.value)
+                self.tickets[interaction_key(ticket)][ticket.state_version] = ticket
+            elif rec.type == "ticket_changed":
+                changed = TicketChanged.model_validate(rec.value)
+                self.ticket_changes[changed.ticket_id].append(changed)
             elif rec.type == "routed_message":
                 routing = RoutedMessage.model_validate(rec.value)
                 if routing.routing.expires_at is not None:
@@ -234,6 +320,9 @@ async def rebuild_state(
             latest = newer[-1]
             notice = log.return_notice_at(ikey, latest_ms(latest))
             state, change = state_after(latest, settings.minute_ms, notice)
+            if state.mode == "human":  # R14: the ticket it waits with, in its queue now
+                ticket_id, queue = log.ticket_of(ikey, state.version)
+                state = replace(state, ticket_id=ticket_id or state.ticket_id, queue=queue)
             moved = log.extended.get((ikey, state.version))
             if state.expires_at_ms is not None and moved is not None:
                 # User messages moved the lease on after the change (R5).
@@ -252,6 +341,7 @@ async def rebuild_state(
         progress.advance(writing)
     await store.append_history(history)
     results = await store.apply_many(requests) if requests else []
+    tickets = await restore_tickets(store, log, settings.minute_ms)
     transcripts = 0
     for ikey in log.said.turns:
         transcripts += await store.restore_transcript(ikey, log.said.of(ikey))
@@ -265,13 +355,14 @@ async def rebuild_state(
         "changes": sum(len(h) for h in history.values()) + len(requests),
         "versions": versions,
         "transcripts": transcripts,
+        "tickets": tickets,
     }
 
 
 @app.command("rebuild")
 def rebuild() -> None:
-    """Rebuild mode state, history, agent versions and transcripts from the log (after Redis
-    lost its data)."""
+    """Rebuild mode state, history, agent versions, transcripts and tickets from the log
+    (after Redis lost its data)."""
     settings = CommonSettings()
 
     async def run() -> dict[str, int]:
@@ -287,5 +378,6 @@ def rebuild() -> None:
     console.print(
         f"{summary['interactions']} interaction(s) in the log, {summary['restored']} restored "
         f"with {summary['changes']} change(s); {summary['versions']} agent version(s) and "
-        f"{summary['transcripts']} transcript(s) restored"
+        f"{summary['transcripts']} transcript(s) restored; {summary['tickets']} ticket(s) "
+        "restored"
     )

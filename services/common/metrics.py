@@ -54,3 +54,16 @@ PARTITION_STUCK_SECONDS = Gauge(
     "Seconds a partition's batch has kept failing, as of its last attempt (0 once it commits).",
     ["service", "topic", "partition"],
 )
+PICKUP_OVERDUE = Counter(
+    "handoff_pickup_overdue_total",
+    "Tickets still queued at their queue's pickup target (R18), announced once each.",
+    ["tenant", "queue"],
+)
+TICKET_ACTIONS = Counter(
+    "handoff_ticket_actions_total",
+    "Ticket actions of the operator API (R15), by action and result code.",
+    ["action", "result"],
+)
+WAITING_NOTICES = Counter(
+    "handoff_waiting_notices_total", "Notices of a better place in line sent to users (R16)."
+)

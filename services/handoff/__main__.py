@@ -7,6 +7,8 @@ import asyncio
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
+from services.handoff.analytics.consumer import AnalyticsConsumer
+from services.handoff.analytics.store import AnalyticsStore, limits_of
 from services.handoff.api.app import create_app
 from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
@@ -16,6 +18,7 @@ from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.replies import ExternalReplies
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
+from services.handoff.ticket_actions import TicketActions
 
 
 async def main() -> None:
@@ -28,7 +31,14 @@ async def main() -> None:
     )
     store = ModeStore.from_settings(settings)
     await store.load_functions()
-    commands = CommandService(store, settings.minute_ms, settings.ticket_transcript_turns)
+    commands = CommandService(
+        store,
+        settings.minute_ms,
+        settings.ticket_transcript_turns,
+        settings.teammate_online_ms,
+        settings.test_clock,
+    )
+    tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
     # R19: teammates' replies external desks send straight to chat.outbound (replies.py).
@@ -38,13 +48,22 @@ async def main() -> None:
     # Started in this order: the desk feed is at the end of its topics before the command
     # processor emits anything, so a desk misses no ticket of this instance.
     desk = DeskFeed(settings, store)
-    app = create_app(ApiContext(settings, store, commands, desk, verifier))
+    analytics = TransactionalProcessor(
+        settings,
+        "analytics",
+        [settings.topics.events, settings.topics.outbound],
+        AnalyticsConsumer(
+            AnalyticsStore(store.redis, limits_of(settings, settings.analytics_retention_days)),
+            settings.topics,
+        ),
+    )
+    app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
     await run_service(
         "handoff",
         settings,
         settings.handoff_http_port,
         store,
-        [desk, processor, replies],
+        [desk, processor, replies, analytics],
         app=app,
     )
 

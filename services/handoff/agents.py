@@ -1,6 +1,7 @@
 """`python -m services.handoff.agents`: Apply and Publish agent versions from a terminal.
 
-python -m services.handoff.agents apply --tenant acme --agent support --enabled --idle-timeout 30
+python -m services.handoff.agents apply --tenant acme --agent support --enabled --idle-timeout 30 \
+    --queue default --queue billing --out-of-hours stay_with_ai
 python -m services.handoff.agents publish --tenant acme --agent support --version 1
 python -m services.handoff.agents show --tenant acme --agent support
 """
@@ -13,6 +14,7 @@ import getpass
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -40,6 +42,20 @@ def _parser() -> argparse.ArgumentParser:
                 default=DEFAULT_RETURN_NOTICE,
                 help="what the user is told when the conversation returns to the AI",
             )
+            p.add_argument(
+                "--queue",
+                action="append",
+                default=[],
+                dest="queues",
+                help="a queue the agent may hand to (repeat; the first is the default)",
+            )
+            p.add_argument("--out-of-hours", choices=["queue", "stay_with_ai"], default="queue")
+            p.add_argument(
+                "--waiting-notice", default="", help="{position} {eta_minutes} {opens_at}"
+            )
+            p.add_argument(
+                "--announce-teammate", action="store_true", help="tell the user who took it"
+            )
             p.add_argument("--publish", action="store_true", help="publish it right away")
         if name == "publish":
             p.add_argument("--version", type=int, required=True)
@@ -52,8 +68,11 @@ def validate_config(
     instructions: str,
     notice: str,
     return_notice: str = DEFAULT_RETURN_NOTICE,
+    **more: Any,
 ) -> HandoffConfig:
-    """The operator API's validation (HandoffSettingsBody): one set of rules for both."""
+    """The operator API's validation (HandoffSettingsBody): one set of rules for both.
+
+    `more`: the other fields of the handoff block (queues, out_of_hours, ...)."""
     try:
         body = HandoffSettingsBody(
             enabled=enabled,
@@ -61,6 +80,7 @@ def validate_config(
             instructions=instructions,
             notice_text=notice,
             return_notice_text=return_notice,
+            **more,
         )
     except ValidationError as exc:
         raise ValueError(
@@ -76,7 +96,15 @@ async def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "apply":
             config = validate_config(
-                args.enabled, args.idle_timeout, args.instructions, args.notice, args.return_notice
+                args.enabled,
+                args.idle_timeout,
+                args.instructions,
+                args.notice,
+                args.return_notice,
+                queues=args.queues,
+                out_of_hours=args.out_of_hours,
+                waiting_notice_text=args.waiting_notice,
+                announce_teammate=args.announce_teammate,
             )
             now = datetime.now(UTC).isoformat()
             n = await store.apply_agent_version(args.tenant, args.agent, config, now, by)

@@ -118,6 +118,8 @@ class RouteDecision:
     human_since_ms: int | None = None
     expires_at_ms: int | None = None
     stateless: bool = False
+    ticket_id: str | None = None  # R14: the open ticket and its queue, in human mode
+    queue: str | None = None
     # R20: what happened in the human stretch that just ended (ReturnContext's fields, the
     # turns decoded), on the first message routed to the AI after it; else None.
     context: dict[str, Any] | None = None
@@ -358,6 +360,8 @@ def _route_decision(d: dict[str, Any]) -> RouteDecision:
         human_since_ms=_opt_int(d.get("human_since")),
         expires_at_ms=_opt_int(d.get("expires_at")),
         stateless=bool(d.get("stateless")),
+        ticket_id=d.get("ticket_id"),
+        queue=d.get("queue"),
         context=_context(d.get("context")),
     )
 

@@ -8,6 +8,7 @@ the topic a record came on, the API by the verified token; never the record itse
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -40,8 +41,21 @@ from services.handoff.domain import (
     return_notice_of,
     ticket_id_of,
 )
-from services.handoff.events import change_record, mode_changed, outbound_turn
+from services.handoff.events import change_record, mode_changed, outbound_turn, ticket_changed
 from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
+from services.handoff.tickets import (
+    QueueChoice,
+    Refusal,
+    Ticket,
+    TicketStep,
+    Waiting,
+    new_ticket,
+    plan_action,
+    plan_queue,
+    ticket_id_for,
+    waiting_line,
+)
+from services.handoff.waiting import waiting_for_new_ticket
 
 log = structlog.get_logger()
 
@@ -80,11 +94,47 @@ class Entry:
 API = Entry("operator")
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """What an accepted to_human opens besides the mode: the ticket, where it waits, and what
+    the user is told about waiting (R14, R16, R17)."""
+
+    choice: QueueChoice
+    ticket: Ticket
+    waiting: Waiting
+    pickup_due_ms: int | None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A resolve with `return_to_ai` (R15): the ticket's step, written in the same step as the
+    to_ai command that returns the interaction."""
+
+    ticket_id: str
+    actor: str
+    note: str | None
+
+
+class TicketRefusedError(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
+
+
 class CommandService:
-    def __init__(self, store: ModeStore, minute_ms: int, ticket_turns: int) -> None:
+    def __init__(
+        self,
+        store: ModeStore,
+        minute_ms: int,
+        ticket_turns: int,
+        teammate_online_ms: int = 300_000,
+        test_clock: bool = False,
+    ) -> None:
         self._store = store
         self._minute_ms = minute_ms
         self._ticket_turns = ticket_turns
+        self._online_ms = teammate_online_ms
+        self._test_clock = test_clock
 
     async def execute(
         self,
@@ -92,12 +142,15 @@ class CommandService:
         src: str,
         entry: Entry,
         audit: Callable[[str], QueuedOutput] | None = None,
+        resolution: Resolution | None = None,
     ) -> CommandResult:
         """Decides and stores the command once; a replay of `src` returns the stored result.
 
         A command that did not come from a topic (`entry.topic` None: the operator API) has
         no Kafka transaction to carry its outputs: they are queued in the shard outbox in the
-        same atomic step. `audit(code)` adds the audit record of the outcome to them."""
+        same atomic step. `audit(code)` adds the audit record of the outcome to them. With a
+        `resolution` (a to_ai), the ticket is resolved in the same step; raises
+        TicketRefusedError when the ticket cannot be resolved."""
         ikey = interaction_key(command)
         if command.user.external_id is not None and not command.live_test:
             await self._store.remember_user_agent(
@@ -105,17 +158,44 @@ class CommandService:
             )
         for _ in range(MAX_CONFLICT_RETRIES):
             snap = await self._store.command_snapshot(
-                ikey, command.tenant_id, command.agent_id, self._ticket_turns
+                ikey, command.tenant_id, command.agent_id, self._ticket_turns, self._test_clock
             )
             decision = plan_transition(
                 command, snap.state, snap.published, snap.now_ms, self._minute_ms, entry.authority
             )
-            plan = self._plan(command, decision, snap, src, entry)
+            handoff: Handoff | None = None
+            if isinstance(decision, Transition) and decision.after.mode == "human":
+                planned = await self._handoff(command, decision, snap)
+                if isinstance(planned, Rejection):
+                    decision = planned
+                else:
+                    handoff = planned
+                    decision = replace(
+                        decision,
+                        after=replace(
+                            decision.after,
+                            ticket_id=planned.ticket.ticket_id,
+                            queue=planned.ticket.queue,
+                        ),
+                    )
+                    # The queue's index learns of the ticket before it exists: a crash after
+                    # the step cannot leave it unlisted (reads drop entries of no ticket).
+                    await self._store.index_ticket(
+                        command.tenant_id, planned.ticket.queue, planned.ticket.ticket_id,
+                        planned.ticket.created_at_ms,
+                    )  # fmt: skip
+            request = self._plan(command, decision, snap, src, entry, handoff)
+            step: TicketStep | None = None
+            if resolution is not None and isinstance(decision, Transition):
+                step = await self._resolution(resolution, snap)
+                request = self._with_resolution(request, step, resolution, snap)
             if audit is not None:
-                plan.result["outputs"].append(audit(plan.result["code"]))
-            stored = await self._store.apply(replace(plan, to_outbox=entry.topic is None))
+                request.result["outputs"].append(audit(request.result["code"]))
+            stored = await self._store.apply(replace(request, to_outbox=entry.topic is None))
             if stored["status"] == "conflict":
                 continue  # another change won the race: decide again on the new state
+            if stored["status"] == "applied" and isinstance(decision, Transition):
+                await self._after_apply(command, decision)
             if stored["status"] == "duplicate":
                 duplicates = metrics.DUPLICATES.labels(topic="handoff.commands")
                 return CommandResult("duplicate", [], counters=(duplicates,))
@@ -137,6 +217,74 @@ class CommandService:
             return result
         raise RuntimeError(f"command {command.command_id}: state kept changing, gave up")
 
+    async def _handoff(
+        self, command: HandoffCommand, decision: Transition, snap: CommandSnapshot
+    ) -> Handoff | Rejection:
+        """R14 and R17: the queue of an accepted to_human, or why it cannot be handed off."""
+        assert snap.published is not None  # check_command refused a to_human without one
+        hours_now = snap.now_ms + snap.clock_offset_ms
+        choice = plan_queue(command, snap.published, snap.queues, hours_now)
+        if isinstance(choice, Rejection):
+            return choice
+        ticket = new_ticket(
+            ticket_id_for(interaction_key(command), "ticket", command.command_id),
+            interaction_key(command),
+            command.tenant_id,
+            choice.queue,
+            snap.now_ms,
+            command.reason,
+            command.source,
+        )
+        position, eta = await waiting_for_new_ticket(
+            self._store, ticket, snap.now_ms, self._minute_ms, self._online_ms
+        )
+        opens = choice.settings.opening_hours()
+        opens_at = None
+        if not opens.is_open(hours_now):
+            next_ms = opens.next_opening_ms(hours_now)
+            opens_at = opens.describe(next_ms) if next_ms is not None else "later"
+        pickup = choice.settings.pickup_minutes
+        due = snap.now_ms + pickup * self._minute_ms if pickup else None
+        # The handoff notice tells the position: the waiting sweep notifies only a better one.
+        ticket = replace(ticket, notified_position=position, notified_at_ms=snap.now_ms)
+        return Handoff(choice, ticket, Waiting(position, eta, opens_at), due)
+
+    async def _resolution(self, resolution: Resolution, snap: CommandSnapshot) -> TicketStep:
+        ticket = await self._store.ticket(resolution.ticket_id)
+        if ticket is None or ticket.ticket_id != snap.state.ticket_id:
+            raise TicketRefusedError(Refusal(409, "ticket_closed", "The ticket has ended."))
+        step = plan_action(ticket, "resolve", resolution.actor, snap.now_ms, note=resolution.note)
+        if isinstance(step, Refusal):
+            raise TicketRefusedError(step)
+        return step
+
+    def _with_resolution(
+        self, request: ApplyRequest, step: TicketStep, resolution: Resolution, snap: CommandSnapshot
+    ) -> ApplyRequest:
+        event = ticket_changed(
+            step.before, step.after, resolution.actor, step.note, snap.now_ms, None
+        )
+        value = event.model_dump_json()
+        outputs = [*request.result["outputs"], ("events", request.ikey, value)]
+        result = {**request.result, "outputs": outputs}
+        return replace(
+            request,
+            result=result,
+            resolution={
+                "ticket_id": step.after.ticket_id,
+                "expected_version": step.before.version,
+                "fields": step.after.to_redis(),
+                "change": value,
+            },
+        )
+
+    async def _after_apply(self, command: HandoffCommand, decision: Transition) -> None:
+        """Keeps the cross-slot queue index tidy once the interaction left human mode (reads
+        would drop the entry anyway)."""
+        before = decision.before
+        if decision.after.mode == "ai" and before.ticket_id and before.queue:
+            await self._store.unindex_ticket(command.tenant_id, before.queue, before.ticket_id)
+
     def _plan(
         self,
         command: HandoffCommand,
@@ -144,6 +292,7 @@ class CommandService:
         snap: CommandSnapshot,
         src: str,
         entry: Entry,
+        handoff: Handoff | None = None,
     ) -> ApplyRequest:
         """What to store for the decision: the new state, its change record, the outputs."""
         ikey = interaction_key(command)
@@ -160,25 +309,40 @@ class CommandService:
                 detail=decision.detail,
                 rejected_at=at_ms(snap.now_ms),
             )
-            rejection = {
-                "code": decision.code,
-                "outputs": [("events", ikey, rejected.model_dump_json()), *audit],
-            }
+            outputs: list[tuple[Role, str, str]] = [("events", ikey, rejected.model_dump_json())]
+            if decision.notice:  # e.g. R17 out_of_hours: the AI keeps the user, who is told why
+                away = self._system_message(command, snap, "away", decision.notice)
+                outputs.append(("outbound", ikey, away.model_dump_json()))
+            rejection = {"code": decision.code, "outputs": [*outputs, *audit]}
             return ApplyRequest(
                 ikey, command.command_id, src, snap.state.version, None, None, rejection
             )
         change = change_record(ikey, decision.before, decision.after, decision.event_id)
-        outputs: list[tuple[Role, str, str]] = [
-            ("events", ikey, mode_changed(change, self._minute_ms).model_dump_json())
-        ]
+        outputs = [("events", ikey, mode_changed(change, self._minute_ms).model_dump_json())]
         turn = ""
+        ticket_json = ""
         if decision.after.mode == "human":
-            notice = self._notice(command, snap)
-            ticket = self._ticket(command, decision, snap, notice)
+            text = notice_text(snap.published)
+            if handoff is not None:
+                template = snap.published.handoff.waiting_notice_text if snap.published else ""
+                text = f"{text} {waiting_line(handoff.waiting, template)}"
+            notice = self._system_message(command, snap, "notice", text)
+            ticket = self._ticket(command, decision, snap, notice, handoff)
             outputs += [
                 ("outbound", ikey, notice.model_dump_json()),
                 ("human_queue", ikey, ticket.model_dump_json()),
             ]
+            if handoff is not None:
+                opened = ticket_changed(
+                    None, handoff.ticket, command.actor, None, snap.now_ms, handoff.waiting.position
+                ).model_dump_json()
+                outputs.append(("events", ikey, opened))
+                ids = command.model_dump(mode="json", include={"tenant_id", "agent_id", "user"})
+                fields = {**handoff.ticket.to_redis(), "ids": json.dumps(ids)}
+                doc: dict[str, Any] = {"fields": fields, "change": opened}
+                if handoff.pickup_due_ms is not None:
+                    doc["pickup_due"] = handoff.pickup_due_ms
+                ticket_json = json.dumps(doc)
             turn = ticket.transcript[-1].model_dump_json()
         else:
             notice = self._return_notice(command, decision, snap)
@@ -191,7 +355,15 @@ class CommandService:
             "version": decision.after.version,
         }
         return ApplyRequest(
-            ikey, command.command_id, src, snap.state.version, decision.after, change, result, turn
+            ikey,
+            command.command_id,
+            src,
+            snap.state.version,
+            decision.after,
+            change,
+            result,
+            turn,
+            ticket_json=ticket_json,
         )
 
     def _audit(
@@ -213,14 +385,17 @@ class CommandService:
             at=at_ms(snap.now_ms),
         )
 
-    def _notice(self, command: HandoffCommand, snap: CommandSnapshot) -> OutboundMessage:
-        """R3: the one system message that tells the user a human teammate has it."""
+    def _system_message(
+        self, command: HandoffCommand, snap: CommandSnapshot, kind: str, text: str
+    ) -> OutboundMessage:
+        """A system message to the user, in their latest conversation (R3's notice, R17's
+        away message)."""
         return OutboundMessage(
             **ids_of(command),
-            event_id=derived_id("notice", command.command_id),
+            event_id=derived_id(kind, command.command_id),
             conversation_id=_last_conversation(snap),
             sender="system",
-            text=notice_text(snap.published),
+            text=text,
             sent_at=at_ms(snap.now_ms),
         )
 
@@ -244,12 +419,15 @@ class CommandService:
         decision: Transition,
         snap: CommandSnapshot,
         notice: OutboundMessage,
+        handoff: Handoff | None,
     ) -> HandoffTicket:
         turns = [TranscriptTurn.model_validate(t) for t in snap.transcript]
         turns.append(outbound_turn(notice))  # as every message sent to the user is recorded
         return HandoffTicket(
             **ids_of(command),
-            ticket_id=ticket_id_of(command.command_id),
+            ticket_id=handoff.ticket.ticket_id if handoff else ticket_id_of(command.command_id),
+            queue=handoff.ticket.queue if handoff else "default",
+            status="queued",
             cause=command.source,
             actor=command.actor,
             reason=command.reason,

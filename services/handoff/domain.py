@@ -47,8 +47,22 @@ class HandoffConfig:
     idle_timeout_minutes: int | None = None
     instructions: str = ""
     notice_text: str = DEFAULT_NOTICE
+    # R14: the queues the agent may hand to, first = default; empty: ("default",).
+    queues: tuple[str, ...] = ()
+    # R17: outside the queue's hours, `queue` hands off anyway (the notice says when people
+    # are back); `stay_with_ai` rejects the handoff (`out_of_hours`) and the AI keeps the user.
+    out_of_hours: Literal["queue", "stay_with_ai"] = "queue"
+    # R16: the waiting part of the handoff notice; {position} {eta_minutes} {opens_at}.
+    # Empty: the built-in sentence.
+    waiting_notice_text: str = ""
+    # R15: tell the user the teammate's display name when a teammate takes the ticket.
+    announce_teammate: bool = False
     # R20: what the user is told whenever the conversation returns to the AI.
     return_notice_text: str = DEFAULT_RETURN_NOTICE
+
+    def __post_init__(self) -> None:
+        # Stored versions hold JSON lists; the config is frozen, so it keeps a tuple.
+        object.__setattr__(self, "queues", tuple(self.queues))
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,8 @@ class ModeState:
     # before the return, and the Lua revert reads no agent version) and the ticket's id.
     return_notice: str = ""
     ticket_id: str | None = None
+    # R14: the ticket's queue, in human mode (transfers move it).
+    queue: str | None = None
 
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> ModeState:
@@ -99,6 +115,7 @@ class ModeState:
             command_id=raw.get("command_id") or None,
             return_notice=raw.get("return_notice", ""),
             ticket_id=raw.get("ticket_id") or None,
+            queue=raw.get("queue") or None,
         )
 
     def to_redis(self) -> dict[str, str]:
@@ -118,6 +135,7 @@ class ModeState:
             "command_id": s(self.command_id),
             "return_notice": self.return_notice,
             "ticket_id": s(self.ticket_id),
+            "queue": s(self.queue),
         }
 
 
@@ -132,6 +150,8 @@ def parse_cause(value: str) -> Cause | None:
 class Rejection:
     code: str
     detail: str
+    # What the user is told about it, if anything (R17 out_of_hours: when people are back).
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +231,7 @@ def plan_transition(
         version=state.version + 1,
         command_id=command.command_id,
         return_notice=return_notice_text(published) if human else "",
+        # A to_human's ticket (and its queue) is the one commands.py opens for it.
         ticket_id=ticket_id_of(command.command_id) if human else None,
     )
     return Transition(state, after, derived_id("mode_changed", command.command_id, after.version))

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import ModeChanged, OutboundMessage, TranscriptTurn, ids_of, parse_interaction_key
-from services.handoff.domain import ModeState, at_ms, optional_at_ms
+from schemas import (
+    ModeChanged,
+    OutboundMessage,
+    TicketChanged,
+    TranscriptTurn,
+    ids_of,
+    parse_interaction_key,
+)
+from services.handoff.domain import ModeState, at_ms, derived_id, optional_at_ms
+from services.handoff.tickets import Ticket
 
 
 def change_record(ikey: str, before: ModeState, after: ModeState, event_id: str) -> dict[str, Any]:
@@ -58,4 +66,29 @@ def outbound_turn(message: OutboundMessage) -> TranscriptTurn:
         text=message.text,
         attachments=message.attachments,
         at=message.sent_at,
+    )
+
+
+def ticket_changed(
+    before: Ticket | None,
+    after: Ticket,
+    actor: str,
+    note: str | None,
+    at: int,
+    position: int | None,
+) -> TicketChanged:
+    """The TicketChanged of one ticket step (`before` None: the ticket was just opened)."""
+    return TicketChanged(
+        **ids_of(parse_interaction_key(after.ikey)),
+        event_id=derived_id("ticket_changed", after.ticket_id, after.version),
+        ticket_id=after.ticket_id,
+        queue=after.queue,
+        from_status=None if before is None else before.status,
+        status=after.status,
+        assignee=after.assignee,
+        actor=actor,
+        note=note,
+        changed_at=at_ms(at),
+        ticket_version=after.version,
+        position=position if after.status == "queued" else None,
     )

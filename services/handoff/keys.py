@@ -92,3 +92,55 @@ def agent_key(tenant_id: str, agent_id: str) -> str:
 def user_agents_key(tenant_id: str, channel: str, external_id: str) -> str:
     """The agents a user has talked to (for the operator view of R8). Its own slot."""
     return f"ho:user:{tenant_id}:{channel}:{external_id}"
+
+
+# Tickets (R14-R18). A ticket's own keys sit on its interaction's shard (its id names the
+# shard, see tickets.ticket_id_for); the shard indexes its open tickets and pickup deadlines.
+
+
+def ticket_key(tag: str, ticket_id: str) -> str:
+    return f"ho:ticket:{tag}:{ticket_id}"
+
+
+def ticket_history_key(tag: str, ticket_id: str) -> str:
+    return f"ho:ticket_history:{tag}:{ticket_id}"
+
+
+def shard_tickets_key(tag: str) -> str:
+    """The shard's open tickets: ticket id -> handoff time (ms)."""
+    return f"ho:tickets:{tag}"
+
+
+def pickup_key(tag: str) -> str:
+    """The shard's pickup deadlines (R18): ticket id -> due time (ms)."""
+    return f"ho:pickup:{tag}"
+
+
+# Per tenant and queue, on their own slots: indexes maintained right after each ticket step
+# and read self-healing (the ticket's hash is the truth), plus the queue's statistics.
+
+
+def tenant_tag(tenant_id: str) -> str:
+    """The shard of a tenant's queue settings: their hash and the outbox of their audit
+    records share a slot."""
+    return shard_tag(shard_of(tenant_id))
+
+
+def queues_key(tenant_id: str) -> str:
+    """The tenant's queue settings: queue -> settings JSON, `{queue}@version` -> version."""
+    return f"ho:queues:{tenant_tag(tenant_id)}:{tenant_id}"
+
+
+def queue_tickets_key(tenant_id: str, queue: str) -> str:
+    """The queue's open tickets (queued and assigned): ticket id -> handoff time (ms)."""
+    return f"ho:queue:{{{tenant_id}:{queue}}}:tickets"
+
+
+def queue_pickups_key(tenant_id: str, queue: str) -> str:
+    """The queue's recent pickups: `{wait_ms}:{ticket_id}:{version}` -> picked up at (ms)."""
+    return f"ho:queue:{{{tenant_id}:{queue}}}:pickups"
+
+
+def teammates_key(tenant_id: str) -> str:
+    """Teammates seen lately (R16's "teammates online"): operator `sub` -> last seen (ms)."""
+    return f"ho:teammates:{{{tenant_id}}}"

@@ -5,7 +5,24 @@ from pathlib import Path
 from services.common.settings import CommonSettings
 
 
-class HandoffSettings(CommonSettings):
+class TicketSettings(CommonSettings):
+    """What the handoff service and the timeout worker share about tickets (R14-R18)."""
+
+    # A teammate (an editor or admin) counts as online this long after their last ticket
+    # action, desk reply or desk stream heartbeat (R16's "teammates online", the ETA).
+    teammate_online_seconds: float = 300.0
+    # TEST ONLY. Honour a per-tenant clock offset for opening hours (R17): the Redis key
+    # `ho:testclock:{tenant}` holds milliseconds added to Redis TIME when a queue's hours
+    # are evaluated, so a test picks a weekday and time without waiting. Nothing else
+    # (leases, pickup targets, timestamps) moves. Never turn it on in a deployment.
+    test_clock: bool = False
+
+    @property
+    def teammate_online_ms(self) -> int:
+        return int(self.teammate_online_seconds * 1000)
+
+
+class HandoffSettings(TicketSettings):
     """Settings of the handoff service (env `HANDOFF_...`)."""
 
     handoff_http_port: int = 8080
@@ -27,3 +44,7 @@ class HandoffSettings(CommonSettings):
     desk_max_tickets: int = 200
     desk_client_buffer: int = 1000
     desk_heartbeat_seconds: float = 15.0
+    # Analytics (R21): how long hour buckets (and each interaction's journey) are kept, and
+    # the longest range `GET /v1/tenants/{t}/analytics` answers.
+    analytics_retention_days: float = 35.0
+    analytics_max_range_days: int = 31

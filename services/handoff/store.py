@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
 from schemas import AgentVersionApplied, AgentVersionPublished
-from services.handoff.client import StateClient
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
     InteractionKeys,
@@ -22,9 +21,12 @@ from services.handoff.keys import (
     agent_tag,
     deadlines_key,
     outbox_key,
+    queues_key,
     shard_tag,
     user_agents_key,
 )
+from services.handoff.ticket_store import TicketStore, queue_records, test_clock_key
+from services.handoff.tickets import QueueSettings
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class CommandSnapshot:
     state: ModeState
     published: AgentVersion | None
     transcript: list[dict[str, Any]]
+    queues: dict[str, QueueSettings] = field(default_factory=dict)  # the tenant's configured
+    clock_offset_ms: int = 0  # test only: added to now for opening hours (HANDOFF_TEST_CLOCK)
 
 
 # A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
@@ -89,6 +93,8 @@ class ApplyRequest:
     # True when no Kafka transaction carries the outputs (the operator API): they are queued
     # in the shard outbox in the same atomic step, and the relay publishes them.
     to_outbox: bool = False
+    ticket_json: str = ""  # the ticket a to_human opens (commands.Handoff), '' = none
+    resolution: dict[str, Any] | None = None  # the ticket a to_ai resolves (R15 resolve)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,10 @@ def _versions(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
     for name, value in raw.items():
         if name.startswith("v") and name[1:].isdigit():
             data = json.loads(value)
-            data["handoff"] = HandoffConfig(**data["handoff"])
+            known = HandoffConfig.__dataclass_fields__
+            data["handoff"] = HandoffConfig(
+                **{k: v for k, v in data["handoff"].items() if k in known}
+            )
             versions.append(AgentVersion(version=int(name[1:]), **data))
     published = int(raw["published"]) if raw.get("published") else None
     return sorted(versions, key=lambda v: v.version), published
@@ -142,22 +151,31 @@ def _published(raw: dict[str, str]) -> AgentVersion | None:
     return next((v for v in versions if v.version == published), None)
 
 
-class ModeStore(StateClient):
+class ModeStore(TicketStore):
     async def command_snapshot(
-        self, ikey: str, tenant_id: str, agent_id: str, transcript_turns: int
+        self,
+        ikey: str,
+        tenant_id: str,
+        agent_id: str,
+        transcript_turns: int,
+        test_clock: bool = False,
     ) -> CommandSnapshot:
         k = InteractionKeys(ikey)
-        now, state, agent, turns = await self._pipeline("snapshot", [
+        now, state, agent, turns, queues, offset = await self._pipeline("snapshot", [
             ("FCALL", "ho_time", 1, k.state),  # Redis TIME, also on a cluster
             ("HGETALL", k.state),
             ("HGETALL", agent_key(tenant_id, agent_id)),
             ("XREVRANGE", k.transcript, "+", "-", "COUNT", transcript_turns),
+            ("HGETALL", queues_key(tenant_id)),
+            ("GET", test_clock_key(tenant_id)),
         ])  # fmt: skip
         return CommandSnapshot(
             now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
             state=ModeState.from_redis(state),
             published=_published(agent),
             transcript=[json.loads(fields["turn"]) for _, fields in reversed(turns)],
+            queues={q: r.settings for q, r in queue_records(queues).items()},
+            clock_offset_ms=int(offset) if test_clock and offset else 0,
         )
 
     async def apply(self, request: ApplyRequest) -> dict[str, Any]:
@@ -182,6 +200,7 @@ class ModeStore(StateClient):
                 json.dumps(r.change) if r.change else "", json.dumps(r.result),
                 lim.marker_ttl_ms, lim.history_cap, r.turn_json, lim.transcript_cap,
                 "1" if r.to_outbox else "0",
+                r.ticket_json, json.dumps(r.resolution) if r.resolution else "",
             ))  # fmt: skip
         return [json.loads(raw) for raw in await self._pipeline("apply", calls)]
 

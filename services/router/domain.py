@@ -41,6 +41,8 @@ def routing(decision: RouteDecision) -> Routing:
         decided_at=at_ms(decision.decided_at_ms),
         human_since=optional_at_ms(decision.human_since_ms),
         expires_at=optional_at_ms(decision.expires_at_ms),
+        ticket_id=decision.ticket_id if decision.mode == "human" else None,
+        queue=decision.queue if decision.mode == "human" else None,
         context=ReturnContext.model_validate(decision.context) if decision.context else None,
     )
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from services.common.settings import CommonSettings
+from services.handoff.settings import TicketSettings
 
 
-class TimeoutSettings(CommonSettings):
+class TimeoutSettings(TicketSettings):
     """Settings of the timeout worker (env `HANDOFF_...`)."""
 
     timeout_http_port: int = 8082
@@ -12,3 +12,6 @@ class TimeoutSettings(CommonSettings):
     # Most reverts claimed and published per sweep (spread over the owned shards): small
     # enough that the first reverts of a burst go out while later ones are still due.
     timeout_batch: int = 2000
+    # How often the waiting sweep looks for queued users whose position improved (R16); each
+    # user is told at most once a minute.
+    waiting_sweep_ms: int = 5000

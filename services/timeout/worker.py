@@ -2,6 +2,9 @@
 reverts, and every record queued by a change made outside a Kafka consumer (the operator API's
 switches, desk replies, agent versions and their audit records).
 
+It also runs the ticket sweeps (pickup targets, better places in line: tickets.py), whose
+records go through the same outboxes, as do the ticket actions of the operator API.
+
 The revert itself happens in Redis, atomically with claiming the deadline (ho_expire_due) or
 at routing time (ho_route): the router never waits for this worker. Each revert is queued in
 its shard's outbox under an increasing, time-based number n (never reused, even when Redis
@@ -31,6 +34,7 @@ from services.common.kafka import GroupConsumer, GroupMetadata, KafkaWriter, Out
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
+from services.timeout.tickets import TicketSweeps
 
 log = structlog.get_logger()
 
@@ -40,6 +44,7 @@ class TimeoutWorker:
         self._store = store
         self._settings = settings
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
+        self._tickets = TicketSweeps(store, settings)
         self._producer = KafkaWriter(settings, "timeout", transactional=True)
         self._consumer = GroupConsumer(settings, "timeout", [settings.topics.timeout_shards])
         self.healthy = False
@@ -73,6 +78,7 @@ class TimeoutWorker:
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in shards}
         per_shard = -(-s.timeout_batch // max(1, len(shards)))  # ceiling division
         await self._store.expire_due(shards, per_shard)
+        await self._tickets.sweep(shards, per_shard)
         after = await self._read_checkpoints(shards)
         entries = await self._store.read_outboxes(after, per_shard)
         if not entries:

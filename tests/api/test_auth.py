@@ -38,6 +38,16 @@ ENDPOINTS: list[tuple[str, str, Any]] = [
     ("GET", "/agents/support", None),
     ("GET", "/desk/tickets", None),
     ("GET", "/desk/stream", None),
+    ("GET", "/queues", None),
+    ("GET", "/queues/billing", None),
+    ("PUT", "/queues/billing", {"pickup_minutes": 5}),
+    ("GET", "/queues/billing/tickets", None),
+    ("GET", f"/tickets/tk1-{'0' * 32}", None),
+    ("POST", f"/tickets/tk1-{'0' * 32}/claim", None),
+    ("POST", f"/tickets/tk1-{'0' * 32}/assign", {"assignee": "bob"}),
+    ("POST", f"/tickets/tk1-{'0' * 32}/transfer", {"queue": "billing"}),
+    ("POST", f"/tickets/tk1-{'0' * 32}/release", None),
+    ("POST", f"/tickets/tk1-{'0' * 32}/resolve", {"note": "Done."}),
 ]
 WRITES = [e for e in ENDPOINTS if e[0] in ("PUT", "POST")]
 
@@ -123,7 +133,7 @@ async def test_another_tenants_resources_are_404_like_missing_ones(
         if path == "/desk/stream" or path.endswith(creating):
             continue  # the stream's 404 is checked below, without reading a body forever
         theirs = await call(http, method, f"/v1/tenants/{tenant}{path}", body, outsider)
-        if path.startswith("/desk"):  # a tenant's collection: its 404 is an unknown path's
+        if path.startswith(("/desk", "/queues")):  # a tenant's collections: 404 as unknown
             own = await call(http, method, f"/v1/tenants/{tenant}/nothing/here", body, outsider)
         else:
             own = await call(http, method, f"/v1/tenants/{other}{path}", body, outsider)

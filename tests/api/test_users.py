@@ -24,6 +24,8 @@ from tests.support.bus import Bus
 from tests.support.events import Who, attachment
 
 pytestmark = pytest.mark.integration
+# R3's notice and R16's place in line (the queue's first ticket: no estimate yet).
+HANDOFF_NOTICE = f"{NOTICE} You're number 1 in line. We don't have a wait estimate yet."
 
 
 def of(who: Who, type_: str) -> Any:
@@ -110,10 +112,10 @@ async def test_switch_to_human_emits_the_same_records_as_a_kafka_command(
     [changed] = await bus.wait_for(bus.topics.events, of(who, "mode_changed"))
     assert changed["command_id"] == state["command_id"] and changed["cause"] == "operator"
     [notice] = await bus.wait_for(bus.topics.outbound, of(who, "outbound_message"))
-    assert (notice["sender"], notice["text"]) == ("system", NOTICE)
+    assert notice["sender"] == "system" and notice["text"].startswith(f"{NOTICE} You're number")
     [ticket] = await bus.wait_for(bus.topics.human_queue, of(who, "handoff_ticket"))
     assert ticket["reason"] == "Angry customer, wants a person."
-    assert [t["text"] for t in ticket["transcript"]] == ["my parcel never came", NOTICE]
+    assert [t["text"] for t in ticket["transcript"]] == ["my parcel never came", notice["text"]]
     [audit] = await bus.wait_for(
         bus.topics.events,
         lambda v: v.get("type") == "operator_action" and v.get("command_id") == state["command_id"],
@@ -312,7 +314,7 @@ async def test_transcript_has_every_turn_with_its_attachments(
     turns = r.json()["items"]
     assert [(t["role"], t["text"]) for t in turns] == [
         ("user", "first"),
-        ("system", NOTICE),
+        ("system", HANDOFF_NOTICE),
         ("user", "photo 0"),
         ("user", "photo 1"),
         ("user", "photo 2"),
@@ -323,7 +325,7 @@ async def test_transcript_has_every_turn_with_its_attachments(
     newest = (await viewer.get(path, limit=2)).json()
     assert [t["text"] for t in newest["items"]] == ["photo 1", "photo 2"]
     older = (await viewer.get(newest["next"])).json()
-    assert [t["text"] for t in older["items"]] == [NOTICE, "photo 0"]
+    assert [t["text"] for t in older["items"]] == [HANDOFF_NOTICE, "photo 0"]
     oldest = (await viewer.get(older["next"])).json()
     assert [t["text"] for t in oldest["items"]] == ["first"] and oldest["next"] is None
 

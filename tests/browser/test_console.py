@@ -104,6 +104,8 @@ async def test_a_viewer_sees_no_switch_buttons(
     await expect(page.locator("#desk-live")).to_have_text("Live")
     await expect(page.locator("#reply-text")).to_have_count(0)
     await expect(page.locator("#return-to-ai")).to_have_count(0)
+    await expect(page.locator("#ticket-owner")).to_contain_text("owner: nobody")  # shown, and
+    await expect(page.locator(".ticket-actions")).to_have_count(0)  # no actions for a viewer
 
 
 async def test_agent_settings_apply_validate_and_publish(
@@ -177,11 +179,15 @@ async def test_desk_gets_a_ticket_live_and_replies_to_the_user(
     assert sent[0]["user"] == {"channel": "web", "external_id": "bob"}
     await shot(page, "desk")
 
-    await page.click("#return-to-ai")
+    # The desk shows the ticket's queue and owner; Resolve with a note returns it to the AI.
+    await expect(page.locator("#ticket-owner")).to_contain_text("Queue default · owner: nobody")
+    await page.click("[data-action=resolve]")
+    await page.fill("#resolve-note", "Refunded the second charge.")
+    await expect(page.locator("#resolve-return")).to_be_checked()
     await page.click("dialog button[type=submit]")
     await expect(ticket).to_have_count(0)
     await expect(conversation.locator(".alert-info")).to_contain_text(
-        "Back on AI: returned by operator:jane"
+        "Resolved by you; support has the conversation again."
     )
     back = await bus.wait_for(
         bus.topics.events,
@@ -192,3 +198,12 @@ async def test_desk_gets_a_ticket_live_and_replies_to_the_user(
         ),
     )
     assert back[0]["actor"] == "operator:jane"
+    [resolved] = await bus.wait_for(
+        bus.topics.events,
+        lambda v: (
+            v.get("type") == "ticket_changed"
+            and v.get("tenant_id") == tenant
+            and v.get("status") == "resolved"
+        ),
+    )
+    assert resolved["note"] == "Refunded the second charge."

@@ -15,6 +15,7 @@ from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
 from tests.support.events import Who, key_of
 from tests.support.sandbox import NOTICE, publish_agent
+from tests.support.tickets import publish_queues_agent
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +68,13 @@ async def test_agent_hands_off_when_the_user_asks_for_a_person(stack: Stack, ten
     assert (changed["to_mode"], changed["cause"]) == ("human", "agent")
     assert changed["command_id"] == command["command_id"]
     [notice] = await bus.wait_for(t.outbound, of(who, "outbound_message", sender="system"))
-    assert notice["text"] == NOTICE
+    assert notice["text"].startswith(NOTICE)  # then the place in line (R16)
     [ticket] = await bus.wait_for(t.human_queue, of(who, "handoff_ticket"))
     assert ticket["reason"] == command["reason"]
     assert [turn["text"] for turn in ticket["transcript"]][-3:] == [
         bus.on(t.outbound, of(who, "outbound_message", sender="ai"))[0]["text"],
         "I want to talk to a person",
-        NOTICE,
+        notice["text"],
     ]
     # The reply would have been in the agent's transaction with the command: there is none.
     assert not bus.on(t.agent_replies, of(who, "agent_reply", in_reply_to=ask["event_id"]))
@@ -190,6 +191,23 @@ async def test_three_unanswered_turns_in_a_row_hand_off(stack: Stack, tenant: st
     [command] = await bus.wait_for(t.commands, of(who, "handoff_command"))
     assert command["reason"] == STUCK_REASON.format(n=3)
     await bus.wait_for(t.events, of(who, "mode_changed", to_mode="human"))
+
+
+async def test_agent_hands_billing_trouble_to_the_billing_queue(stack: Stack, tenant: str) -> None:
+    """R14: the reference agent picks the queue by the reason, among its version's queues."""
+    t, bus = stack.bus.topics, stack.bus
+    who, other = Who(tenant, "support"), Who(tenant, "support", user="bob")
+    await publish_queues_agent(stack.store, who, queues=("default", "billing"))
+
+    await say(stack, who, "I was charged twice for my order!")
+    await say(stack, other, "I want to talk to a person")
+
+    [billing] = await bus.wait_for(t.commands, of(who, "handoff_command"))
+    [plain] = await bus.wait_for(t.commands, of(other, "handoff_command"))
+    assert (billing["queue"], plain["queue"]) == ("billing", None)
+    [opened] = await bus.wait_for(t.events, of(who, "ticket_changed"))
+    [default] = await bus.wait_for(t.events, of(other, "ticket_changed"))
+    assert (opened["queue"], default["queue"]) == ("billing", "default")
 
 
 async def test_back_from_a_teammate_the_agent_acknowledges_the_return(

@@ -23,6 +23,9 @@ from tests.support.bus import Bus
 from tests.support.events import Who, key_of, new_id
 from tests.support.sandbox import NOTICE, human_until, redis_now_ms, wait_for_lease_expiry
 
+# R3's notice, then R16's place in line (the queue's first ticket: no estimate yet).
+HANDOFF_NOTICE = f"{NOTICE} You're number 1 in line. We don't have a wait estimate yet."
+
 pytestmark = pytest.mark.integration
 
 RETURN_NOTICE = "You're back with the Acme assistant. Thanks for your patience!"
@@ -107,7 +110,7 @@ async def test_r20_operator_switch_back_sends_one_notice_and_the_next_ai_message
     assert (context["reason"], context["ended_by"]) == (REASON, "operator")
     assert context["handled_by"] is None and context["resolution_note"] is None  # no ticket
     assert [(t["role"], t["text"]) for t in context["turns"]] == [
-        ("system", NOTICE),
+        ("system", HANDOFF_NOTICE),
         ("user", "is anyone there?"),
         ("human", "Jane here: refund issued."),
     ]
@@ -142,7 +145,7 @@ async def test_r20_idle_timeout_sends_one_notice_with_the_router_and_two_workers
     context = first["routing"]["context"]
     assert (context["ended_by"], context["reason"]) == ("timeout", REASON)
     assert [(t["role"], t["text"]) for t in context["turns"]] == [
-        ("system", NOTICE),
+        ("system", HANDOFF_NOTICE),
         ("user", "I'll wait for a person"),
     ]
     [notice] = await bus.wait_for(

@@ -56,13 +56,19 @@ async def test_r3_accepted_handoff_emits_mode_notice_and_ticket(
     assert changed["cause"] == "agent" and changed["reason"] == "The user asked for a person."
     assert changed["actor"] == "agent:support@1" and changed["expires_at"] is None
     notices = await bus.wait_for(bus.topics.outbound, for_key(who, "outbound_message"))
-    assert [(n["sender"], n["text"]) for n in notices] == [("system", NOTICE)]
+    # R3's notice, then R16's place in line (the first of this queue: no estimate yet).
+    waiting = "You're number 1 in line. We don't have a wait estimate yet."
+    assert [(n["sender"], n["text"]) for n in notices] == [("system", f"{NOTICE} {waiting}")]
     assert notices[0]["conversation_id"] == "c-1"
     tickets = await bus.wait_for(bus.topics.human_queue, for_key(who, "handoff_ticket"))
     assert len(tickets) == 1
     ticket = tickets[0]
     assert ticket["reason"] == "The user asked for a person." and ticket["cause"] == "agent"
-    assert [t["text"] for t in ticket["transcript"]] == ["my card was charged twice", NOTICE]
+    assert [t["text"] for t in ticket["transcript"]] == [
+        "my card was charged twice",
+        f"{NOTICE} {waiting}",
+    ]
+    assert (ticket["queue"], ticket["status"]) == ("default", "queued")
     assert ticket["state_version"] == changed["state_version"] == 1
 
 

@@ -24,6 +24,7 @@ from services.agent.domain import (
     resumed_of,
     settle,
 )
+from services.handoff.domain import AgentVersion, HandoffConfig
 from tests.unit.builders import message, published
 
 AT = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
@@ -121,6 +122,18 @@ def test_settle() -> None:
     assert settle(Handoff("Needs a person."), tool=False) == Answer(NO_HANDOFF_ANSWER)
     assert settle(Answer("  hi  "), tool=True) == Answer("hi")
     assert settle(Answer("   "), tool=True) == Answer(EMPTY_ANSWER, understood=False)
+
+
+def test_the_handoff_goes_to_billing_for_billing_words_when_the_version_lists_it() -> None:
+    both = AgentVersion(4, HandoffConfig(enabled=True, queues=("default", "billing")))
+    only_default = AgentVersion(4, HandoffConfig(enabled=True, queues=("default",)))
+    billing = 'The user reported an urgent billing problem ("charged twice").'
+    assert command_for(routed(), billing, both, AT).queue == "billing"
+    assert command_for(routed(), "I was CHARGED twice for my order.", both, AT).queue == "billing"
+    # Anything else, or a version without `billing`: the version's default (null).
+    assert command_for(routed(), "The user asked for a person.", both, AT).queue is None
+    assert command_for(routed(), billing, only_default, AT).queue is None
+    assert command_for(routed(), "Cardigan sizes are confusing.", both, AT).queue is None
 
 
 def test_resumed_of_the_routing_context() -> None:  # R20

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 import services.agent.worker
 import services.common.metrics
+import services.handoff.analytics.consumer
 import services.handoff.api.desk
 import services.handoff.api.metrics  # noqa: F401  (and the operator API's)
 

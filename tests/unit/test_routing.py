@@ -44,6 +44,8 @@ def test_routed_message_carries_the_message_untouched_and_the_routing() -> None:
         decided_at_ms=NOW_MS,
         human_since_ms=NOW_MS - 60_000,
         expires_at_ms=NOW_MS + 600_000,
+        ticket_id="tk1-00",
+        queue="billing",
     )
     routed = json.loads(routed_message(msg, decision).model_dump_json())
     assert routed["type"] == "routed_message"
@@ -56,6 +58,8 @@ def test_routed_message_carries_the_message_untouched_and_the_routing() -> None:
         "decided_at": "2024-05-01T12:00:00Z",
         "human_since": "2024-05-01T11:59:00Z",
         "expires_at": "2024-05-01T12:10:00Z",
+        "ticket_id": "tk1-00",
+        "queue": "billing",
         "context": None,
     }
 

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.handoff.api import errors, routes
+from services.handoff.api import analytics, errors, routes, tickets
 from services.handoff.api.context import ApiContext
 from services.handoff.api.guard import BodyGuard
 from services.handoff.api.metrics import ApiMiddleware
@@ -24,7 +24,8 @@ CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 DESCRIPTION = """\
 Operator API of Handoff: see and switch each user's mode per agent (R7, R8), manage agents'
-handoff settings (Apply, Publish), and run the human desk.
+handoff settings (Apply, Publish), run the human desk, and work the queues and their tickets
+(R14-R18).
 
 **Auth.** Every `/v1` call needs `Authorization: Bearer <JWT>` with claims `sub`, `tenant`,
 `role` (`viewer` reads; `editor` and `admin` also write) and `exp`. A path of another tenant
@@ -55,6 +56,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
             {"name": "users", "description": "A user's routing per agent, history, transcript"},
             {"name": "agents", "description": "Agent versions: Apply and Publish"},
             {"name": "desk", "description": "The human desk: open tickets, live feed, replies"},
+            {"name": "queues", "description": "Queues: settings, hours, live status (R14-R18)"},
+            {
+                "name": "tickets",
+                "description": "Tickets: claim, assign, transfer, release, resolve (R15)",
+            },
+            {"name": "analytics", "description": "The human side measured (R21)"},
             {"name": "ops", "description": "Liveness, readiness, Prometheus metrics"},
         ],
     )
@@ -66,6 +73,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.add_middleware(ApiMiddleware)
     app.include_router(routes.session_router)
     app.include_router(routes.router)
+    app.include_router(tickets.router)
+    app.include_router(analytics.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

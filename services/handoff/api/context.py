@@ -11,6 +11,7 @@ from services.handoff.api.desk import DeskFeed
 from services.handoff.commands import CommandService
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
+from services.handoff.ticket_actions import TicketActions
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ApiContext:
     commands: CommandService
     desk: DeskFeed
     verifier: JwtVerifier
+    tickets: TicketActions
 
 
 def api_context(request: Request) -> ApiContext:

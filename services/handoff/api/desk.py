@@ -11,7 +11,9 @@ Events sent to desks (SSE `event:` name, JSON `data:`):
 - `ticket`: a HandoffTicket (reason, transcript);
 - `message`: a user message routed in human mode, attachments included;
 - `mode`: a ModeChanged (e.g. back to AI by an operator or the idle timeout);
-- `activity`: an OperatorAction of the tenant (e.g. another desk replied: reload the turns).
+- `activity`: an OperatorAction of the tenant (e.g. another desk replied: reload the turns);
+- `ticket_changed`: a TicketChanged (R15: claimed, assigned, transferred, released, resolved,
+  closed, pickup overdue): the queue views refresh from it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import Gauge
 from pydantic import BaseModel, ValidationError
 
-from schemas import HandoffTicket, ModeChanged, OperatorAction, RoutedMessage, interaction_key
+from schemas import (
+    HandoffTicket,
+    ModeChanged,
+    OperatorAction,
+    RoutedMessage,
+    TicketChanged,
+    interaction_key,
+)
 from services.common.kafka_options import aiokafka_options
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
@@ -41,6 +50,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "routed_message": RoutedMessage,
     "mode_changed": ModeChanged,
     "operator_action": OperatorAction,
+    "ticket_changed": TicketChanged,
 }
 
 
@@ -72,6 +82,8 @@ def desk_event(value: bytes | None) -> tuple[str, str, BaseModel] | None:
         return item.tenant_id, "mode", item
     if isinstance(item, OperatorAction):
         return item.tenant_id, "activity", item
+    if isinstance(item, TicketChanged):
+        return item.tenant_id, "ticket_changed", item
     return None
 
 

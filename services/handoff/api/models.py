@@ -9,9 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
+from schemas import TicketChanged
 from schemas.events import (
+    ID_PATTERN,
     MAX_ATTACHMENTS,
     Attachment,
     EventId,
@@ -24,11 +33,14 @@ from services.handoff.domain import (
     AgentVersion,
     HandoffConfig,
     ModeState,
+    at_ms,
     optional_at_ms,
 )
 from services.handoff.events import mode_changed
+from services.handoff.tickets import QueueSettings, Ticket
 
 MAX_IDLE_MINUTES = 10080  # one week
+QueueId = Annotated[str, Field(pattern=ID_PATTERN)]
 Mode = Literal["ai", "human"]
 Cause = Literal["agent", "operator", "timeout"]
 
@@ -209,6 +221,31 @@ class HandoffSettingsBody(Body):
     notice_text: Annotated[
         str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
     ] = Field(default=DEFAULT_NOTICE, description="What the user is told on a handoff.")
+    queues: Annotated[
+        list[QueueId], Field(max_length=50, json_schema_extra={"uniqueItems": True})
+    ] = Field(
+        default=[],
+        description="The queues the agent may hand to (R14), first = default; empty: "
+        '`["default"]`. A handoff naming another queue is rejected `unknown_queue`.',
+    )
+    out_of_hours: Literal["queue", "stay_with_ai"] = Field(
+        default="queue",
+        description="Outside the queue's hours (R17): `queue` hands off anyway and the notice "
+        "says when people are back; `stay_with_ai` rejects the agent's handoff "
+        "(`out_of_hours`), the AI keeps the user, who is told when people are available.",
+    )
+    waiting_notice_text: Annotated[str, Field(max_length=1000)] = Field(
+        default="",
+        description="The waiting part of the handoff notice and of a better-place notice "
+        "(R16), with `{position}`, `{eta_minutes}`, `{opens_at}` (other text is kept as "
+        "written). When a placeholder has no value (no estimate yet, the queue is open), the "
+        "built-in sentence is used instead. Empty: the built-in sentence.",
+    )
+    announce_teammate: bool = Field(
+        default=False,
+        description="Tell the user the teammate's display name when a teammate takes the "
+        "ticket (R15).",
+    )
     return_notice_text: Annotated[
         str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
     ] = Field(
@@ -218,13 +255,24 @@ class HandoffSettingsBody(Body):
         "human mode starts is the one sent at its end (R20).",
     )
 
+    @field_validator("queues")
+    @classmethod
+    def _distinct(cls, queues: list[str]) -> list[str]:
+        if len(set(queues)) != len(queues):
+            raise ValueError("each queue may be listed once")
+        return queues
+
     def to_config(self) -> HandoffConfig:
         return HandoffConfig(
-            self.enabled,
-            self.idle_timeout_minutes,
-            self.instructions,
-            self.notice_text,
-            self.return_notice_text,
+            enabled=self.enabled,
+            idle_timeout_minutes=self.idle_timeout_minutes,
+            instructions=self.instructions,
+            notice_text=self.notice_text,
+            queues=tuple(self.queues),
+            out_of_hours=self.out_of_hours,
+            waiting_notice_text=self.waiting_notice_text,
+            announce_teammate=self.announce_teammate,
+            return_notice_text=self.return_notice_text,
         )
 
 
@@ -249,6 +297,10 @@ class AgentVersionView(Out):
                 idle_timeout_minutes=h.idle_timeout_minutes,
                 instructions=h.instructions,
                 notice_text=h.notice_text,
+                queues=list(h.queues),
+                out_of_hours=h.out_of_hours,
+                waiting_notice_text=h.waiting_notice_text,
+                announce_teammate=h.announce_teammate,
                 return_notice_text=h.return_notice_text,
             ),
             created_at=v.created_at,
@@ -312,3 +364,174 @@ class DeskTicket(Out):
 
 class DeskTickets(Out):
     items: list[DeskTicket] = Field(description="Open tickets, newest first.")
+
+
+# Queues and tickets (R14-R18) -------------------------------------------------------------
+
+
+class QueueSettingsBody(QueueSettings):
+    """`PUT /v1/tenants/{t}/queues/{q}`: the whole settings (a field left out takes its
+    default). `version`: optional optimistic check, 409 `version_conflict` if the queue is
+    at another version."""
+
+    version: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The version you read (0: the queue must not exist yet)."
+    )
+
+    def settings(self) -> QueueSettings:
+        return QueueSettings.model_validate(self.model_dump(exclude={"version"}))
+
+
+class QueueStatusView(Out):
+    open_now: bool = Field(description="Whether the queue is inside its hours now.")
+    next_opening: datetime | None = Field(
+        description="When it opens next (now if open; null: no opening ahead)."
+    )
+    next_opening_text: str | None = Field(
+        description="The same, as users are told it, in the queue's time zone."
+    )
+    waiting: int = Field(description="Tickets queued (no assignee).")
+    assigned: int = Field(description="Open tickets with an assignee.")
+    oldest_wait_seconds: float | None = Field(
+        description="How long the longest-waiting queued ticket has waited since its handoff."
+    )
+    pickups_last_hour: int
+    pickup_p50_seconds: float | None = Field(description="Median pickup wait, last hour.")
+    pickup_p90_seconds: float | None = Field(description="90th percentile, last hour.")
+    teammates_online: int = Field(
+        description="Editors/admins seen lately (a ticket action, desk reply or open desk)."
+    )
+    eta_minutes_next: int | None = Field(
+        description="The ETA a newly queued user would be told; null: no estimate yet."
+    )
+
+
+class QueueView(Out):
+    queue: str
+    configured: bool = Field(description="False: never PUT; these are the defaults.")
+    version: int = Field(description="Settings version (0 when not configured).")
+    updated_at: str | None
+    updated_by: str | None
+    settings: QueueSettings
+    status: QueueStatusView | None = Field(
+        default=None, description="Live status (on GET of one queue; null in lists)."
+    )
+
+
+class QueueList(Out):
+    items: list[QueueView] = Field(
+        description="The configured queues and `default`, by id; without status."
+    )
+
+
+class TicketView(Out):
+    ticket_id: str
+    tenant_id: str
+    agent_id: str
+    channel: str
+    external_id: str
+    interaction: str = Field(description="The interaction key.")
+    queue: str
+    status: Literal["queued", "assigned", "resolved", "closed"]
+    assignee: str | None = Field(description="The teammate's `sub`, or null.")
+    assignee_name: str | None
+    ticket_version: int
+    reason: str
+    cause: str
+    created_at: datetime = Field(description="The handoff; orders the queue.")
+    queued_at: datetime = Field(description="When it last became queued.")
+    assigned_at: datetime | None
+    ended_at: datetime | None
+    resolution_note: str | None
+    pickup_overdue: bool
+    position: int | None = Field(description="Place in its queue (1 = next) while queued.")
+    waiting_seconds: float | None = Field(
+        description="Since the handoff, while the ticket is open; null once it ended."
+    )
+
+    @classmethod
+    def of(cls, t: Ticket, position: int | None, now_ms: int) -> TicketView:
+        _, agent, channel, ext = t.ikey.split(":", 3)
+        return cls(
+            ticket_id=t.ticket_id,
+            tenant_id=t.tenant_id,
+            agent_id=agent,
+            channel=channel,
+            external_id=ext,
+            interaction=t.ikey,
+            queue=t.queue,
+            status=t.status,
+            assignee=t.assignee,
+            assignee_name=t.assignee_name,
+            ticket_version=t.version,
+            reason=t.reason,
+            cause=t.cause,
+            created_at=at_ms(t.created_at_ms),
+            queued_at=at_ms(t.queued_at_ms),
+            assigned_at=optional_at_ms(t.assigned_at_ms),
+            ended_at=optional_at_ms(t.ended_at_ms),
+            resolution_note=t.resolution_note,
+            pickup_overdue=t.pickup_overdue,
+            position=position,
+            waiting_seconds=(now_ms - t.created_at_ms) / 1000 if t.open else None,
+        )
+
+
+class TicketDetail(TicketView):
+    history: list[TicketChanged] = Field(description="Its TicketChanged events, oldest first.")
+
+
+class QueueTickets(Out):
+    queue: str
+    items: list[TicketView] = Field(
+        description="Open tickets (queued and assigned), oldest handoff first."
+    )
+
+
+_NOTE = Annotated[str, Field(min_length=1, max_length=2000)]
+_NAME = Annotated[str, Field(min_length=1, max_length=200)]
+_VERSION = Field(
+    default=None,
+    description="Optional: the ticket_version you acted on; 409 `version_conflict` if "
+    "the ticket changed meanwhile.",
+)
+
+
+class ClaimBody(Body):
+    display_name: _NAME | None = Field(
+        default=None, description="How the user may be told your name; default: your `sub`."
+    )
+    ticket_version: int | None = _VERSION
+
+
+class AssignBody(Body):
+    assignee: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="The teammate's operator id (`sub`)."
+    )
+    display_name: _NAME | None = None
+    ticket_version: int | None = _VERSION
+
+
+class TransferBody(Body):
+    queue: QueueId = Field(description="The queue to move the ticket to (back to `queued`).")
+    note: _NOTE | None = None
+    ticket_version: int | None = _VERSION
+
+
+class ReleaseBody(Body):
+    note: _NOTE | None = None
+    ticket_version: int | None = _VERSION
+
+
+class ResolveBody(Body):
+    note: _NOTE | None = Field(
+        default=None,
+        description="The resolution note: kept on the ticket (`resolution_note`) and given to "
+        "the AI when it resumes (R20).",
+    )
+    return_to_ai: bool = Field(
+        default=True,
+        description="Return the interaction to the AI (ModeChanged, cause `operator`); "
+        "false: the ticket is resolved and the user stays in human mode.",
+    )
+    ticket_version: int | None = _VERSION

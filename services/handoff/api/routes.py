@@ -30,6 +30,7 @@ from services.handoff.api.idempotency import check_reuse, idempotent_call
 from services.handoff.commands import API
 from services.handoff.domain import at_ms, optional_at_ms
 from services.handoff.events import outbound_turn
+from services.handoff.keys import queues_key
 from services.handoff.store import HumanReply, UnknownVersionError
 
 log = structlog.get_logger()
@@ -529,7 +530,9 @@ async def desk_tickets(t: Tenant, operator: ReadDesk, ctx: Ctx) -> m.DeskTickets
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
             "description": "Server-sent events: `ready` once subscribed, then `ticket`, "
-            "`message`, `mode` and `activity` (JSON data); a comment every few seconds.",
+            "`message`, `mode`, `activity` and `ticket_changed` (JSON data); a comment every "
+            "few seconds. An editor's or admin's open stream counts them as a teammate online "
+            "(R16).",
         },
         **responses(401, 404),
     },
@@ -543,8 +546,14 @@ async def desk_stream(t: Tenant, operator: ReadDesk, ctx: Ctx) -> StreamingRespo
     client = ctx.desk.connect(t)
     heartbeat = ctx.settings.desk_heartbeat_seconds
 
+    async def present() -> None:  # R16: a writer with the desk open is a teammate online
+        if operator.can_write:
+            now = await ctx.store.redis_now_ms(queues_key(t))
+            await ctx.store.teammate_seen(t, operator.sub, now)
+
     async def events() -> Any:
         try:
+            await present()
             yield sse("ready", {"tenant_id": t})
             while not client.dropped:
                 if datetime.now(UTC).timestamp() >= operator.expires_at:
@@ -553,6 +562,7 @@ async def desk_stream(t: Tenant, operator: ReadDesk, ctx: Ctx) -> StreamingRespo
                 try:
                     item = await asyncio.wait_for(client.queue.get(), heartbeat)
                 except TimeoutError:
+                    await present()
                     yield ": keep-alive\n\n"
                     continue
                 if item is None:

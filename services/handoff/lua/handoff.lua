@@ -37,7 +37,7 @@ end
 
 local STATE_FIELDS = {'mode', 'cause', 'actor', 'reason', 'changed_at', 'expires_at',
                       'idle_ms', 'human_since', 'version', 'command_id',
-                      'return_notice', 'ticket_id', 'pending_context'}
+                      'return_notice', 'ticket_id', 'pending_context', 'queue'}
 
 -- Writes the state hash and keeps lease and deadline index in step with it.
 local function write_state(tag, ikey, st)
@@ -63,6 +63,20 @@ local function push_history(tag, ikey, change_json, cap)
   redis.call('LTRIM', history, 0, cap - 1)
 end
 
+-- Queues records for the relay (the timeout worker) to publish on Kafka exactly once, in the
+-- same atomic step as the state change they announce. outputs: an array of
+-- {role, key, value_json}; role names the topic (events, outbound, human_queue).
+local function outbox_emit(tag, outputs)
+  if #outputs == 0 then return end
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
+end
+
+-- Tickets (R14-R18). A ticket's hash and history sit on its interaction's shard; the shard
+-- indexes its open tickets (ticket id -> handoff time, for the waiting sweep) and its pickup
+-- deadlines (ticket id -> due time, R18). A ticket that ended is kept TICKET_KEEP_MS.
+local TICKET_KEEP_MS = 30 * 24 * 3600 * 1000
+local TICKET_HISTORY_CAP = 200
+
 local function nonempty(v)
   if v == nil or v == '' or v == cjson.null then return nil end
   return v
@@ -73,13 +87,6 @@ local function add_turn(tag, ikey, turn_json, transcript_cap)
              'turn', turn_json)
 end
 
--- Queues records for the relay (the timeout worker) to publish on Kafka exactly once, in the
--- same atomic step as the state change they announce. outputs: an array of
--- {role, key, value_json}; role names the topic (events, outbound, human_queue).
-local function outbox_emit(tag, outputs)
-  if #outputs == 0 then return end
-  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'out', cjson.encode(outputs))
-end
 
 -- RFC 3339 (UTC) of a time in ms, written as pydantic writes it (the same turn rebuilt from
 -- the log is the same JSON): Redis' Lua has no os.date.
@@ -194,6 +201,43 @@ local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
   return {'outbound', ikey, cjson.encode(notice)}
 end
 
+local function ticket_changed_here(tag, ticket_id, change_json)
+  local history = 'ho:ticket_history:' .. tag .. ':' .. ticket_id
+  redis.call('LPUSH', history, change_json)
+  redis.call('LTRIM', history, 0, TICKET_HISTORY_CAP - 1)
+end
+
+local function ticket_ended(tag, ticket_id)
+  redis.call('ZREM', 'ho:tickets:' .. tag, ticket_id)
+  redis.call('ZREM', 'ho:pickup:' .. tag, ticket_id)
+  redis.call('PEXPIRE', ticket_key(tag, ticket_id), TICKET_KEEP_MS)
+  redis.call('PEXPIRE', 'ho:ticket_history:' .. tag .. ':' .. ticket_id, TICKET_KEEP_MS)
+end
+
+-- The interaction left human mode without a resolution: its open ticket becomes `closed`.
+-- Returns the TicketChanged JSON (for the caller to emit), or nil when no ticket was open.
+local function close_ticket(tag, ticket_id, now, actor, note)
+  if (ticket_id or '') == '' then return nil end
+  local tk = ticket_key(tag, ticket_id)
+  local t = load_hash(tk)
+  if t.status ~= 'queued' and t.status ~= 'assigned' then return nil end
+  local version = tonumber(t.version) + 1
+  redis.call('HSET', tk, 'status', 'closed', 'version', version, 'ended_at', now)
+  local ids = cjson.decode(t.ids)
+  local change = cjson.encode({
+    type = 'ticket_changed', schema_version = 1,
+    event_id = 'tkc-' .. redis.sha1hex(ticket_id .. '\31' .. version),
+    tenant_id = ids.tenant_id, agent_id = ids.agent_id, user = ids.user,
+    ticket_id = ticket_id, queue = t.queue, from_status = t.status, status = 'closed',
+    assignee = (t.assignee or '') ~= '' and t.assignee or cjson.null,
+    actor = actor, note = note, changed_at = rfc3339(now), ticket_version = version,
+    position = cjson.null,
+  })
+  ticket_changed_here(tag, ticket_id, change)
+  ticket_ended(tag, ticket_id)
+  return change
+end
+
 -- Human mode with an idle timeout whose lease is gone: the AI is back (R5).
 local function lease_expired(tag, ikey, st)
   return st.mode == 'human' and (st.idle_ms or '') ~= ''
@@ -202,10 +246,11 @@ end
 
 -- Applies the timeout revert and queues its ModeChanged and the return notice (R20) in the
 -- shard's outbox, which the timeout worker publishes. Returns the new state.
-local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+-- actor, reason: of a return other than the idle timeout's (R18: nobody picked up).
+local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap, actor, reason)
   local new = {
-    mode = 'ai', cause = 'timeout', actor = 'system:timeout',
-    reason = 'The idle timeout expired with no new user message.',
+    mode = 'ai', cause = 'timeout', actor = actor or 'system:timeout',
+    reason = reason or 'The idle timeout expired with no new user message.',
     changed_at = now, expires_at = '', idle_ms = '', human_since = '',
     version = st.version + 1, command_id = '',
   }
@@ -224,7 +269,11 @@ local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
   local notice = return_notice(tag, ikey, st, notice_id, now, transcript_cap)
   -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
   -- checkpoints the last one it published in Kafka.
-  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change, 'out', cjson.encode({notice}))
+  local out = {notice}
+  -- The open ticket closes with the return (R15), in the same entry.
+  local closed = close_ticket(tag, st.ticket_id, now, new.actor, 'mode_returned')
+  if closed then out[#out + 1] = {'events', ikey, closed} end
+  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change, 'out', cjson.encode(out))
   return new
 end
 
@@ -283,6 +332,9 @@ local function ho_route(keys, args)
     d.cause = st.cause ~= '' and st.cause or nil
     d.human_since = optional_number(st.human_since)
     d.expires_at = optional_number(st.expires_at)
+    if st.mode == 'human' and (st.ticket_id or '') ~= '' then
+      d.ticket_id, d.queue = st.ticket_id, st.queue
+    end
   end
   redis.call('SET', keys[1], cjson.encode(d), 'PX', ttl)
   d.status = 'routed'
@@ -345,12 +397,16 @@ ARGV: tag, ikey, src, expected_version, state_json ('' = no state change: a reje
       change_json, result_json (stored in the marker), marker_ttl_ms, history_cap,
       transcript_turn ('' = none: the handoff notice), transcript_cap,
       to_outbox ('1': the result's outputs are queued in the shard outbox — a command that
-      did not come from a Kafka consumer, whose transaction would carry them) ]]
+      did not come from a Kafka consumer, whose transaction would carry them),
+      ticket_json ('' = none: {fields, change, pickup_due}: the ticket a to_human opens),
+      resolution_json ('' = none: {ticket_id, expected_version, fields, change}: the ticket a
+      to_ai resolves; without one, a to_ai closes the open ticket) ]]
 local function ho_apply(keys, args)
   local tag, ikey, src, expected = args[1], args[2], args[3], tonumber(args[4])
   local state_json, change, result = args[5], args[6], args[7]
   local ttl, history_cap = tonumber(args[8]), tonumber(args[9])
   local turn, transcript_cap, to_outbox = args[10], tonumber(args[11]), args[12] == '1'
+  local ticket_json, resolution_json = args[13] or '', args[14] or ''
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
   local current = load_state(key('state', tag, ikey))
@@ -359,26 +415,168 @@ local function ho_apply(keys, args)
     current = revert_expired(tag, ikey, current, now_ms(), history_cap, transcript_cap)
     return cjson.encode({status = 'conflict', version = current.version})
   end
+  local stored = cjson.decode(result)
   if state_json ~= '' then
     if current.version ~= expected then
       return cjson.encode({status = 'conflict', version = current.version})
+    end
+    local resolution = resolution_json ~= '' and cjson.decode(resolution_json) or nil
+    if resolution then
+      local tk = ticket_key(tag, resolution.ticket_id)
+      if tonumber(redis.call('HGET', tk, 'version') or '0') ~= resolution.expected_version then
+        return cjson.encode({status = 'conflict', version = current.version})
+      end
     end
     local new = cjson.decode(state_json)
     local upto = last_turn_id(tag, ikey)  -- before this step's turn (the return notice)
     write_state(tag, ikey, new)
     push_history(tag, ikey, change, history_cap)
     if turn ~= '' then add_turn(tag, ikey, turn, transcript_cap) end
+    if ticket_json ~= '' then
+      local t = cjson.decode(ticket_json)
+      local fields = {}
+      for f, v in pairs(t.fields) do fields[#fields + 1] = f; fields[#fields + 1] = v end
+      redis.call('HSET', ticket_key(tag, t.fields.ticket_id), unpack(fields))
+      ticket_changed_here(tag, t.fields.ticket_id, t.change)
+      redis.call('ZADD', 'ho:tickets:' .. tag, t.fields.created_at, t.fields.ticket_id)
+      if t.pickup_due then
+        redis.call('ZADD', 'ho:pickup:' .. tag, t.pickup_due, t.fields.ticket_id)
+      end
+    elseif resolution then
+      local fields = {}
+      for f, v in pairs(resolution.fields) do fields[#fields + 1] = f; fields[#fields + 1] = v end
+      redis.call('HSET', ticket_key(tag, resolution.ticket_id), unpack(fields))
+      ticket_changed_here(tag, resolution.ticket_id, resolution.change)
+      ticket_ended(tag, resolution.ticket_id)
+    elseif new.mode == 'ai' then
+      local closed = close_ticket(tag, current.ticket_id, tonumber(new.changed_at), new.actor,
+                                  'mode_returned')
+      if closed then table.insert(stored.outputs, {'events', ikey, closed}) end
+    end
     -- R20, after every write of this step to the ticket (a resolve's note).
     if current.mode == 'human' and new.mode == 'ai' then
       record_return(tag, ikey, current, new.cause, upto)
     end
   end
-  local stored = cjson.decode(result)
   stored.src = src
   redis.call('SET', keys[1], cjson.encode(stored), 'PX', ttl)
   if to_outbox then outbox_emit(tag, stored.outputs) end
   stored.status = 'applied'
   return cjson.encode(stored)
+end
+
+--[[ ho_ticket_step: one ticket action (claim, assign, transfer, release, resolve), written if
+the ticket is still at expected_version and still the open ticket of a human-mode interaction.
+Its TicketChanged (and any notice, audit record) goes to the shard outbox in the same step.
+KEYS: ticket hash, outbox
+ARGV: tag, ticket_id, expected_version, fields_json, change_json, outputs_json,
+      queued_score ('' = the ticket is no longer open: drop it from the shard's indexes),
+      pickup_due ('' = none), history_cap, transcript_cap ]]
+local function ho_ticket_step(keys, args)
+  local tag, ticket_id, expected = args[1], args[2], tonumber(args[3])
+  local fields_json, change, outputs = args[4], args[5], cjson.decode(args[6])
+  local queued_score, pickup_due, history_cap = args[7], args[8], tonumber(args[9])
+  local transcript_cap = tonumber(args[10])
+  local t = load_hash(keys[1])
+  if not t.ticket_id then return cjson.encode({status = 'missing'}) end
+  local st = load_state(key('state', tag, t.ikey))
+  if lease_expired(tag, t.ikey, st) then
+    revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap)  -- closes the ticket
+    return cjson.encode({status = 'conflict'})
+  end
+  if tonumber(t.version) ~= expected then return cjson.encode({status = 'conflict'}) end
+  if st.mode ~= 'human' or st.ticket_id ~= ticket_id then
+    -- An open ticket whose interaction is no longer in human mode with it: end it now.
+    local closed = close_ticket(tag, ticket_id, now_ms(), 'system:handoff', 'mode_returned')
+    if closed then outbox_emit(tag, {{'events', t.ikey, closed}}) end
+    return cjson.encode({status = 'conflict'})
+  end
+  local new = cjson.decode(fields_json)
+  local fields = {}
+  for f, v in pairs(new) do fields[#fields + 1] = f; fields[#fields + 1] = v end
+  redis.call('HSET', keys[1], unpack(fields))
+  ticket_changed_here(tag, ticket_id, change)
+  if queued_score == '' then
+    ticket_ended(tag, ticket_id)
+  else
+    redis.call('ZADD', 'ho:tickets:' .. tag, queued_score, ticket_id)
+    if pickup_due ~= '' then
+      redis.call('ZADD', 'ho:pickup:' .. tag, pickup_due, ticket_id)
+    else
+      redis.call('ZREM', 'ho:pickup:' .. tag, ticket_id)
+    end
+  end
+  if new.queue then redis.call('HSET', key('state', tag, t.ikey), 'queue', new.queue) end
+  outbox_emit(tag, outputs)
+  return cjson.encode({status = 'applied'})
+end
+
+--[[ ho_pickup_fire: a ticket passed its pickup target (R18), announced once. Claiming the
+deadline (ZREM) and writing are one step, so two workers never fire one ticket twice.
+KEYS: pickup index, outbox
+ARGV: tag, ticket_id, expected_version, fields_json, change_json, outputs_json,
+      back_to_ai ('1': the AI takes the user back, the ticket closes), reason, history_cap,
+      transcript_cap ]]
+local function ho_pickup_fire(keys, args)
+  local tag, ticket_id, expected = args[1], args[2], tonumber(args[3])
+  local back, reason, history_cap = args[7] == '1', args[8], tonumber(args[9])
+  local transcript_cap = tonumber(args[10])
+  local tk = ticket_key(tag, ticket_id)
+  local t = load_hash(tk)
+  -- Changed since the caller read it: the step that changed it also moved or dropped the
+  -- deadline; the caller reads again next sweep.
+  if t.ticket_id and tonumber(t.version) ~= expected then return 'stale' end
+  if redis.call('ZREM', keys[1], ticket_id) == 0 then return 'gone' end
+  if t.status ~= 'queued' or t.pickup_overdue == '1' then return 'gone' end
+  local st = load_state(key('state', tag, t.ikey))
+  if lease_expired(tag, t.ikey, st) then
+    revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap)  -- idle came first
+    return 'gone'
+  end
+  local fields = {}
+  for f, v in pairs(cjson.decode(args[4])) do fields[#fields + 1] = f; fields[#fields + 1] = v end
+  redis.call('HSET', tk, unpack(fields))
+  ticket_changed_here(tag, ticket_id, args[5])
+  outbox_emit(tag, cjson.decode(args[6]))
+  if back then
+    if st.mode == 'human' and st.ticket_id == ticket_id then
+      revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap, 'system:pickup',
+                     reason)
+    end
+  end
+  return 'fired'
+end
+
+--[[ ho_ticket_notice: tell a queued user their better position (R16), at most once per
+min_interval_ms and only when the position improved since the last notice.
+KEYS: ticket hash, outbox
+ARGV: tag, ticket_id, position, min_interval_ms, outputs_json ]]
+local function ho_ticket_notice(keys, args)
+  local position, interval = tonumber(args[3]), tonumber(args[4])
+  local t = load_hash(keys[1])
+  if t.status ~= 'queued' then return 0 end
+  local now = now_ms()
+  local last_at, last_pos = tonumber(t.notified_at or ''), tonumber(t.notified_position or '')
+  if last_pos and position >= last_pos then return 0 end
+  if last_at and now < last_at + interval then return 0 end
+  redis.call('HSET', keys[1], 'notified_position', position, 'notified_at', now)
+  outbox_emit(args[1], cjson.decode(args[5]))
+  return 1
+end
+
+--[[ ho_queue_put: a queue's settings, versioned, with its audit record in the outbox.
+KEYS: the tenant's queue hash (`{queue}` = the settings JSON as given, `{queue}@version`;
+ids never contain `@`), its shard's outbox.
+ARGV: tag, queue, settings_json, expected_version ('' = any), outputs_json ]]
+local function ho_queue_put(keys, args)
+  local queue = args[2]
+  local version = tonumber(redis.call('HGET', keys[1], queue .. '@version') or '0')
+  if args[4] ~= '' and tonumber(args[4]) ~= version then
+    return redis.error_reply('VERSION_CONFLICT ' .. version)
+  end
+  redis.call('HSET', keys[1], queue, args[3], queue .. '@version', version + 1)
+  outbox_emit(args[1], cjson.decode(args[5]))
+  return version + 1
 end
 
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
@@ -515,4 +713,8 @@ redis.register_function('ho_expire_due', ho_expire_due)
 redis.register_function('ho_human_reply', ho_human_reply)
 redis.register_function('ho_extend', ho_extend)
 redis.register_function('ho_agent_apply', ho_agent_apply)
+redis.register_function('ho_ticket_step', ho_ticket_step)
+redis.register_function('ho_pickup_fire', ho_pickup_fire)
+redis.register_function('ho_ticket_notice', ho_ticket_notice)
+redis.register_function('ho_queue_put', ho_queue_put)
 redis.register_function('ho_agent_publish', ho_agent_publish)

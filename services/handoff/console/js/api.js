@@ -60,6 +60,10 @@ export const paths = {
     `/v1/tenants/${enc(t)}/users/${enc(channel)}/${enc(ext)}/agents/${enc(agent)}`,
   agent: (t, agent) => `/v1/tenants/${enc(t)}/agents/${enc(agent)}`,
   desk: (t) => `/v1/tenants/${enc(t)}/desk`,
+  queues: (t) => `/v1/tenants/${enc(t)}/queues`,
+  queue: (t, q) => `/v1/tenants/${enc(t)}/queues/${enc(q)}`,
+  ticket: (t, id) => `/v1/tenants/${enc(t)}/tickets/${enc(id)}`,
+  analytics: (t) => `/v1/tenants/${enc(t)}/analytics`,
 };
 
 // Server-sent events over fetch: EventSource cannot send the Authorization header, and a

@@ -5,6 +5,8 @@ import { clear, h, errorBox } from "./ui.js";
 import { lookupPage, userPage } from "./user.js";
 import { agentLookupPage, agentPage } from "./agent.js";
 import { deskPage } from "./desk.js";
+import { queuePage, queuesPage } from "./queues.js";
+import { analyticsPage } from "./analytics.js";
 
 const main = () => document.getElementById("main");
 let session = null;
@@ -16,6 +18,9 @@ const routes = [
   [/^#\/agents\/([^/]+)$/, (m) => agentPage(session, decodeURIComponent(m[1]))],
   [/^#\/agents\/?$/, () => agentLookupPage(session)],
   [/^#\/desk\/?$/, () => deskPage(session)],
+  [/^#\/queues\/([^/]+)$/, (m) => queuePage(session, decodeURIComponent(m[1]))],
+  [/^#\/queues\/?$/, () => queuesPage(session)],
+  [/^#\/analytics\/?$/, () => analyticsPage(session)],
 ];
 
 async function render() {

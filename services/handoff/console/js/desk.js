@@ -1,8 +1,10 @@
-// The desk: open tickets and new user messages live, the conversation, replies, Return to AI.
+// The desk: open tickets and new user messages live, the conversation, replies, and the
+// ticket's owner and actions (claim, assign, transfer, release, resolve; R15), with a warning
+// a minute before an idle return and an Extend button (R19).
 
 import { get, paths, post, put, stream } from "./api.js";
 import {
-  ago, clear, errorBox, h, liveCountdown, loading, openDialog, toast, transcriptView, turnView, when,
+  ago, clear, errorBox, h, liveCountdown, loading, openDialog, said, toast, transcriptView, turnView, when,
 } from "./ui.js";
 import { userHref } from "./user.js";
 
@@ -11,6 +13,8 @@ const keyOf = (ids) => `${ids.tenant_id}:${ids.agent_id}:${ids.user.channel}:${i
 export function deskPage(session) {
   const canWrite = session.can_write;
   const tickets = new Map(); // interaction key -> ticket
+  const owned = new Map(); // interaction key -> its open ticket (TicketView: queue, owner)
+  let queueNames = [];
   const sentByMe = new Set(); // event ids of this page's replies
   let selected = null;
   const abort = new AbortController();
@@ -45,6 +49,7 @@ export function deskPage(session) {
       // Gone from the list: back on AI. Keep what the stream brought after we asked.
       for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
       renderList();
+      loadOwners();
       if (!selected && page.items.length) select(page.items[0].interaction);
       else if (!selected) renderPane();
     } catch (err) {
@@ -71,8 +76,50 @@ export function deskPage(session) {
         h("span", { class: "ticket-agent" }, t.agent_id),
         h("time", { class: "ticket-time", datetime: t.opened_at, title: when(t.opened_at) }, ago(t.opened_at))),
       h("div", { class: "ticket-reason" }, t.state.reason || "—"),
+      ownerLine(owned.get(t.interaction)),
       t.unread ? h("span", { class: "unread-dot", "aria-label": "new messages" }) : null))));
     for (const t of items) t.fresh = false;
+  }
+
+  function ownerLine(tv) {
+    if (!tv) return null;
+    const mine = tv.assignee === session.sub;
+    return h("div", { class: "ticket-meta" },
+      h("span", { class: "pill", dataset: { queue: tv.queue } }, tv.queue),
+      h("span", { class: `owner ${mine ? "mine" : ""}` }, tv.assignee ? `Owner: ${mine ? "you" : tv.assignee_name || tv.assignee}` : "Waiting for someone"));
+  }
+
+  // Who owns what: the open tickets of every queue (the tickets API), by interaction. The
+  // queues are the configured ones and those the desk's agents' published versions name.
+  async function loadOwners() {
+    try {
+      const agents = [...new Set([...tickets.values()].map((t) => t.agent_id))];
+      const [queues, ...views] = await Promise.all([
+        get(paths.queues(session.tenant)),
+        ...agents.map((a) => get(paths.agent(session.tenant, a)).catch(() => null)),
+      ]);
+      const named = views.filter(Boolean).flatMap((view) => {
+        const published = view.versions.find((v) => v.published);
+        return published ? published.handoff.queues : [];
+      });
+      queueNames = [...new Set([...queues.items.map((q) => q.queue), ...named])].sort();
+      const pages = await Promise.all(queueNames.map((q) => get(`${paths.queue(session.tenant, q)}/tickets`)));
+      owned.clear();
+      for (const page of pages) for (const tv of page.items) owned.set(tv.interaction, tv);
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    renderList();
+    renderTicketBox();
+  }
+
+  let ownersTimer = null;
+  function soonLoadOwners() { // one reload for a burst of changes
+    if (ownersTimer) return;
+    ownersTimer = setTimeout(() => {
+      ownersTimer = null;
+      loadOwners();
+    }, 200);
   }
 
   function select(key) {
@@ -87,6 +134,10 @@ export function deskPage(session) {
 
   let turnsBox = null;
   let expiryBox = null;
+  let ticketBox = null;
+  let warnBox = null;
+  let paneTicket = null; // the desk ticket the pane shows, and its interaction's API path
+  let paneBase = null;
 
   function expiry(iso) {
     return iso ? [" · back to AI in ", liveCountdown(iso)] : " · no idle timeout";
@@ -128,6 +179,8 @@ export function deskPage(session) {
         reply,
         h("div", { class: "reply-actions" }, h("span", { class: "hint" }, `Sent as ${session.sub}, from the ${ticket.agent_id} conversation.`), sendButton))
       : null;
+    paneTicket = closedBy ? null : ticket;
+    paneBase = base;
     reply.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form?.requestSubmit();
     });
@@ -138,19 +191,145 @@ export function deskPage(session) {
           h("p", { class: "muted small" },
             `Handed over by ${s.actor || s.cause} · ${ago(ticket.opened_at)}`,
             (expiryBox = h("span", {}, closedBy ? null : expiry(s.expires_at))))),
-        canWrite && !closedBy
-          ? h("button", { type: "button", class: "button secondary", id: "return-to-ai", onclick: () => returnToAi(ticket, base) }, "Return to AI")
-          : null),
+        (ticketBox = h("div", { class: "ticket-box", id: "ticket-box" }))),
       closedBy ? h("div", { class: "alert alert-info" }, closedBy.text) : null,
+      (warnBox = h("div", { id: "idle-warning" })),
       s.reason ? h("blockquote", { class: "reason" }, s.reason) : null,
       turnsBox,
       form);
+    renderTicketBox();
     try {
       const page = await get(`${base}/transcript?limit=100`);
       clear(turnsBox, transcriptView(page.items));
       scrollDown();
     } catch (err) {
       clear(turnsBox, errorBox(err));
+    }
+  }
+
+  // The ticket: owner, queue and actions ------------------------------------------------------
+
+  let refused = null; // {interaction, text}: why the last ticket action failed, until the next
+
+  function renderTicketBox() {
+    if (!ticketBox) return;
+    const t = paneTicket;
+    if (!t) return void clear(ticketBox);
+    const tv = owned.get(t.interaction);
+    const message = refused && refused.interaction === t.interaction ? refused.text : null;
+    const error = message ? h("div", { class: "alert alert-error", role: "alert", id: "ticket-error" }, message) : null;
+    if (!tv) {
+      clear(ticketBox,
+        canWrite ? h("button", { type: "button", class: "button secondary", id: "return-to-ai", onclick: () => returnToAi(t, paneBase) }, "Return to AI") : null,
+        error);
+      return;
+    }
+    const mine = tv.assignee === session.sub;
+    const owner = tv.assignee ? (mine ? "you" : tv.assignee_name || tv.assignee) : "nobody yet";
+    const act = (name, label, handler, kind = "secondary") =>
+      h("button", { type: "button", class: `button small ${kind}`, dataset: { action: name }, onclick: handler }, label);
+    clear(ticketBox,
+      h("p", { class: "muted small", id: "ticket-owner", dataset: { assignee: tv.assignee || "", queue: tv.queue, status: tv.status } },
+        `Queue ${tv.queue} · owner: ${owner}${tv.status === "queued" && tv.position ? ` · position ${tv.position}` : ""}`),
+      canWrite
+        ? h("div", { class: "ticket-actions" },
+            tv.status === "queued" ? act("claim", "Claim", () => quiet(ticketAction(tv, "claim", {})), "primary") : null,
+            act("assign", "Assign…", () => assignDialog(tv)),
+            act("transfer", "Transfer…", () => transferDialog(tv)),
+            tv.assignee ? act("release", "Release", () => quiet(ticketAction(tv, "release", {}))) : null,
+            act("resolve", "Resolve…", () => resolveDialog(tv)))
+        : null,
+      error);
+  }
+
+  async function ticketAction(tv, action, body) {
+    refused = null;
+    try {
+      const changed = await post(`${paths.ticket(session.tenant, tv.ticket_id)}/${action}`, body);
+      if (changed.status === "queued" || changed.status === "assigned") owned.set(changed.interaction, changed);
+      else owned.delete(changed.interaction);
+      renderList();
+      renderTicketBox();
+      return changed;
+    } catch (err) {
+      refused = { interaction: tv.interaction, text: said(err) };
+      await loadOwners(); // what changed meanwhile; renders the refusal too
+      throw new Error(said(err));
+    }
+  }
+
+  const quiet = (promise) => promise.catch(() => null); // shown in the ticket box already
+
+  function assignDialog(tv) {
+    const who = h("input", { id: "assign-to", name: "assignee", required: true, maxlength: 200, placeholder: "omar" });
+    return openDialog({
+      title: `Assign ${tv.external_id}'s ticket`,
+      body: h("div", {}, h("label", { for: "assign-to" }, "Teammate (their operator id)"), who),
+      confirm: "Assign",
+      submit: (data) => ticketAction(tv, "assign", { assignee: String(data.get("assignee")).trim() }),
+    }).then((r) => r && toast(`Assigned to ${r.assignee_name || r.assignee}.`, "success"));
+  }
+
+  function transferDialog(tv) {
+    const choice = h("select", { id: "transfer-to", name: "queue" }, queueNames.filter((q) => q !== tv.queue).map((q) => h("option", { value: q }, q)));
+    const note = h("textarea", { id: "transfer-note", name: "note", rows: 2, maxlength: 2000, placeholder: "Optional: why" });
+    return openDialog({
+      title: `Move ${tv.external_id} to another queue`,
+      body: h("div", {}, h("p", { class: "muted" }, "The ticket waits again, unassigned, keeping its place by handoff time."),
+        h("label", { for: "transfer-to" }, "Queue"), choice, h("label", { for: "transfer-note" }, "Note"), note),
+      confirm: "Transfer",
+      submit: (data) => {
+        const n = String(data.get("note") || "").trim();
+        return ticketAction(tv, "transfer", { queue: String(data.get("queue")), ...(n ? { note: n } : {}) });
+      },
+    }).then((r) => r && toast(`Moved to ${r.queue}.`, "success"));
+  }
+
+  function resolveDialog(tv) {
+    const note = h("textarea", { id: "resolve-note", name: "note", rows: 3, maxlength: 2000, placeholder: "What was done; the AI reads it when it takes over." });
+    const back = h("input", { type: "checkbox", id: "resolve-return", name: "return_to_ai", checked: true });
+    return openDialog({
+      title: `Resolve ${tv.external_id}'s ticket`,
+      body: h("div", {}, h("label", { for: "resolve-note" }, "Resolution note"), note,
+        h("label", { class: "check", for: "resolve-return" }, back, "Return to AI")),
+      confirm: "Resolve",
+      submit: (data) => {
+        const n = String(data.get("note") || "").trim();
+        return ticketAction(tv, "resolve", { return_to_ai: data.get("return_to_ai") === "on", ...(n ? { note: n } : {}) });
+      },
+    }).then((r) => {
+      if (!r) return;
+      toast(`${tv.external_id}'s ticket is resolved.`, "success");
+      if (back.checked) close(tv.interaction, `Resolved by you; ${tv.agent_id} has the conversation again.`);
+    });
+  }
+
+  // A minute before the idle timeout gives the user back to the AI: a warning, and Extend.
+  function renderWarning() {
+    if (!warnBox) return;
+    const t = paneTicket && tickets.get(paneTicket.interaction);
+    const iso = t && t.state.expires_at;
+    const left = iso ? new Date(iso).getTime() - Date.now() : Infinity;
+    if (!(left > 0 && left <= 60000)) {
+      if (warnBox.firstChild) clear(warnBox);
+      return;
+    }
+    if (warnBox.firstChild) return; // the countdown inside ticks by itself
+    clear(warnBox, h("div", { class: "alert alert-warn", role: "alert" },
+      h("span", {}, "Back to the AI in ", liveCountdown(iso), " unless someone writes."),
+      canWrite ? h("button", { type: "button", class: "button small primary", id: "extend", onclick: () => extend(t) }, "Extend") : null));
+  }
+
+  async function extend(t) {
+    const base = paths.interaction(session.tenant, t.channel, t.external_id, t.agent_id);
+    try {
+      const r = await post(`${base}/extend`, {});
+      t.state.expires_at = r.expires_at;
+      clear(warnBox);
+      if (expiryBox) clear(expiryBox, expiry(r.expires_at));
+      toast("Extended: the conversation stays with people.", "success");
+    } catch (err) {
+      toast(said(err), "error");
     }
   }
 
@@ -213,6 +392,7 @@ export function deskPage(session) {
         liveAt: Date.now(),
       });
       renderList();
+      loadOwners();
       if (!selected) select(key);
       else if (selected === key) renderPane();
       toast(`New handoff: ${d.user.external_id} (${d.agent_id})`);
@@ -233,6 +413,8 @@ export function deskPage(session) {
         const by = d.cause === "timeout" ? "the idle timeout" : d.actor;
         close(keyOf(d), `Back on AI: returned by ${by}. ${d.reason}`);
       }
+    } else if (name === "ticket_changed") {
+      soonLoadOwners(); // claimed, assigned, moved, released, resolved: by someone, anywhere
     } else if (name === "activity") {
       if (d.action === "desk_reply" && d.target === selected && !sentByMe.has(d.command_id)) renderPane();
     }
@@ -260,6 +442,8 @@ export function deskPage(session) {
 
   loadTickets();
   follow();
+  const owners = setInterval(loadOwners, 5000);
+  const warner = setInterval(renderWarning, 1000);
   const ticker = setInterval(() => {
     for (const t of list.querySelectorAll(".ticket-time")) t.textContent = ago(t.getAttribute("datetime"));
   }, 30000);
@@ -269,6 +453,8 @@ export function deskPage(session) {
     cleanup: () => {
       abort.abort();
       clearInterval(ticker);
+      clearInterval(owners);
+      clearInterval(warner);
     },
   };
 }

@@ -153,6 +153,49 @@ export function errorBox(error) {
   return h("div", { class: "alert alert-error", role: "alert" }, h("strong", {}, error.code ? `${error.code}: ` : ""), error.message);
 }
 
+// What a refused action means, in words a teammate understands: never a raw code or a
+// validation path. Unknown codes fall back to the server's sentence.
+const SAID = {
+  already_assigned: "Someone else took this ticket a moment ago.",
+  ticket_closed: "This ticket is already closed: the conversation has moved on.",
+  version_conflict: "This changed while you were looking at it. It has been reloaded; try again.",
+  not_assigned: "Nobody owns this ticket right now, so there is nothing to release.",
+  same_queue: "The ticket is already in that queue.",
+  unknown_queue: "That queue does not exist, or this agent may not hand off to it.",
+  ticket_not_found: "This ticket no longer exists.",
+  queue_not_found: "There is no such queue.",
+  not_found: "This no longer exists.",
+  insufficient_role: "Your role can look but not change things. Ask an editor.",
+  not_in_human_mode: "The AI has this conversation again; there is nothing to extend.",
+  no_idle_timeout: "This conversation has no idle timeout; it stays with people until someone switches it.",
+  unavailable: "The server is busy for a moment. Try again.",
+  network: "The server cannot be reached. Check your connection.",
+  invalid_range: "That time range is not valid.",
+};
+
+export function said(error) {
+  if (SAID[error.code]) return SAID[error.code];
+  if (error.code === "validation_failed") {
+    const first = (error.fields || [])[0];
+    return first ? `Please check the form: ${first.message}.` : "Please check the form.";
+  }
+  return error.message || "Something went wrong. Try again.";
+}
+
+export function saidBox(error) {
+  return h("div", { class: "alert alert-error", role: "alert" }, said(error));
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+  const hh = Math.floor(m / 60);
+  return m % 60 ? `${hh} h ${m % 60} min` : `${hh} h`;
+}
+
 export function loading(text = "Loading…") {
   return h("p", { class: "loading" }, text);
 }
