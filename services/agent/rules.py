@@ -281,6 +281,11 @@ def welcome_back(resumed: Resumed) -> str:
     if resumed.resolution_note:
         note = resumed.resolution_note.rstrip(" .!")
         return f"Welcome back! {teammate} resolved this: {note}."
+    if not any(role == "human" for role, _ in resumed.turns):  # nobody from the team wrote
+        return (
+            "I'm sorry none of my teammates could get to you in time. I'm here again, and I "
+            "can see what you wrote."
+        )
     if resumed.ended_by == "timeout":
         return "Welcome back! It's me, the assistant, again: the chat with my teammate ended."
     return f"Welcome back! {teammate} has handed this chat back to me."

@@ -23,7 +23,8 @@ IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every de
 DEFAULT_NOTICE = (
     "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
 )
-DEFAULT_RETURN_NOTICE = "You're back with the assistant. Our teammate has stepped out of this chat."
+# Said on every return, also when no teammate ever wrote (an idle timeout while queued).
+DEFAULT_RETURN_NOTICE = "You're chatting with our assistant again. It can see what was said so far."
 
 
 def derived_id(*parts: object) -> str:

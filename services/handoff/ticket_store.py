@@ -22,7 +22,9 @@ from typing import Any, cast
 import structlog
 from redis.exceptions import ResponseError
 
+from schemas import OutboundMessage
 from services.handoff.client import StateClient
+from services.handoff.events import outbound_turn
 from services.handoff.keys import (
     outbox_key,
     pickup_key,
@@ -91,6 +93,16 @@ def queue_records(raw: dict[str, str]) -> dict[str, QueueRecord]:
         except (ValueError, KeyError):
             log.warning("queue_settings_unreadable", queue=name)
     return records
+
+
+def sent_turns(outputs: Outputs) -> list[str]:
+    """The transcript turns of the messages `outputs` send to the user: everything an
+    identified user is told is recorded, as the handoff and return notices are."""
+    return [
+        outbound_turn(OutboundMessage.model_validate_json(value)).model_dump_json()
+        for role, _, value in outputs
+        if role == "outbound"
+    ]
 
 
 def _tag_of(ticket_id: str) -> str | None:
@@ -190,7 +202,7 @@ class TicketStore(StateClient):
             tag, ticket.ticket_id, ticket.version, json.dumps(changed), change_json,
             json.dumps(outputs), str(after.created_at_ms) if after.open else "",
             "" if pickup_due_ms is None else pickup_due_ms, self.limits.history_cap,
-            self.limits.transcript_cap,
+            self.limits.transcript_cap, json.dumps(sent_turns(outputs)),
         )  # fmt: skip
         [raw] = await self._pipeline("ticket_step", [call])
         return str(json.loads(raw)["status"])
@@ -348,7 +360,7 @@ class TicketStore(StateClient):
             "FCALL", "ho_pickup_fire", 2, pickup_key(tag), outbox_key(tag),
             tag, ticket.ticket_id, ticket.version, json.dumps(fields), change_json,
             json.dumps(outputs), "1" if back_to_ai else "0", reason, self.limits.history_cap,
-            self.limits.transcript_cap,
+            self.limits.transcript_cap, json.dumps(sent_turns(outputs)),
         )  # fmt: skip
         [result] = await self._pipeline("pickup_fire", [call])
         return str(result)
@@ -362,6 +374,7 @@ class TicketStore(StateClient):
         call = (
             "FCALL", "ho_ticket_notice", 2, ticket_key(tag, ticket.ticket_id), outbox_key(tag),
             tag, ticket.ticket_id, position, min_interval_ms, json.dumps(outputs),
+            json.dumps(sent_turns(outputs)), self.limits.transcript_cap,
         )  # fmt: skip
         [sent] = await self._pipeline("ticket_notice", [call])
         return bool(int(sent))

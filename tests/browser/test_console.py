@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from services.handoff.domain import HandoffConfig
 from services.handoff.store import ModeStore
 from tests.api.helpers import NOTICE, make_token, publish_agent, route
 from tests.browser.conftest import shot
@@ -207,3 +208,32 @@ async def test_desk_gets_a_ticket_live_and_replies_to_the_user(
         ),
     )
     assert resolved["note"] == "Refunded the second charge."
+
+
+async def test_apply_keeps_the_settings_of_the_version_it_edits(
+    page: Page, sign_in: Callable[..., Any], store: ModeStore, tenant: str
+) -> None:
+    """Found from outside: Apply on an unchanged form dropped the version's queues, so billing
+    handoffs went to the default queue."""
+    config = HandoffConfig(
+        enabled=True,
+        notice_text=NOTICE,
+        queues=("default", "billing"),
+        out_of_hours="stay_with_ai",
+        announce_teammate=True,
+    )
+    n = await store.apply_agent_version(tenant, "support", config, "2026-01-01T00:00:00Z", "t")
+    await store.publish_agent_version(tenant, "support", n)
+    await sign_in(page, "editor", hash="#/agents/support")
+    await expect(page.locator("#f-queues")).to_have_value("default, billing")
+
+    await page.click("#apply")
+
+    await expect(page.locator(".version-item")).to_have_count(2)
+    versions, _ = await store.agent_versions(tenant, "support")
+    kept = versions[-1].handoff
+    assert (kept.queues, kept.out_of_hours, kept.announce_teammate) == (
+        config.queues,
+        "stay_with_ai",
+        True,
+    )

@@ -110,3 +110,5 @@ async def test_r16_a_better_place_is_told_once(
     assert taken.status_code == 200
     await bus.wait_for(bus.topics.events, of(behind, "ticket_changed", status="assigned"))
     assert len(bus.on(bus.topics.outbound, of(behind, "outbound_message"))) == 2
+    told = [t["text"] for t in await store.transcript(behind.key, 20) if t["role"] == "system"]
+    assert told == texts  # in the transcript the desk shows, as the user saw them

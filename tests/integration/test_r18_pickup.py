@@ -59,6 +59,9 @@ async def test_r18_notify_announces_once_and_tells_the_user_again(
     assert len(bus.on(bus.topics.events, of(who, "ticket_changed", note="pickup_overdue"))) == 1
     assert len(bus.on(bus.topics.outbound, of(who, "outbound_message"))) == 2
     assert (await store.read_state(who.key)).mode == "human"
+    # What the user was told is in the transcript the desk shows (found from outside).
+    told = [t["text"] for t in await store.transcript(who.key, 20) if t["role"] == "system"]
+    assert told == [n["text"] for n in notices]
 
 
 async def test_r18_back_to_ai_returns_the_user_once_and_closes_the_ticket(

@@ -204,3 +204,23 @@ async def test_r19_an_idle_return_after_a_reply_comes_one_idle_timeout_after_it(
         lambda v: v.get("text") == DEFAULT_RETURN_NOTICE and key_of(v) == who.key,
     )
     assert [n["sender"] for n in notices] == ["system"]
+
+
+async def test_r19_a_teammate_taking_the_ticket_moves_the_idle_expiry(
+    bus: Bus, store: ModeStore, desk: Api, tenant: str
+) -> None:
+    """Found from outside: a claimed user was returned to the AI by the idle timeout counted
+    from before the claim, while the teammate was reading the conversation."""
+    who = Who(tenant, "support")
+    first_expiry = await in_human_mode(bus, store, who, idle=10)
+    ticket_id = (await store.read_state(who.key)).ticket_id
+    assert ticket_id is not None
+    await until_redis_time(store, first_expiry - 7000)  # 3 of the 10 seconds gone
+
+    r = await desk.post(f"/v1/tenants/{tenant}/tickets/{ticket_id}/claim", {})
+
+    assert r.status_code == 200, r.text
+    assert ((await store.read_state(who.key)).expires_at_ms or 0) > first_expiry
+    await until_redis_time(store, first_expiry)
+    topic, _ = await route(bus, who, "are you there?")
+    assert topic == bus.topics.human_queue  # still the teammate's

@@ -199,8 +199,11 @@ def test_back_with_a_question_the_welcome_comes_with_the_answer() -> None:
 
 
 def test_back_without_a_note_or_a_name() -> None:
-    by_switch = Resumed(reason="The user asked to talk to a person.")
-    by_timeout = Resumed(reason="The user asked to talk to a person.", ended_by="timeout")
+    spoke = (("human", "Let me look."),)
+    by_switch = Resumed(reason="The user asked to talk to a person.", turns=spoke)
+    by_timeout = Resumed(
+        reason="The user asked to talk to a person.", ended_by="timeout", turns=spoke
+    )
     assert decide(Turn("thanks", resumed=by_switch)) == Answer(
         "Welcome back! My teammate has handed this chat back to me. Anything else I can help with?"
     )
@@ -219,3 +222,16 @@ def test_back_and_asking_for_a_person_again_still_hands_off() -> None:
 def test_without_a_context_the_greeting_is_unchanged() -> None:
     thought = decide(Turn("hello"))
     assert isinstance(thought, Answer) and thought.text.startswith("Hello! I'm the support")
+
+
+def test_back_when_no_teammate_ever_wrote_the_agent_says_sorry() -> None:
+    """Found from outside: a user nobody answered was told the chat with a teammate ended."""
+    waited = Resumed(
+        reason="The user asked to talk to a person.",
+        ended_by="timeout",
+        turns=(("user", "hello?"), ("system", "You're number 1 in line.")),
+    )
+    thought = decide(Turn("anyone?", resumed=waited))
+    assert isinstance(thought, Answer)
+    assert thought.text.startswith("I'm sorry none of my teammates could get to you in time.")
+    assert "teammate ended" not in thought.text

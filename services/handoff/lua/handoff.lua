@@ -471,7 +471,10 @@ Its TicketChanged (and any notice, audit record) goes to the shard outbox in the
 KEYS: ticket hash, outbox
 ARGV: tag, ticket_id, expected_version, fields_json, change_json, outputs_json,
       queued_score ('' = the ticket is no longer open: drop it from the shard's indexes),
-      pickup_due ('' = none), history_cap, transcript_cap ]]
+      pickup_due ('' = none), history_cap, transcript_cap, turns_json (the transcript turns of
+      the messages it sends the user)
+A teammate taking the ticket (status `assigned`) is teammate activity, as a reply is (R19):
+the idle expiry moves to a whole timeout from now. ]]
 local function ho_ticket_step(keys, args)
   local tag, ticket_id, expected = args[1], args[2], tonumber(args[3])
   local fields_json, change, outputs = args[4], args[5], cjson.decode(args[6])
@@ -507,7 +510,11 @@ local function ho_ticket_step(keys, args)
     end
   end
   if new.queue then redis.call('HSET', key('state', tag, t.ikey), 'queue', new.queue) end
+  if new.status == 'assigned' and (st.idle_ms or '') ~= '' then
+    extend_lease(tag, t.ikey, st, now_ms() + tonumber(st.idle_ms))
+  end
   outbox_emit(tag, outputs)
+  for _, turn in ipairs(cjson.decode(args[11])) do add_turn(tag, t.ikey, turn, transcript_cap) end
   return cjson.encode({status = 'applied'})
 end
 
@@ -516,7 +523,7 @@ deadline (ZREM) and writing are one step, so two workers never fire one ticket t
 KEYS: pickup index, outbox
 ARGV: tag, ticket_id, expected_version, fields_json, change_json, outputs_json,
       back_to_ai ('1': the AI takes the user back, the ticket closes), reason, history_cap,
-      transcript_cap ]]
+      transcript_cap, turns_json (the transcript turns of the messages it sends the user) ]]
 local function ho_pickup_fire(keys, args)
   local tag, ticket_id, expected = args[1], args[2], tonumber(args[3])
   local back, reason, history_cap = args[7] == '1', args[8], tonumber(args[9])
@@ -538,6 +545,7 @@ local function ho_pickup_fire(keys, args)
   redis.call('HSET', tk, unpack(fields))
   ticket_changed_here(tag, ticket_id, args[5])
   outbox_emit(tag, cjson.decode(args[6]))
+  for _, turn in ipairs(cjson.decode(args[11])) do add_turn(tag, t.ikey, turn, transcript_cap) end
   if back then
     if st.mode == 'human' and st.ticket_id == ticket_id then
       revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap, 'system:pickup',
@@ -550,7 +558,8 @@ end
 --[[ ho_ticket_notice: tell a queued user their better position (R16), at most once per
 min_interval_ms and only when the position improved since the last notice.
 KEYS: ticket hash, outbox
-ARGV: tag, ticket_id, position, min_interval_ms, outputs_json ]]
+ARGV: tag, ticket_id, position, min_interval_ms, outputs_json, turns_json (the transcript
+      turns of the messages it sends to the user), transcript_cap ]]
 local function ho_ticket_notice(keys, args)
   local position, interval = tonumber(args[3]), tonumber(args[4])
   local t = load_hash(keys[1])
@@ -561,6 +570,9 @@ local function ho_ticket_notice(keys, args)
   if last_at and now < last_at + interval then return 0 end
   redis.call('HSET', keys[1], 'notified_position', position, 'notified_at', now)
   outbox_emit(args[1], cjson.decode(args[5]))
+  for _, turn in ipairs(cjson.decode(args[6])) do
+    add_turn(args[1], t.ikey, turn, tonumber(args[7]))
+  end
   return 1
 end
 

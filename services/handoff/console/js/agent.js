@@ -95,6 +95,13 @@ export function agentPage(session, agentId) {
     const idle = h("input", { type: "number", id: "f-idle", name: "idle_timeout_minutes", min: 1, max: 10080, value: hd.idle_timeout_minutes ?? "", placeholder: "no timeout", disabled });
     const instructions = h("textarea", { id: "f-instructions", name: "instructions", rows: 5, disabled }, hd.instructions);
     const notice = h("textarea", { id: "f-notice", name: "notice_text", rows: 3, required: true, disabled }, hd.notice_text);
+    const queues = h("input", { type: "text", id: "f-queues", name: "queues", value: (hd.queues || []).join(", "), placeholder: "default", disabled });
+    const outOfHours = h("select", { id: "f-out-of-hours", name: "out_of_hours", disabled },
+      h("option", { value: "queue", selected: (hd.out_of_hours || "queue") === "queue" }, "Hand over anyway, and tell the user when the team is back"),
+      h("option", { value: "stay_with_ai", selected: hd.out_of_hours === "stay_with_ai" }, "Keep the user with the AI, and tell them when people are available"));
+    const waiting = h("textarea", { id: "f-waiting", name: "waiting_notice_text", rows: 2, disabled, placeholder: "Built-in: your place in line and the expected wait" }, hd.waiting_notice_text || "");
+    const returning = h("textarea", { id: "f-return", name: "return_notice_text", rows: 2, disabled }, hd.return_notice_text || "");
+    const announce = h("input", { type: "checkbox", id: "f-announce", name: "announce_teammate", role: "switch", checked: !!hd.announce_teammate, disabled });
     const errors = h("div", { class: "form-errors" });
     const fieldError = (name) => h("div", { class: "field-error", dataset: { for: name } });
     const form = h("form", {
@@ -103,12 +110,20 @@ export function agentPage(session, agentId) {
         e.preventDefault();
         for (const fe of form.querySelectorAll(".field-error")) fe.textContent = "";
         errors.replaceChildren();
+        // Starts from the version being edited, so settings this form does not show are kept.
         const handoff = {
+          ...(editing ? editing.handoff : {}),
           enabled: enabled.checked,
           idle_timeout_minutes: idle.value === "" ? null : Number(idle.value),
           instructions: instructions.value,
           notice_text: notice.value,
+          queues: queues.value.split(",").map((q) => q.trim()).filter(Boolean),
+          out_of_hours: outOfHours.value,
+          waiting_notice_text: waiting.value,
+          return_notice_text: returning.value,
+          announce_teammate: announce.checked,
         };
+        if (!handoff.return_notice_text.trim()) delete handoff.return_notice_text; // the default
         const publishToo = e.submitter && e.submitter.dataset.publish === "1";
         try {
           const v = await post(`${paths.agent(session.tenant, agentId)}/versions`, { handoff });
@@ -137,6 +152,13 @@ export function agentPage(session, agentId) {
       h("p", { class: "hint" }, "Instructions for the agent: which situations call for a person."), fieldError("instructions")),
     h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-notice" }, "Message to the user"), counter(notice, 1000)), notice,
       h("p", { class: "hint" }, "Sent to the user when the conversation is handed over."), fieldError("notice_text")),
+    h("div", { class: "field" }, h("label", { for: "f-queues" }, "Queues the agent may hand to"), queues,
+      h("p", { class: "hint" }, "Queue ids separated by commas; the first is the default. Empty: the default queue."), fieldError("queues")),
+    h("div", { class: "field" }, h("label", { for: "f-out-of-hours" }, "Outside opening hours"), outOfHours, fieldError("out_of_hours")),
+    h("div", { class: "field" }, h("label", { for: "f-waiting" }, "Waiting message"), waiting,
+      h("p", { class: "hint" }, "May use {position}, {eta_minutes} and {opens_at}. Empty: the built-in sentence."), fieldError("waiting_notice_text")),
+    h("div", { class: "field" }, h("label", { for: "f-return" }, "Message when the AI takes over again"), returning, fieldError("return_notice_text")),
+    h("div", { class: "field toggle" }, announce, h("label", { for: "f-announce" }, "Tell the user the teammate's name when they take the conversation"), fieldError("announce_teammate")),
     errors,
     canWrite
       ? h("div", { class: "form-actions" },
