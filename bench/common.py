@@ -37,6 +37,7 @@ def machine() -> dict[str, Any]:
             return "unknown"
 
     import aiokafka
+    import confluent_kafka
     import redis
 
     return {
@@ -50,6 +51,8 @@ def machine() -> dict[str, Any]:
         .split("<kafka.version>")[1]
         .split("<")[0],
         "aiokafka": aiokafka.__version__,
+        "confluent_kafka": confluent_kafka.version(),
+        "librdkafka": confluent_kafka.libversion()[0],
         "redis_py": redis.__version__,
         "load_average_at_start": os.getloadavg(),
     }

@@ -1,14 +1,15 @@
-"""Router throughput against a bare aiokafka passthrough, with exactly-once off and on.
+"""Router throughput against bare passthroughs (librdkafka and aiokafka), exactly-once off and on.
 
     .venv/bin/python -m bench.route_throughput [--messages 1000000] [--profile]
 
 N UserMessages of ~300 bytes over 10,000 interactions (10% of them in human mode with an idle
 timeout) are produced into a 6-partition topic first; then the consumer under test drains
 the backlog. Throughput is measured from its first committed offset to its last (start-up
-excluded), read from the consumer group's committed offsets. Four runs: passthrough and
-router, each with exactly-once off and on. --profile records a py-spy flame graph of the
-router (exactly-once on) into bench/results/router-flame.svg. Also reports the router's RSS
-at the start and the end of its 1M messages.
+excluded), read from the consumer group's committed offsets. Six runs, each with exactly-once
+off and on: the librdkafka passthrough (the baseline: what the router's client library moves
+in Python on this machine), the aiokafka passthrough (the former core's), and the router.
+--profile records a py-spy flame graph of the router (exactly-once on) into
+bench/results/router-flame.svg. Also reports the router's RSS at the start and the end.
 """
 
 from __future__ import annotations
@@ -109,9 +110,14 @@ async def seed_human(redis_url: str) -> None:
     await store.close()
 
 
+PASSTHROUGHS = {"librdkafka": "passthrough_librdkafka.py", "aiokafka": "passthrough.py"}
+
+
 async def run_one(
-    stack: Stack, name: str, count: int, eos: bool, router: bool, profile: bool
+    stack: Stack, name: str, count: int, eos: bool, client: str | None, profile: bool
 ) -> dict[str, Any]:
+    """`client` None: the router; else the passthrough on that client library."""
+    router = client is None
     prefix = f"{name}-{uuid.uuid4().hex[:6]}."
     settings = CommonSettings(
         kafka_bootstrap=stack.kafka.bootstrap, topic_prefix=prefix, topic_partitions=PARTITIONS
@@ -135,7 +141,7 @@ async def run_one(
         group = f"{prefix}passthrough"
         cmd = [
             sys.executable,
-            str(ROOT / "bench" / "passthrough.py"),
+            str(ROOT / "bench" / PASSTHROUGHS[client or ""]),
             source,
             f"{prefix}out",
             group,
@@ -182,30 +188,48 @@ async def main(count: int, profile: bool) -> None:
         tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp,
         local_stack(Path(tmp), PARTITIONS) as stack,
     ):
-        runs = {
-            "passthrough": await run_one(
-                stack, "passthrough", count, eos=False, router=False, profile=False
-            ),
-            "router": await run_one(stack, "router", count, eos=False, router=True, profile=False),
-            "passthrough_eos": await run_one(
-                stack, "passthrough-eos", count, eos=True, router=False, profile=False
-            ),
-            "router_eos": await run_one(
-                stack, "router-eos", count, eos=True, router=True, profile=profile
-            ),
-        }
-    figures = {
+        runs: dict[str, dict[str, Any]] = {}
+        for eos in (False, True):
+            tail = "_eos" if eos else ""
+            for client in ("librdkafka", "aiokafka"):
+                name = f"passthrough_{client}{tail}"
+                runs[name] = await run_one(
+                    stack, name.replace("_", "-"), count, eos, client, profile=False
+                )
+            runs[f"router{tail}"] = await run_one(
+                stack, f"router{tail}".replace("_", "-"), count, eos, None, profile and eos
+            )
+
+    def ratio(a: str, b: str) -> float:
+        return round(float(runs[a]["messages_per_s"]) / runs[b]["messages_per_s"], 3)
+
+    figures: dict[str, Any] = {
         **runs,
-        "ratio_router_to_passthrough": round(
-            runs["router"]["messages_per_s"] / runs["passthrough"]["messages_per_s"], 3
+        # The issue's targets: the router at >= 0.5x the librdkafka passthrough, each mode.
+        "ratio_router_to_librdkafka_passthrough": ratio("router", "passthrough_librdkafka"),
+        "ratio_router_to_librdkafka_passthrough_eos": ratio(
+            "router_eos", "passthrough_librdkafka_eos"
         ),
-        "ratio_router_to_passthrough_eos": round(
-            runs["router_eos"]["messages_per_s"] / runs["passthrough_eos"]["messages_per_s"], 3
+        "ratio_router_to_aiokafka_passthrough": ratio("router", "passthrough_aiokafka"),
+        "ratio_router_to_aiokafka_passthrough_eos": ratio("router_eos", "passthrough_aiokafka_eos"),
+        "ratio_aiokafka_to_librdkafka_passthrough": ratio(
+            "passthrough_aiokafka", "passthrough_librdkafka"
+        ),
+        "ratio_aiokafka_to_librdkafka_passthrough_eos": ratio(
+            "passthrough_aiokafka_eos", "passthrough_librdkafka_eos"
         ),
         "router_rss_growth": round(
             runs["router_eos"]["rss_kb_end"] / max(1, runs["router_eos"]["rss_kb_start"]), 3
         ),
     }
+    for mode, target in (("", 0.5), ("_eos", 0.5)):
+        key = f"ratio_router_to_librdkafka_passthrough{mode}"
+        figures[f"target{mode or '_at_least_once'}"] = (
+            f"router >= {target}x librdkafka passthrough: "
+            + ("met" if figures[key] >= target else "missed")
+            + f" ({figures[key]}x)"
+        )
+    print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}, indent=2))
     save("route_throughput", figures, {"messages": count, "interactions": INTERACTIONS, "human_share": 0.1,
                                        "partitions": PARTITIONS, "batch": 500, "acks": "all"})  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import urllib.request
 from pathlib import Path
@@ -38,6 +39,14 @@ class ServiceProcess(ManagedProcess):
             PORT_SETTING[module]: str(self.http_port),
             "HANDOFF_INSTANCE_ID": instance,
         }
+
+    def pause(self) -> None:
+        """SIGSTOP: frozen as by a long GC pause or a suspended VM; its sockets stay open."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: it carries on from where it stopped."""
+        self._signal(signal.SIGCONT)
 
     @property
     def url(self) -> str:

@@ -23,8 +23,9 @@ from rich.console import Console
 from schemas import Attachment, EndUser, InteractionIds, OutboundMessage, UserMessage
 from schemas import interaction_key as key_of
 from services.cli import live
+from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.kafka import Output
 from services.webchat.settings import WebchatSettings
 
 

@@ -36,8 +36,9 @@ from schemas import (
 )
 from services.cli import live
 from services.cli.mode import default_actor
+from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.kafka import Output
 from services.handoff.events import outbound_turn
 from services.handoff.store import HumanReply, ModeStore
 

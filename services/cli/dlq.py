@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.reading import Rec, read_topics, since_option
-from services.common.kafka import idempotent_producer
+from services.common.aiokafka_edge import idempotent_producer
 from services.common.settings import CommonSettings
 from services.handoff.client import StateClient
 

@@ -23,8 +23,9 @@ from rich.console import Console
 
 from schemas import EndUser, HandoffCommand, interaction_key
 from services.cli import live
+from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.kafka import Output
 from services.common.settings import CommonSettings
 
 app = typer.Typer(help="An interaction's mode, as an operator.", no_args_is_help=True)

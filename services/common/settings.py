@@ -132,6 +132,9 @@ class CommonSettings(BaseSettings):
     consumer_max_records: int = 500
     consumer_poll_ms: int = 100
     transaction_timeout_ms: int = 10_000
+    # An instance silent this long leaves its consumer groups; its partitions move (static
+    # membership: a restart within it takes them back at once). aiokafka's default, kept.
+    kafka_session_timeout_ms: int = 10_000
 
     @model_validator(mode="after")
     def _transport_is_complete(self) -> Self:

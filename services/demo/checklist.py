@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from schemas import EndUser, HandoffCommand, InteractionIds, UserMessage, interaction_key
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.aiokafka_edge import idempotent_producer, send_idempotent
+from services.common.kafka import Output
 from services.demo.watch import Watch
 from services.handoff.domain import HandoffConfig
 from services.handoff.store import ModeStore

@@ -26,7 +26,7 @@ from services.common import metrics
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
-from services.handoff.keys import InteractionKeys, user_agents_key
+from services.handoff.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
 
 log = structlog.get_logger()
 DAY_MS = 24 * 3600 * 1000
@@ -220,23 +220,35 @@ class StateClient:
         return results
 
     async def route_batch(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """One round trip for the whole batch; results in request order (R13)."""
+        """One round trip for the whole batch, one function call per shard (the messages of
+        one shard in their order: R13); results in request order."""
         lim = self.limits
+        shards: dict[str, list[int]] = {}  # shard tag -> the requests' indexes, in order
         commands: list[tuple[Any, ...]] = []
-        for r in requests:
+        markers: list[str] = []
+        for i, r in enumerate(requests):
             k = InteractionKeys(r.ikey)
-            commands.append(
-                ("FCALL", "ho_route", 3, k.seen(r.event_id), k.deadlines, k.outbox,
-                 k.tag, r.ikey, r.src, r.turn_json, "1" if r.stateless else "0",
-                 lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap, lim.context_turns)
-            )  # fmt: skip
+            shards.setdefault(k.tag, []).append(i)
+            markers.append(k.seen(r.event_id))
+        for tag, indexes in shards.items():
+            args: list[Any] = [tag, lim.marker_ttl_ms, lim.transcript_cap, lim.history_cap,
+                               lim.context_turns]  # fmt: skip
+            for i in indexes:
+                r = requests[i]
+                args += (r.ikey, r.src, r.turn_json, "1" if r.stateless else "0")
+            keys = [deadlines_key(tag), outbox_key(tag), *(markers[i] for i in indexes)]
+            commands.append(("FCALL", "ho_route_many", len(keys), *keys, *args))
         # The operator view lists a user's agents (R8): idempotent, in the same round trip,
         # and skipped for the interactions this process has already recorded.
         fresh = [r.ikey for r in requests if not r.stateless and r.ikey not in self._remembered]
         commands += [_remember_agent(ikey) for ikey in dict.fromkeys(fresh)]
         results = await self._pipeline("route", commands)
         self._remembered.update(fresh)
-        return [_route_decision(json.loads(raw)) for raw in results[: len(requests)]]
+        decisions: dict[int, RouteDecision] = {}
+        for indexes, raws in zip(shards.values(), results, strict=False):
+            for i, raw in zip(indexes, raws, strict=True):
+                decisions[i] = _route_decision(json.loads(raw))
+        return [decisions[i] for i in range(len(requests))]
 
     async def gate_batch(self, requests: Sequence[GateRequest]) -> list[GateVerdict]:
         lim = self.limits

@@ -33,21 +33,37 @@ def user_turn(message: UserMessage) -> TranscriptTurn:
     )
 
 
-def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessage:
-    return RoutedMessage(
-        message=message,
-        routing=Routing(
-            mode=decision.mode,
-            cause=decision.cause,
-            state_version=decision.version,
-            decided_at=at_ms(decision.decided_at_ms),
-            human_since=optional_at_ms(decision.human_since_ms),
-            expires_at=optional_at_ms(decision.expires_at_ms),
-            ticket_id=decision.ticket_id if decision.mode == "human" else None,
-            queue=decision.queue if decision.mode == "human" else None,
-            context=ReturnContext.model_validate(decision.context) if decision.context else None,
-        ),
+def routing(decision: RouteDecision) -> Routing:
+    return Routing(
+        mode=decision.mode,
+        cause=decision.cause,
+        state_version=decision.version,
+        decided_at=at_ms(decision.decided_at_ms),
+        human_since=optional_at_ms(decision.human_since_ms),
+        expires_at=optional_at_ms(decision.expires_at_ms),
+        ticket_id=decision.ticket_id if decision.mode == "human" else None,
+        queue=decision.queue if decision.mode == "human" else None,
+        context=ReturnContext.model_validate(decision.context) if decision.context else None,
     )
+
+
+def routed_message(message: UserMessage, decision: RouteDecision) -> RoutedMessage:
+    return RoutedMessage(message=message, routing=routing(decision))
+
+
+_SPLICED_HEAD = b'{"type":"routed_message","schema_version":1,"message":'
+
+
+def routed_record(raw: bytes, message: UserMessage, decision: RouteDecision, room: int) -> bytes:
+    """The RoutedMessage's JSON, with the inbound record's own bytes spliced in as `message`
+    rather than the model serialised again: `raw` is the JSON `message` was validated from, so
+    it is a UserMessage's JSON. Fields the contract does not know stay in it (consumers ignore
+    unknown fields, as the contract says). A record that would then be over `room` bytes (it
+    carries large unknown fields) is serialised from the model instead, without them."""
+    tail = b',"routing":' + routing(decision).model_dump_json().encode() + b"}"
+    if len(_SPLICED_HEAD) + len(raw) + len(tail) <= room:
+        return b"".join((_SPLICED_HEAD, raw, tail))
+    return routed_message(message, decision).model_dump_json().encode()
 
 
 def ai_turn(reply: AgentReply, at_ms_: int) -> TranscriptTurn:

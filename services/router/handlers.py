@@ -13,10 +13,10 @@ import structlog
 
 from schemas import AgentReply, UserMessage, interaction_key
 from services.common import metrics
-from services.common.kafka import Handled, Output, Record, decode
+from services.common.kafka import MAX_OUTPUT_BYTES, Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.client import GateRequest, RouteRequest, StateClient
-from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_message, user_turn
+from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_record, user_turn
 
 log = structlog.get_logger()
 
@@ -61,7 +61,9 @@ class InboundRouter:
             topic = (
                 self._topics.human_queue if decision.mode == "human" else self._topics.ai_requests
             )
-            handled.emit(Output.of(topic, ikey, routed_message(item, decision)))
+            room = MAX_OUTPUT_BYTES - len(ikey.encode())
+            value = routed_record(record.value or b"", item, decision, room)
+            handled.emit(Output(topic, ikey, value))
             handled.count(metrics.MESSAGES_ROUTED.labels(mode=decision.mode))
             log.debug(
                 "routed",

@@ -16,8 +16,10 @@ starts from the checkpoint. So each revert is emitted once, also across crashes.
 
 Which worker owns which shards is decided by Kafka: the workers form one consumer group on
 handoff.timeout-shards (a topic that never holds a record), so the group's assignment splits
-the shards, and a rebalance waits for the sweep in flight (the same listener as the
-processors use).
+the shards, and a rebalance waits for the sweep in flight: the worker is on the same
+librdkafka clients as the processors (services/common/kafka.py), whose consumer is polled
+only between sweeps. The checkpoint is committed with the group metadata of that poll
+(KIP-447): a worker frozen past its session timeout cannot publish a shard that moved.
 """
 
 from __future__ import annotations
@@ -26,18 +28,9 @@ import asyncio
 import time
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import ProducerFenced
-from aiokafka.structs import TopicPartition
 
 from services.common import metrics
-from services.common.kafka import (
-    BROKER_MAX_MESSAGE_BYTES,
-    Output,
-    WaitForBatch,
-    send_idempotent,
-)
-from services.common.kafka_options import aiokafka_options
+from services.common.kafka import GroupConsumer, GroupMetadata, KafkaWriter, Output, fatal
 from services.handoff.events import mode_changed
 from services.handoff.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
@@ -50,30 +43,14 @@ class TimeoutWorker:
     def __init__(self, store: ModeStore, settings: TimeoutSettings) -> None:
         self._store = store
         self._settings = settings
-        self._group = settings.group_id("timeout")
-        self._lock = asyncio.Lock()
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number
         self._tickets = TicketSweeps(store, settings)
-        self._producer = AIOKafkaProducer(
-            **aiokafka_options(settings),
-            transactional_id=settings.transactional_id("timeout"),
-            transaction_timeout_ms=settings.transaction_timeout_ms,
-            max_request_size=BROKER_MAX_MESSAGE_BYTES,
-        )
-        self._consumer = AIOKafkaConsumer(
-            **aiokafka_options(settings),
-            group_id=self._group,
-            group_instance_id=settings.transactional_id("timeout"),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
+        self._producer = KafkaWriter(settings, "timeout", transactional=True)
+        self._consumer = GroupConsumer(settings, "timeout", [settings.topics.timeout_shards])
         self.healthy = False
 
     async def start(self) -> None:
         await self._producer.start()
-        self._consumer.subscribe(
-            [self._settings.topics.timeout_shards], listener=WaitForBatch(self._lock)
-        )
         await self._consumer.start()
         self.healthy = True
 
@@ -82,28 +59,31 @@ class TimeoutWorker:
         await self._producer.stop()
 
     def _owned(self) -> list[int]:
-        return sorted(tp.partition for tp in self._consumer.assignment())
+        return sorted(partition for _, partition in self._consumer.assignment())
 
-    async def _checkpoint(self, shard: int) -> int:
-        if shard not in self._checkpoints:
-            tp = TopicPartition(self._settings.topics.timeout_shards, shard)
-            self._checkpoints[shard] = (await self._consumer.committed(tp)) or 0
-        return self._checkpoints[shard]
+    async def _read_checkpoints(self, shards: list[int]) -> dict[int, int]:
+        topic = self._settings.topics.timeout_shards
+        unknown = [(topic, shard) for shard in shards if shard not in self._checkpoints]
+        if unknown:
+            for (_, shard), offset in (await self._consumer.committed(unknown)).items():
+                self._checkpoints[shard] = offset or 0
+        return {shard: self._checkpoints[shard] for shard in shards}
 
-    async def sweep_once(self) -> int:
+    async def sweep_once(self, group: GroupMetadata) -> int:
         """Reverts what is due in the owned shards and publishes their outboxes; returns
-        how many reverts it published."""
+        how many reverts it published. `group`: the membership the shards are owned under
+        (the last poll's)."""
         s = self._settings
         shards = self._owned()
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in shards}
         per_shard = -(-s.timeout_batch // max(1, len(shards)))  # ceiling division
         await self._store.expire_due(shards, per_shard)
         await self._tickets.sweep(shards, per_shard)
-        after = {shard: await self._checkpoint(shard) for shard in shards}
+        after = await self._read_checkpoints(shards)
         entries = await self._store.read_outboxes(after, per_shard)
         if not entries:
             return 0
-        await self._publish(entries)
+        await self._publish(entries, group)
         upto = {e.shard: e.seq for e in entries}  # entries are in order within a shard
         self._checkpoints.update(upto)
         await self._store.trim_outbox(upto)
@@ -120,13 +100,11 @@ class TimeoutWorker:
             return [Output.of(topics.events, entry.change["ikey"], event), *queued]
         return queued
 
-    async def _publish(self, entries: list[OutboxEntry]) -> None:
-        s = self._settings
+    async def _publish(self, entries: list[OutboxEntry], group: GroupMetadata) -> None:
+        topic = self._settings.topics.timeout_shards
         outputs = [output for e in entries for output in self._outputs(e)]
-        offsets = {TopicPartition(s.topics.timeout_shards, e.shard): e.seq for e in entries}
-        async with self._producer.transaction():
-            await send_idempotent(self._producer, outputs)
-            await self._producer.send_offsets_to_transaction(offsets, self._group)
+        offsets = {(topic, e.shard): e.seq for e in entries}
+        await self._producer.transaction(outputs, offsets, group)
 
     def _observe(self, entries: list[OutboxEntry]) -> None:
         changes = [e.change for e in entries if e.change is not None]  # the timeout reverts
@@ -151,18 +129,20 @@ class TimeoutWorker:
     async def run(self) -> None:
         tick_ms = self._settings.timeout_tick_ms
         while True:
-            # Polling the (empty) topic keeps the group membership alive and paces the sweeps.
-            await self._consumer.getmany(timeout_ms=tick_ms)
+            # Polling the (empty) topic serves the rebalances (only here, between sweeps)
+            # and paces the sweeps.
+            group = (await self._consumer.poll(1, tick_ms / 1000)).group
             published = 1
             while published:  # drain: a backlog is swept without waiting for the next tick
-                async with self._lock:
-                    try:
-                        published = await self.sweep_once()
-                        self.healthy = True
-                    except (asyncio.CancelledError, ProducerFenced):
-                        raise
-                    except Exception:
-                        self.healthy, published = False, 0
-                        # Re-read the checkpoints from Kafka: the last commit may have failed.
-                        self._checkpoints.clear()
-                        log.exception("sweep_failed")
+                try:
+                    published = await self.sweep_once(group)
+                    self.healthy = True
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if fatal(exc):
+                        raise  # e.g. fenced by a live instance with our transactional id
+                    self.healthy, published = False, 0
+                    # Re-read the checkpoints from Kafka: the last commit may have failed.
+                    self._checkpoints.clear()
+                    log.exception("sweep_failed")

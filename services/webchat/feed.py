@@ -17,8 +17,9 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from schemas import OutboundMessage, UserMessage, interaction_key
+from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
-from services.common.kafka import Output, idempotent_producer, send_idempotent
+from services.common.kafka import Output
 from services.webchat.settings import WebchatSettings
 
 log = structlog.get_logger()

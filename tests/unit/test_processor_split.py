@@ -11,15 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 import redis.exceptions
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    NodeNotReadyError,
-    RecordTooLargeError,
-)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -28,6 +21,7 @@ from services.common.kafka import (
     BROKER_MAX_MESSAGE_BYTES,
     MAX_VALUE_BYTES,
     Handled,
+    OutputRefusedError,
     dead_letter,
     follows_record,
     handle_or_split,
@@ -61,8 +55,7 @@ def a_validation_error() -> ValidationError:
         KeyError("field"),
         UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
         redis.exceptions.ResponseError("ERR user_function:12: attempt to index a nil value"),
-        MessageSizeTooLargeError(),  # the producer refuses the output
-        RecordTooLargeError(),  # the broker does
+        OutputRefusedError("MSG_SIZE_TOO_LARGE"),  # the producer or the broker refuses it
         RuntimeError("state kept changing, gave up"),
     ],
     ids=type,
@@ -81,10 +74,11 @@ def test_errors_that_follow_a_record(exc: Exception) -> None:
         redis.exceptions.TryAgainError("TRYAGAIN"),
         TimeoutError(),  # asyncio.wait_for around a Redis call
         ConnectionRefusedError(),
-        KafkaConnectionError(),
-        KafkaTimeoutError(),
-        NodeNotReadyError(),
-        InvalidProducerEpoch(),  # the coordinator aborted our transaction
+        KafkaException(KafkaError(KafkaError._TRANSPORT)),  # the broker unreachable
+        KafkaException(KafkaError(KafkaError._TIMED_OUT)),
+        KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)),
+        KafkaException(KafkaError(KafkaError.INVALID_PRODUCER_EPOCH)),  # our txn aborted
+        KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID)),  # fenced (KIP-447)
         caused_by(RuntimeError("wrapped"), redis.exceptions.ConnectionError("down")),
     ],
     ids=type,

@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
+from schemas import RoutedMessage
 from services.handoff.client import RouteDecision
-from services.router.domain import forwarded_reply, is_stateless, routed_message, user_turn
+from services.router.domain import (
+    forwarded_reply,
+    is_stateless,
+    routed_message,
+    routed_record,
+    user_turn,
+)
 from tests.unit.builders import NOW_MS, attachment, message, reply
 
 
@@ -101,3 +108,23 @@ def test_forwarded_reply() -> None:
     assert out.text == r.text
     assert out.attachments == []
     assert out.sent_at == datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def test_the_routed_record_splices_the_inbound_bytes_and_is_a_routed_message() -> None:
+    msg = message(attachments=[attachment(0)])
+    raw = json.dumps({**json.loads(msg.model_dump_json()), "x_unknown": [1, 2]}).encode()
+    decision = RouteDecision(status="routed", mode="human", version=3, decided_at_ms=NOW_MS)
+    value = routed_record(raw, msg, decision, room=1 << 20)
+    assert raw in value  # the inbound bytes as they came, not serialised again
+    # The contract's RoutedMessage, field for field; the unknown field kept, ignored by it.
+    assert RoutedMessage.model_validate_json(value) == routed_message(msg, decision)
+    assert json.loads(value)["message"]["x_unknown"] == [1, 2]
+
+
+def test_a_routed_record_over_the_room_is_serialised_without_its_unknown_fields() -> None:
+    msg = message()
+    raw = json.dumps({**json.loads(msg.model_dump_json()), "padding": "x" * 5000}).encode()
+    decision = RouteDecision(status="routed", decided_at_ms=NOW_MS)
+    value = routed_record(raw, msg, decision, room=4000)
+    assert len(value) < 4000 and b"padding" not in value
+    assert value == routed_message(msg, decision).model_dump_json().encode()

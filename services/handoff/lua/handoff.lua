@@ -341,6 +341,26 @@ local function ho_route(keys, args)
   return cjson.encode(d)
 end
 
+--[[ ho_route_many: ho_route for the messages of one shard in a batch, in their order: one
+call per shard group instead of one per message (the router's batches).
+KEYS: deadlines, outbox, then each message's seen marker
+ARGV: tag, marker_ttl_ms, transcript_cap, history_cap, context_turns, then per message:
+      ikey, src, turn_json, stateless
+Returns each message's ho_route result, in order. ]]
+local function ho_route_many(keys, args)
+  local tag, ttl, transcript_cap, history_cap = args[1], args[2], args[3], args[4]
+  local context_turns = args[5]
+  local results = {}
+  for i = 3, #keys do
+    local a = 6 + (i - 3) * 4
+    results[#results + 1] = ho_route(
+      {keys[i], keys[1], keys[2]},
+      {tag, args[a], args[a + 1], args[a + 2], args[a + 3], ttl, transcript_cap, history_cap,
+       context_turns})
+  end
+  return results
+end
+
 --[[ ho_gate: may this agent reply reach the user? (reply gate, R9)
 KEYS: reply marker, seen marker of the message it answers
 ARGV: tag, ikey, src, state_version, turn_json, marker_ttl_ms, transcript_cap ]]
@@ -698,7 +718,7 @@ redis.register_function{
   callback = function(keys, args) return redis.call('TIME') end,
   flags = {'no-writes'},
 }
-redis.register_function('ho_route', ho_route)
+redis.register_function('ho_route_many', ho_route_many)
 redis.register_function('ho_gate', ho_gate)
 redis.register_function('ho_apply', ho_apply)
 redis.register_function('ho_expire_due', ho_expire_due)
