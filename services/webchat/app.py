@@ -218,7 +218,8 @@ def create_app(gw: Gateway) -> FastAPI:
         async for chunk in request.stream():
             data += chunk
             if len(data) > s.webchat_max_upload_bytes:
-                raise HTTPException(413, f"files are limited to {s.webchat_max_upload_bytes} bytes")
+                limit = s.webchat_max_upload_bytes / (1024 * 1024)
+                raise HTTPException(413, f"That file is too large: the limit is {limit:g} MB.")
         kind = request.headers.get("content-type")
         try:
             return await asyncio.to_thread(gw.files.save, bytes(data), name, kind)

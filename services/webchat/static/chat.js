@@ -274,7 +274,7 @@
       pending.splice(pending.indexOf(entry), 1);
       renderPending();
       const body = await res.json().catch(() => ({}));
-      throw new Error(body.detail || `upload failed (${res.status})`);
+      throw new Error(res.status === 413 ? body.detail || "That file is too large." : `${file.name} could not be uploaded. Try again.`);
     }
     entry.attachment = await res.json();
     renderPending();
@@ -306,7 +306,7 @@
       });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        throw new Error(body.detail || `not sent (${res.status})`);
+        throw new Error(res.status >= 500 ? "Not sent: the chat is busy. Try again." : "Not sent. Check the message and try again.");
       }
       setState(eventId, "sent");
       if (tabs) tabs.postMessage({ ...item, state: "sent" });
