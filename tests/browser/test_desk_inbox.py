@@ -90,6 +90,7 @@ async def test_the_desk_is_an_inbox(
     await expect(dialog).to_contain_text("Omar")
     await dialog.locator("button.secondary, button[value=cancel]").first.click()
     await expect(page.locator("#reply-text")).to_have_value("Hi Nina, looking into the charge")
+    await expect(page.locator("#reply-send")).to_be_focused()  # focus back where it was
     await shot(page, "desk-inbox")
     await page.set_viewport_size({"width": 390, "height": 844})
     await shot(page, "desk-inbox-phone")

@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 from services.handoff.commands import CommandService
 from services.handoff.ticket_actions import ActionRequest, Caller, TicketActions
 from tests.e2e.conftest import ARTIFACTS, Stack
+from tests.support.browser import axe_violations
 from tests.support.events import Who
 from tests.support.sandbox import NOTICE, publish_agent, wait_until
 
@@ -143,3 +144,32 @@ async def test_the_history_endpoint_serves_the_cookies_own_conversation_only(
         # A new visitor (a fresh signed cookie) sees nothing of dave's.
         http.cookies.clear()
         assert await turns({"tenant": tenant}) == []
+
+
+async def test_the_web_chat_has_no_serious_axe_violation_and_a_keyboard_attach(
+    stack: Stack, browser: Browser, tenant: str
+) -> None:
+    who = Who(tenant, "support", user="ivy")
+    await publish_agent(stack.store, who)
+    context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    page = await context.new_page()
+    try:
+        await page.goto(f"{stack.webchat_url}/?tenant={tenant}&agent=support&user=ivy")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+        await page.fill("#text", "I want to talk to a person")
+        await page.press("#text", "Enter")
+        await expect(page.locator('.msg[data-sender="system"]').first).to_be_visible()
+        assert await axe_violations(page) == []
+        # The attach button is reachable by keyboard: Tab from the page's start reaches it.
+        await page.focus("body")
+        reached = False
+        for _ in range(6):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement && document.activeElement.id") == "file":
+                reached = True
+                break
+        assert reached, "the attach button is not in the tab order"
+        size = await page.evaluate("getComputedStyle(document.getElementById('text')).fontSize")
+        assert float(size.removesuffix("px")) >= 16  # no iOS zoom on focus
+    finally:
+        await context.close()

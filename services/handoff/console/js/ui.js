@@ -242,12 +242,14 @@ export function openDialog({ title, body, confirm, danger = false, submit }) {
       ),
     );
     const dialog = h("dialog", { class: "dialog" }, form);
+    const opener = document.activeElement; // where focus returns when the dialog closes
     let done = false;
     const close = (value) => {
       if (done) return;
       done = true;
       dialog.close();
       dialog.remove();
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
       resolve(value);
     };
     form.addEventListener("submit", async (event) => {
