@@ -90,7 +90,14 @@ async def test_the_desk_is_an_inbox(
     await expect(dialog).to_contain_text("Omar")
     await dialog.locator("button.secondary, button[value=cancel]").first.click()
     await expect(page.locator("#reply-text")).to_have_value("Hi Nina, looking into the charge")
-    await expect(page.locator("#reply-send")).to_be_focused()  # focus back where it was
+    await expect(page.locator("#reply-text")).to_be_focused()
+    # A dialog closed with Escape gives the focus back to what opened it.
+    await page.locator("[data-action=assign]").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("dialog[open]")).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("dialog[open]")).to_have_count(0)
+    await expect(page.locator("[data-action=assign]")).to_be_focused()
     await shot(page, "desk-inbox")
     await page.set_viewport_size({"width": 390, "height": 844})
     await shot(page, "desk-inbox-phone")

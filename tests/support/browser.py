@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
