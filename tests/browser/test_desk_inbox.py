@@ -49,6 +49,7 @@ async def test_the_desk_is_an_inbox(
 
     await sign_in(page, "editor", sub="jane", hash="#/desk")
     await expect(page.locator("#desk-live")).to_have_text("Live")
+    await expect(page.locator("#desk-announce")).to_have_attribute("aria-live", "polite")
     tickets = page.locator("#tickets .ticket")
     # Longest-waiting first; the preview is the last message, not the handoff reason.
     await expect(tickets).to_have_count(2)
@@ -102,7 +103,15 @@ async def test_the_desk_is_an_inbox(
     await page.set_viewport_size({"width": 390, "height": 844})
     await shot(page, "desk-inbox-phone")
 
-    # Opening olga's conversation reads it: the count goes.
-    await tickets.nth(0).click()
+    # Keyboard: K opens the previous conversation (olga's, which reads it), J the next, R the
+    # reply box.
+    await page.set_viewport_size({"width": 1360, "height": 860})
+    await page.locator("#desk-views [data-view=all]").focus()
+    await page.keyboard.press("k")
+    await expect(page.locator("#conversation h2")).to_contain_text("olga")
     await expect(page.locator("#tickets .unread-count")).to_have_count(0)
+    await page.keyboard.press("j")
+    await expect(page.locator("#conversation h2")).to_contain_text("nina")
+    await page.keyboard.press("r")
+    await expect(page.locator("#reply-text")).to_be_focused()
     assert opened_first["ticket_id"]

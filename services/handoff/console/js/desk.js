@@ -53,6 +53,8 @@ export function deskPage(session) {
 
   const live = h("span", { class: "live connecting", id: "desk-live" }, "Connecting…");
   const views = h("div", { class: "desk-views", id: "desk-views", role: "tablist", "aria-label": "Views" });
+  // New tickets are announced to screen readers here (the list itself is not live: it redraws).
+  const announce = h("p", { class: "sr-only", id: "desk-announce", "aria-live": "polite" });
   const list = h("ul", { class: "ticket-list", id: "tickets" });
   const count = h("span", { class: "count" });
   const pane = h("section", { class: "conversation card", id: "conversation" });
@@ -61,6 +63,7 @@ export function deskPage(session) {
       h("aside", { class: "queue card" },
         h("header", { class: "queue-head" }, h("h1", {}, "Desk ", count), live),
         views,
+        announce,
         list),
       pane));
 
@@ -526,6 +529,7 @@ export function deskPage(session) {
       if (!selected) select(key);
       else if (selected === key) renderPane();
       toast(`New handoff: ${d.user.external_id} (${d.agent_id})`);
+      announce.textContent = `New conversation waiting: ${d.user.external_id}.`;
     } else if (name === "message") {
       const key = keyOf(d.message);
       const t = tickets.get(key);
@@ -577,6 +581,25 @@ export function deskPage(session) {
     if (badge) badge.hidden = true; // counted again when the desk opens
   }
 
+  // Keyboard: J / K the next / previous conversation of the view, R the reply box, E resolve.
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
+    if (document.querySelector("dialog[open]")) return;
+    const key = e.key.toLowerCase();
+    const items = sorted().filter((t) => inView(t, view));
+    if (key === "j" || key === "k") {
+      const at = items.findIndex((t) => t.interaction === selected);
+      const next = items[Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), items.length - 1)];
+      if (next) select(next.interaction);
+    } else if (key === "r") {
+      document.getElementById("reply-text")?.focus();
+    } else if (key === "e") {
+      pane.querySelector("[data-action=resolve]")?.click();
+    } else return;
+    e.preventDefault();
+  }
+  document.addEventListener("keydown", onKey);
+
   loadTickets();
   follow();
   const owners = setInterval(loadOwners, 5000);
@@ -589,6 +612,7 @@ export function deskPage(session) {
     el,
     cleanup: () => {
       abort.abort();
+      document.removeEventListener("keydown", onKey);
       showCountsGone();
       clearInterval(ticker);
       clearInterval(owners);
