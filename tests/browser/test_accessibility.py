@@ -3,6 +3,8 @@ critical violations, and a screenshot of each at desktop (1360x860) and phone (3
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -48,6 +50,10 @@ async def test_every_console_page_has_no_serious_axe_violation(
             await expect(page.locator("#main h1").first).to_be_visible()
             await page.wait_for_load_state("networkidle")
             found[name] = await axe_violations(page)
+            if name == "user":  # the state version is labelled, not a bare "v4"
+                await expect(page.locator(".routing-foot .version").first).to_have_text(
+                    re.compile(r"^change #\d+$")
+                )
             for size, viewport in (("desktop", (1360, 860)), ("phone", (390, 844))):
                 await page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 await page.screenshot(path=str(ARTIFACTS / f"a11y-{name}-{size}.png"))
