@@ -33,6 +33,7 @@ from schemas import (
     OutboundMessage,
     RoutedMessage,
     interaction_key,
+    parse_interaction_key,
 )
 from services.cli import live
 from services.cli.mode import default_actor
@@ -112,14 +113,16 @@ def show_item(console: Console, item: BaseModel, tenant: str | None, agent: str 
         )
 
 
-async def _open_tickets(console: Console, tenant: str) -> None:
+async def _open_tickets(console: Console, tenant: str, agent: str | None) -> None:
     store = ModeStore.from_settings(live.settings())
     try:
         found = await store.desk_open_tickets(tenant, 50)
     finally:
         await store.close()
+    # The same filter as the live items below: --agent names whose tickets are shown.
+    found = [f for f in found if agent is None or parse_interaction_key(f[0]).agent_id == agent]
     if not found:
-        console.print(f"[dim]no open tickets for {tenant}[/]")
+        console.print(f"[dim]no open tickets for {tenant}{f' and {agent}' if agent else ''}[/]")
     for ikey, opened_ms, state in found:
         opened = datetime.fromtimestamp(opened_ms / 1000).strftime("%H:%M:%S")
         console.print(
@@ -137,7 +140,7 @@ async def _watch(tenant: str | None, agent: str | None, duration: float | None) 
     await follower.start()
     try:
         if tenant:
-            await _open_tickets(console, tenant)
+            await _open_tickets(console, tenant, agent)
         console.print(f"[dim]watching the human queue{f' of {tenant}' if tenant else ''}…[/]")
         loop = asyncio.get_running_loop()
         end = loop.time() + duration if duration else None
@@ -184,6 +187,13 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool,
     store = ModeStore.from_settings(s)
     producer = idempotent_producer(s)
     try:
+        user = ids.user.external_id or ""
+        if not await store.has_user_agent(ids.tenant_id, ids.user.channel, user, ids.agent_id):
+            raise typer.BadParameter(
+                f"{user} has never written to {ids.agent_id} on {ids.user.channel} "
+                f"(tenant {ids.tenant_id}): check the user id",
+                param_hint="user",
+            )
         state = await store.read_state(ikey)
         if state.mode != "human" and not force:
             raise typer.BadParameter(

@@ -8,19 +8,10 @@ from services.common.logging import configure_logging
 from services.common.service import run_service
 from services.webchat import identity
 from services.webchat.app import Gateway, create_app
+from services.webchat.conversation import ConversationReader
 from services.webchat.feed import Inbound, OutboundFeed
 from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
-
-
-class NoState:
-    """The gateway keeps no Redis state: its readiness is its Kafka workers'."""
-
-    async def ping(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
 
 
 async def main() -> None:
@@ -28,18 +19,27 @@ async def main() -> None:
     configure_logging(settings.log_level, settings.log_redact)
     data = settings.webchat_data_dir.resolve()
     feed, inbound = OutboundFeed(settings), Inbound(settings)
+    # Reads the page's own transcript and mode (never writes): the gateway's readiness is
+    # its Kafka workers' and this Redis.
+    reader = ConversationReader.from_url(
+        settings.redis_url,
+        settings.redis_cluster,
+        settings.redis_timeout_seconds,
+        settings.webchat_history_turns,
+    )
     gateway = Gateway(
         settings,
         feed,
         inbound,
         FileStore(data, settings.webchat_base_url),
         identity.load_secret(settings.webchat_cookie_secret, data),
+        reader,
     )
     await run_service(
         "webchat",
         settings,
         settings.webchat_http_port,
-        NoState(),
+        reader,
         [feed, inbound],
         app=create_app(gateway),
     )

@@ -5,7 +5,11 @@ GET  /api/session           who this page is: tenant, agent, channel, user, live
 POST /api/messages          {text, attachments: [file ids], event_id?, conversation_id?}
                             -> a UserMessage on chat.inbound (202, acknowledged by Kafka)
 POST /api/files?name=       the file as the raw body -> its Attachment (url served below)
-GET  /api/stream            SSE: `ready`, then `message` events (OutboundMessage JSON)
+GET  /api/conversation      the page's own conversation: `turns` (the recorded transcript,
+                            oldest first) and `answering` (who answers now: ai / waiting with
+                            `position` / human with the teammate's `name`)
+GET  /api/stream            SSE: `ready`, then `message` events (OutboundMessage JSON) and
+                            `answering` (who answers changed: read /api/conversation)
 GET  /files/{id}/{name}     an uploaded file
 
 Every /api call takes the page's query (?tenant= &agent= &user= &live_test=); the user is the
@@ -31,6 +35,7 @@ from schemas import Attachment, EndUser, InteractionIds, UserMessage, interactio
 from schemas.events import ExternalId, Id
 from services.common.http import SecurityHeaders
 from services.webchat import identity
+from services.webchat.conversation import ConversationReader
 from services.webchat.feed import Inbound, OutboundFeed
 from services.webchat.files import FileStore, InvalidUploadError
 from services.webchat.settings import WebchatSettings
@@ -55,6 +60,7 @@ class Gateway:
     inbound: Inbound
     files: FileStore
     secret: str
+    conversation: ConversationReader
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,19 @@ def create_app(gw: Gateway) -> FastAPI:
             "live_test": c.live_test,
         }
 
+    @api.get("/conversation")
+    async def conversation(c: ChatOf, response: Response) -> dict[str, Any]:
+        # The identity is the cookie's (or the dev setup's ?user=): never another user's.
+        turns, who = await asyncio.gather(
+            gw.conversation.turns(c.ikey), gw.conversation.answering(c.ikey)
+        )
+        c.remember(response)
+        response.headers["Cache-Control"] = "no-store"
+        return {
+            "turns": turns,
+            "answering": {"by": who.by, "name": who.name, "position": who.position},
+        }
+
     @api.post("/messages", status_code=202)
     async def send(body: SendBody, c: ChatOf, response: Response) -> dict[str, str]:
         attachments = []
@@ -199,7 +218,8 @@ def create_app(gw: Gateway) -> FastAPI:
         async for chunk in request.stream():
             data += chunk
             if len(data) > s.webchat_max_upload_bytes:
-                raise HTTPException(413, f"files are limited to {s.webchat_max_upload_bytes} bytes")
+                limit = s.webchat_max_upload_bytes / (1024 * 1024)
+                raise HTTPException(413, f"That file is too large: the limit is {limit:g} MB.")
         kind = request.headers.get("content-type")
         try:
             return await asyncio.to_thread(gw.files.save, bytes(data), name, kind)
@@ -225,6 +245,9 @@ def create_app(gw: Gateway) -> FastAPI:
                         continue
                     if item is None:
                         return
+                    if isinstance(item, str):
+                        yield f"event: {item}\ndata: {{}}\n\n"
+                        continue
                     yield f"id: {item.event_id}\nevent: message\ndata: {item.model_dump_json()}\n\n"
             finally:
                 gw.feed.close(page_feed)

@@ -1,4 +1,6 @@
-"""chat.outbound, fanned out to the open pages of each end user.
+"""chat.outbound, fanned out to the open pages of each end user, and a nudge on each
+handoff.events ticket change of theirs (someone claimed, released, transferred their ticket:
+who answers changed, and the page asks /api/conversation again).
 
 One consumer per gateway instance, outside any group (every instance sees every partition),
 read_committed, from the end: a page sees the messages sent while it is open. Each open
@@ -16,7 +18,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from schemas import OutboundMessage, UserMessage, interaction_key
+from schemas import OutboundMessage, TicketChanged, UserMessage, interaction_key
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
@@ -25,10 +27,13 @@ from services.webchat.settings import WebchatSettings
 log = structlog.get_logger()
 
 
+ANSWERING = "answering"  # a page's nudge: who answers may have changed
+
+
 @dataclass(eq=False)
 class Page:
     ikey: str
-    queue: asyncio.Queue[OutboundMessage | None]
+    queue: asyncio.Queue[OutboundMessage | str | None]
     dropped: bool = field(default=False)
 
 
@@ -37,7 +42,10 @@ class OutboundFeed:
 
     def __init__(self, settings: WebchatSettings) -> None:
         self._settings = settings
-        self._follower = Follower(settings, [settings.topics.outbound], settings.consumer_poll_ms)
+        self._follower = Follower(
+            settings, [settings.topics.outbound, settings.topics.events], settings.consumer_poll_ms
+        )
+        self._events_topic = settings.topics.events
         self._pages: dict[str, set[Page]] = {}
         self.healthy = False
 
@@ -52,8 +60,8 @@ class OutboundFeed:
         if not pages:
             self._pages.pop(page.ikey, None)
 
-    def deliver(self, message: OutboundMessage) -> None:
-        for page in list(self._pages.get(interaction_key(message), ())):
+    def deliver(self, ikey: str, message: OutboundMessage | str) -> None:
+        for page in list(self._pages.get(ikey, ())):
             try:
                 page.queue.put_nowait(message)
             except asyncio.QueueFull:
@@ -68,11 +76,23 @@ class OutboundFeed:
     async def run(self) -> None:
         while True:
             for record in await self._follower.poll():
+                if record.topic == self._events_topic:
+                    self._nudge(record.value or b"")
+                    continue
                 try:
                     message = OutboundMessage.model_validate_json(record.value or b"")
                 except ValidationError:
                     continue  # not ours to dead-letter: the gateway only delivers
-                self.deliver(message)
+                self.deliver(interaction_key(message), message)
+
+    def _nudge(self, value: bytes) -> None:
+        if b'"ticket_changed"' not in value or not self._pages:
+            return  # most events are not ticket changes: skip decoding them
+        try:
+            change = TicketChanged.model_validate_json(value)
+        except ValidationError:
+            return
+        self.deliver(interaction_key(change), ANSWERING)
 
     async def stop(self) -> None:
         self.healthy = False

@@ -31,6 +31,8 @@ class WebchatSettings(CommonSettings):
     # Messages buffered per open page; a page too slow to drain them is disconnected.
     webchat_client_buffer: int = 200
     webchat_heartbeat_seconds: float = 15.0
+    # The turns a page loads of its conversation (the latest; the transcript keeps more).
+    webchat_history_turns: int = 200
 
     @property
     def webchat_base_url(self) -> str:

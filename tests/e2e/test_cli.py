@@ -80,6 +80,9 @@ async def test_desk_reply_refuses_while_the_ai_has_the_conversation(
 ) -> None:
     who = Who(tenant, "support", user="dave")
     await publish_agent(stack.store, who)
+    message = who.message("hello")
+    await stack.bus.send(stack.bus.topics.inbound, message, key=who.key)
+    await stack.bus.wait_routed(message["event_id"])
 
     reply = stack.cli("desk", "reply", "--tenant", tenant, "--user", "dave", "hi", cwd=workdir)
 
@@ -87,3 +90,42 @@ async def test_desk_reply_refuses_while_the_ai_has_the_conversation(
     assert "the AI has this conversation" in reply.stdout + reply.stderr
     bad = stack.cli("chat", "--tenant", "no spaces", "-m", "x", cwd=workdir)
     assert bad.returncode != 0 and "tenant" in bad.stdout + bad.stderr
+
+
+async def test_desk_reply_to_a_user_who_never_wrote_says_so(
+    stack: Stack, tenant: str, workdir: Path
+) -> None:
+    await publish_agent(stack.store, Who(tenant, "support", user="nobody"))
+
+    reply = stack.cli("desk", "reply", "--tenant", tenant, "--user", "nobody", "hi", cwd=workdir)
+    forced = stack.cli(
+        "desk", "reply", "--tenant", tenant, "--user", "nobody", "--force", "hi", cwd=workdir
+    )  # fmt: skip
+
+    for run in (reply, forced):
+        out = run.stdout + run.stderr
+        assert run.returncode != 0
+        assert "nobody has never written to support" in " ".join(out.split()), out
+        assert "the AI has this conversation" not in out
+
+
+async def test_desk_watch_opens_with_the_named_agents_tickets_only(
+    stack: Stack, tenant: str, workdir: Path
+) -> None:
+    mine, other = Who(tenant, "support", user="erin"), Who(tenant, "sales", user="fay")
+    for who in (mine, other):
+        await publish_agent(stack.store, who)
+        command = who.command("to_human", reason=f"{who.agent} needs a person")
+        await stack.bus.send(stack.bus.topics.commands, command, key=who.key)
+        await stack.bus.wait_for(
+            stack.bus.topics.events, lambda v, c=command: v.get("command_id") == c["command_id"]
+        )
+
+    watch = stack.cli(
+        "desk", "watch", "--tenant", tenant, "--agent", "support", "--for", "1", cwd=workdir
+    )  # fmt: skip
+
+    out = watch.stdout + watch.stderr
+    assert watch.returncode == 0, out
+    assert mine.key in out and "support needs a person" in out, out
+    assert other.key not in out and "sales needs a person" not in out, out

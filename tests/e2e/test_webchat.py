@@ -169,7 +169,7 @@ async def test_webchat_in_chromium_handoff_file_and_desk_reply(
     try:
         await page.goto(f"{stack.webchat_url}/?tenant={tenant}&agent=support&user=alice")
         await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
-        await expect(page.locator("#subtitle")).to_have_text("You are alice")
+        await expect(page.locator("#answering")).to_have_attribute("data-by", "ai")
 
         await page.fill("#text", "Hi! When are you open?")
         await page.press("#text", "Enter")

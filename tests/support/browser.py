@@ -6,9 +6,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,3 +34,23 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+# axe-core 4.14.1 (MPL-2.0, tests/support/vendor/axe-core.LICENSE), from npm (`npm pack
+# axe-core`), vendored for the tests only: the pages never load it.
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """The page's serious and critical axe violations, as `rule: target` lines. The page's
+    context must be opened with bypass_csp=True (axe is injected as an inline script)."""
+    await page.add_script_tag(content=AXE.read_text())
+    found = await page.evaluate(
+        """async () => {
+          const r = await axe.run(document, { resultTypes: ['violations'] });
+          return r.violations.map(v => ({ id: v.id, impact: v.impact,
+            targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5) }));
+        }"""
+    )
+    return [f"{v['id']}: {', '.join(v['targets'])}" for v in found if v["impact"] in SERIOUS]

@@ -1,4 +1,8 @@
 // The end-user chat page: POST what the user types and uploads, show chat.outbound (SSE).
+// The conversation comes from the server (/api/conversation: the recorded transcript and who
+// is answering), never from local storage: a reload shows every recorded message as sent, and
+// the tabs of one user stay in sync (each refreshes on the stream's messages, and a tab tells
+// the others what it sent over a BroadcastChannel).
 (() => {
   "use strict";
 
@@ -9,11 +13,15 @@
     if (page.has(name)) query.set(name, page.get(name));
   }
   const qs = query.toString() ? `?${query}` : "";
-  const LABELS = { ai: "AI assistant", human: "Teammate", system: "Notice", user: "You" };
+  const LABELS = { ai: "AI assistant", system: "Notice", user: "You" };
   const pending = []; // attachments uploaded, waiting for the next message
   let session = null;
   let storeKey = null;
-  let history = [];
+  let recorded = []; // the server's turns, oldest first
+  const local = new Map(); // id -> item seen here (sent, streamed) and not yet recorded
+  let answering = null; // who answers now, from the server
+  let teammate = null; // the display name of the last teammate who answered
+  let tabs = null; // the BroadcastChannel of this user's tabs
 
   const uuid = () =>
     (crypto.randomUUID && crypto.randomUUID()) ||
@@ -93,7 +101,8 @@
       tag.textContent = item.sender === "ai" ? "AI" : "Human";
       label.append(tag);
     }
-    label.append(document.createTextNode(LABELS[item.sender] || item.sender));
+    const name = item.sender === "human" ? teammate || "Support team" : LABELS[item.sender];
+    label.append(document.createTextNode(name || item.sender));
     box.append(label);
 
     const bubble = document.createElement("div");
@@ -114,6 +123,12 @@
       hour: "2-digit",
       minute: "2-digit",
     });
+    if (item.sender === "user") {
+      const state = document.createElement("span");
+      state.className = "state";
+      state.textContent = STATES[item.state] || "";
+      time.append(state);
+    }
     box.append(time);
 
     const list = $("messages");
@@ -122,20 +137,104 @@
     return box;
   }
 
-  function remember(item) {
-    history.push(item);
-    history = history.slice(-200);
-    try {
-      localStorage.setItem(storeKey, JSON.stringify(history));
-    } catch (e) {
-      /* storage full or disabled: the page still works */
+  const STATES = { sending: " · Sending…", sent: " · Sent", failed: " · Not sent" };
+
+  function fromTurn(t) {
+    return {
+      id: t.event_id,
+      sender: t.role,
+      text: t.text,
+      attachments: t.attachments,
+      at: Date.parse(t.at),
+      state: t.role === "user" ? "sent" : undefined,
+    };
+  }
+
+  // The recorded turns, then what this page has seen that is not recorded yet (a message
+  // being sent, a reply the transcript has not caught up with), oldest first.
+  function redraw() {
+    const ids = new Set(recorded.map((t) => t.event_id));
+    for (const id of Array.from(local.keys())) {
+      if (ids.has(id) && local.get(id).state !== "failed") local.delete(id);
     }
+    const items = recorded.map(fromTurn).concat(Array.from(local.values()));
+    items.sort((a, b) => (a.at || 0) - (b.at || 0));
+    const list = $("messages");
+    list.querySelectorAll(".msg, .divider").forEach((el) => el.remove());
+    $("empty").hidden = items.length > 0;
+    items.forEach((item) => (item.divider ? divider(item) : render(item)));
+  }
+
+  function divider(item) {
+    const el = document.createElement("p");
+    el.className = "divider";
+    el.textContent = item.text;
+    $("messages").append(el);
   }
 
   function add(item) {
-    if (item.id && history.some((h) => h.id === item.id)) return null; // a redelivery
-    remember(item);
-    return render(item);
+    if (recorded.some((t) => t.event_id === item.id)) return;
+    local.set(item.id, item);
+    redraw();
+  }
+
+  function setState(id, state) {
+    const item = local.get(id);
+    if (item) item.state = state;
+    redraw();
+  }
+
+  function showAnswering(who) {
+    const el = $("answering");
+    const was = answering && answering.by;
+    answering = who;
+    if (who.by === "human" && who.name) teammate = who.name;
+    el.dataset.by = who.by;
+    if (who.by === "ai") el.textContent = "The AI assistant is answering";
+    else if (who.by === "human") el.textContent = `${who.name} from the team is answering`;
+    else {
+      el.textContent = who.position
+        ? `Waiting for a teammate · you are number ${who.position} in line`
+        : "Waiting for a teammate";
+    }
+    if (was && was !== "ai" && who.by === "ai") {
+      const at = Date.now();
+      local.set(`back-${at}`, {
+        id: `back-${at}`,
+        divider: true,
+        at,
+        text: "You are back with the AI assistant.",
+      });
+      redraw();
+    }
+  }
+
+  let refreshing = null;
+  let again = false;
+  // One request at a time; a refresh asked for meanwhile runs once after it.
+  async function refresh() {
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
+      try {
+        const res = await fetch(`/api/conversation${qs}`, { cache: "no-store" });
+        if (!res.ok) return;
+        const body = await res.json();
+        recorded = body.turns;
+        showAnswering(body.answering);
+        redraw();
+      } catch (e) {
+        /* offline: the stream's reconnect refreshes again */
+      }
+    })();
+    await refreshing;
+    refreshing = null;
+    if (again) {
+      again = false;
+      await refresh();
+    }
   }
 
   function renderPending() {
@@ -175,7 +274,7 @@
       pending.splice(pending.indexOf(entry), 1);
       renderPending();
       const body = await res.json().catch(() => ({}));
-      throw new Error(body.detail || `upload failed (${res.status})`);
+      throw new Error(res.status === 413 ? body.detail || "That file is too large." : `${file.name} could not be uploaded. Try again.`);
     }
     entry.attachment = await res.json();
     renderPending();
@@ -189,14 +288,8 @@
     if (!text && attachments.length === 0) return;
     showError("");
     const eventId = uuid();
-    const box = add({
-      id: eventId,
-      sender: "user",
-      text,
-      attachments,
-      at: Date.now(),
-      state: "sending",
-    });
+    const item = { id: eventId, sender: "user", text, attachments, at: Date.now() };
+    add({ ...item, state: "sending" });
     $("text").value = "";
     pending.length = 0;
     renderPending();
@@ -213,11 +306,12 @@
       });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        throw new Error(body.detail || `not sent (${res.status})`);
+        throw new Error(res.status >= 500 ? "Not sent: the chat is busy. Try again." : "Not sent. Check the message and try again.");
       }
-      if (box) box.dataset.state = "sent";
+      setState(eventId, "sent");
+      if (tabs) tabs.postMessage({ ...item, state: "sent" });
     } catch (err) {
-      if (box) box.dataset.state = "failed";
+      setState(eventId, "failed");
       showError(String(err.message || err));
     }
   }
@@ -234,7 +328,11 @@
 
   function connect() {
     const source = new EventSource(`/api/stream${qs}`);
-    source.addEventListener("ready", () => setStatus("connected"));
+    source.addEventListener("ready", () => {
+      setStatus("connected");
+      refresh(); // what was said while this page was not listening
+    });
+    source.addEventListener("answering", () => refresh());
     source.addEventListener("message", (e) => {
       const m = JSON.parse(e.data);
       add({
@@ -244,6 +342,7 @@
         attachments: m.attachments,
         at: Date.parse(m.sent_at),
       });
+      refresh(); // who answers may have changed (a notice, a teammate's reply)
     });
     source.onerror = () => setStatus("reconnecting");
   }
@@ -252,21 +351,17 @@
     const res = await fetch(`/api/session${qs}`);
     if (!res.ok) {
       const body = await res.json().catch(() => ({}));
-      $("subtitle").textContent = body.detail || "This chat is not available.";
+      $("answering").textContent = "This chat is not available right now.";
       return;
     }
     session = await res.json();
     storeKey = `handoff:${session.tenant}:${session.agent}:${session.channel}:${session.user}`;
-    $("title").textContent = `${session.tenant} · ${session.agent}`;
-    $("subtitle").textContent = `You are ${session.user}`;
     $("live-test").hidden = !session.live_test;
-    document.title = `Chat · ${session.agent}`;
-    try {
-      history = JSON.parse(localStorage.getItem(storeKey) || "[]");
-    } catch (e) {
-      history = [];
+    if ("BroadcastChannel" in window) {
+      tabs = new BroadcastChannel(storeKey);
+      tabs.onmessage = (e) => add(e.data); // what another tab of this user sent
     }
-    history.forEach(render);
+    await refresh();
     connect();
   }
 

@@ -1,4 +1,6 @@
-// The console's only door to the server: the operator API, with the token from sessionStorage.
+// The console's only door to the server: the operator API, with the token from localStorage
+// (one sign-in for every tab of this browser; signing out, or the token expiring, ends them
+// all: app.js follows the `storage` event).
 
 const KEY = "handoff.token";
 
@@ -12,9 +14,10 @@ export class ApiError extends Error {
 }
 
 export const token = {
-  get: () => sessionStorage.getItem(KEY),
-  set: (value) => sessionStorage.setItem(KEY, value.trim()),
-  clear: () => sessionStorage.removeItem(KEY),
+  get: () => localStorage.getItem(KEY),
+  set: (value) => localStorage.setItem(KEY, value.trim()),
+  clear: () => localStorage.removeItem(KEY),
+  key: KEY,
 };
 
 let onUnauthorized = () => {};
@@ -22,10 +25,29 @@ export function whenUnauthorized(handler) {
   onUnauthorized = handler;
 }
 
+// The first 401 ends the session once; calls still in flight then fail quietly with it, and
+// nothing is ever sent without a token (no `Bearer null`).
+let ended = null;
+function unauthorized(error) {
+  if (!ended) {
+    ended = error;
+    onUnauthorized(error);
+  }
+  return error;
+}
+export function sessionStarted() {
+  ended = null;
+}
+
+function authorization() {
+  const t = token.get();
+  if (!t) throw ended || new ApiError(401, "missing_token", "Not signed in.");
+  return `Bearer ${t}`;
+}
+
 export async function api(method, path, body, extraHeaders = {}) {
   const headers = { Accept: "application/json", ...extraHeaders };
-  const t = token.get();
-  if (t) headers.Authorization = `Bearer ${t}`;
+  headers.Authorization = authorization();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -41,7 +63,7 @@ export async function api(method, path, body, extraHeaders = {}) {
   if (!response.ok) {
     const e = (data && data.error) || {};
     const error = new ApiError(response.status, e.code || `http_${response.status}`, e.detail, e.fields);
-    if (response.status === 401) onUnauthorized(error);
+    if (response.status === 401) throw unauthorized(error);
     throw error;
   }
   return data;
@@ -71,14 +93,14 @@ export const paths = {
 // resolves when the stream ends; rejects on HTTP errors.
 export async function stream(path, onEvent, signal) {
   const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${token.get()}`, Accept: "text/event-stream" },
+    headers: { Authorization: authorization(), Accept: "text/event-stream" },
     signal,
   });
   if (!response.ok) {
     const data = await response.json().catch(() => ({}));
     const e = data.error || {};
     const error = new ApiError(response.status, e.code, e.detail);
-    if (response.status === 401) onUnauthorized(error);
+    if (response.status === 401) throw unauthorized(error);
     throw error;
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -1,7 +1,7 @@
 // The console shell: sign-in with a pasted token, the top bar, and a hash router.
 
-import { get, token, whenUnauthorized } from "./api.js";
-import { clear, h, errorBox } from "./ui.js";
+import { get, sessionStarted, token, whenUnauthorized } from "./api.js";
+import { clear, h, errorBox, said } from "./ui.js";
 import { lookupPage, userPage } from "./user.js";
 import { agentLookupPage, agentPage } from "./agent.js";
 import { deskPage } from "./desk.js";
@@ -17,7 +17,7 @@ const routes = [
   [/^#\/users\/?$/, () => lookupPage(session)],
   [/^#\/agents\/([^/]+)$/, (m) => agentPage(session, decodeURIComponent(m[1]))],
   [/^#\/agents\/?$/, () => agentLookupPage(session)],
-  [/^#\/desk\/?$/, () => deskPage(session)],
+  [/^#\/desk\/?(\?.*)?$/, () => deskPage(session)],
   [/^#\/queues\/([^/]+)$/, (m) => queuePage(session, decodeURIComponent(m[1]))],
   [/^#\/queues\/?$/, () => queuesPage(session)],
   [/^#\/analytics\/?$/, () => analyticsPage(session)],
@@ -72,7 +72,7 @@ function showSignIn(message) {
       },
     },
     h("h1", {}, "Sign in"),
-    h("p", { class: "muted" }, "Paste your operator token. It stays in this tab only and is forgotten when you close it."),
+    h("p", { class: "muted" }, "Paste your operator token. Every tab of this browser uses it until you sign out or it expires."),
     h("label", { for: "token-input" }, "Operator token"),
     input,
     status,
@@ -86,12 +86,13 @@ function showSignIn(message) {
 
 async function start(status) {
   if (!token.get()) return showSignIn();
+  sessionStarted();
   try {
     session = await get("/v1/session");
   } catch (err) {
     token.clear();
     if (status && err.status !== 401) status.replaceChildren(errorBox(err));
-    else showSignIn(err.status === 401 ? `That token was refused: ${err.message}` : err.message);
+    else showSignIn(err.code === "token_expired" ? "That token has expired. Make a new one and paste it here." : err.status === 401 ? "That token was refused: copy it again, whole, or make a new one." : said(err));
     return;
   }
   document.getElementById("nav").hidden = false;
@@ -105,9 +106,23 @@ async function start(status) {
   await render();
 }
 
-whenUnauthorized((err) => {
+whenUnauthorized(() => {
   token.clear();
-  showSignIn(`Your session ended: ${err.message} Paste a new token.`);
+  if (cleanup) cleanup();
+  cleanup = null;
+  showSignIn("Your session expired — sign in again.");
+});
+
+// Another tab signed in or out: this one follows.
+window.addEventListener("storage", (event) => {
+  if (event.key !== token.key) return;
+  if (event.newValue) {
+    if (!session) start();
+  } else if (session) {
+    if (cleanup) cleanup();
+    cleanup = null;
+    showSignIn();
+  }
 });
 
 window.addEventListener("hashchange", render);

@@ -1,6 +1,13 @@
 // The desk: open tickets and new user messages live, the conversation, replies, and the
 // ticket's owner and actions (claim, assign, transfer, release, resolve; R15), with a warning
 // a minute before an idle return and an Extend button (R19).
+//
+// An inbox: views Mine / Unassigned / All and per queue, the longest-waiting user first, the
+// last message as the preview, unread counts per conversation (kept in this browser's
+// localStorage, keyed by tenant and teammate: they survive a reload, not a change of
+// browser), the count in the tab title and the nav, the open conversation in the URL
+// (#/desk?c=<interaction>) and a draft per conversation (localStorage, same keys). Sending to
+// a user another teammate owns asks first.
 
 import { get, paths, post, put, stream } from "./api.js";
 import {
@@ -10,8 +17,33 @@ import { userHref } from "./user.js";
 
 const keyOf = (ids) => `${ids.tenant_id}:${ids.agent_id}:${ids.user.channel}:${ids.user.external_id ?? ""}`;
 
+const readJson = (key, fallback) => {
+  try {
+    return JSON.parse(localStorage.getItem(key) || "null") ?? fallback;
+  } catch (e) {
+    return fallback;
+  }
+};
+const writeJson = (key, value) => {
+  try {
+    localStorage.setItem(key, JSON.stringify(value));
+  } catch (e) {
+    /* storage full or disabled: the desk still works, without memory */
+  }
+};
+
+function urlConversation() {
+  const q = location.hash.split("?")[1] || "";
+  return new URLSearchParams(q).get("c");
+}
+
 export function deskPage(session) {
   const canWrite = session.can_write;
+  const mineKey = `handoff:desk:${session.tenant}:${session.sub}`;
+  const unread = readJson(`${mineKey}:unread`, {}); // interaction key -> unread messages
+  const draftKey = (key) => `${mineKey}:draft:${key}`;
+  let view = "all"; // all | mine | unassigned | queue:<name>
+  const previews = new Map(); // interaction key -> the last turn's text
   const tickets = new Map(); // interaction key -> ticket
   const owned = new Map(); // interaction key -> its open ticket (TicketView: queue, owner)
   let queueNames = [];
@@ -20,6 +52,9 @@ export function deskPage(session) {
   const abort = new AbortController();
 
   const live = h("span", { class: "live connecting", id: "desk-live" }, "Connecting…");
+  const views = h("div", { class: "desk-views", id: "desk-views", role: "tablist", "aria-label": "Views" });
+  // New tickets are announced to screen readers here (the list itself is not live: it redraws).
+  const announce = h("p", { class: "sr-only", id: "desk-announce", "aria-live": "polite" });
   const list = h("ul", { class: "ticket-list", id: "tickets" });
   const count = h("span", { class: "count" });
   const pane = h("section", { class: "conversation card", id: "conversation" });
@@ -27,6 +62,8 @@ export function deskPage(session) {
     h("div", { class: "desk" },
       h("aside", { class: "queue card" },
         h("header", { class: "queue-head" }, h("h1", {}, "Desk ", count), live),
+        views,
+        announce,
         list),
       pane));
 
@@ -50,34 +87,102 @@ export function deskPage(session) {
       for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
       renderList();
       loadOwners();
-      if (!selected && page.items.length) select(page.items[0].interaction);
+      loadPreviews(page.items);
+      const wanted = urlConversation();
+      if (!selected && wanted && tickets.has(wanted)) select(wanted);
+      else if (!selected && page.items.length) select(sorted()[0].interaction);
       else if (!selected) renderPane();
     } catch (err) {
       clear(list, h("li", {}, errorBox(err)));
     }
   }
 
+  // The longest-waiting user first.
+  const sorted = () => [...tickets.values()].sort((a, b) => (a.opened_at < b.opened_at ? -1 : 1));
+
+  function inView(t, name) {
+    const tv = owned.get(t.interaction);
+    if (name === "mine") return Boolean(tv && tv.assignee === session.sub);
+    if (name === "unassigned") return !tv || !tv.assignee;
+    if (name.startsWith("queue:")) return Boolean(tv && tv.queue === name.slice(6));
+    return true;
+  }
+
+  async function loadPreviews(items) {
+    await Promise.all(items.map(async (t) => {
+      const base = paths.interaction(session.tenant, t.channel, t.external_id, t.agent_id);
+      try {
+        const page = await get(`${base}/transcript?limit=1`);
+        const last = page.items[page.items.length - 1];
+        if (last && !previews.has(t.interaction)) previews.set(t.interaction, preview(last));
+      } catch (err) {
+        /* the preview is optional: the reason shows instead */
+      }
+    }));
+    renderList();
+  }
+
+  const preview = (turn) => turn.text || (turn.attachments.length ? `📎 ${turn.attachments[0].name}` : "");
+
+  function saveUnread() {
+    for (const key of Object.keys(unread)) if (!unread[key] || !tickets.has(key)) delete unread[key];
+    writeJson(`${mineKey}:unread`, unread);
+  }
+
+  function showCounts() {
+    const total = [...tickets.keys()].reduce((n, key) => n + (unread[key] || 0), 0);
+    document.title = `${total ? `(${total}) ` : ""}Desk · Handoff`;
+    const nav = document.querySelector("a[data-nav=desk]");
+    if (nav) {
+      let badge = nav.querySelector(".nav-count");
+      if (!badge) nav.append((badge = h("span", { class: "nav-count" })));
+      badge.textContent = total ? String(total) : "";
+      badge.hidden = !total;
+      badge.setAttribute("aria-label", `${total} unread`);
+    }
+  }
+
+  function renderViews() {
+    const all = [...tickets.values()];
+    const names = ["all", "mine", "unassigned", ...queueNames.map((q) => `queue:${q}`)];
+    const label = (n) => (n === "all" ? "All" : n === "mine" ? "Mine" : n === "unassigned" ? "Unassigned" : n.slice(6));
+    clear(views, names.map((n) => h("button", {
+      type: "button",
+      role: "tab",
+      class: `view ${n === view ? "active" : ""}`,
+      "aria-selected": n === view ? "true" : "false",
+      dataset: { view: n },
+      onclick: () => {
+        view = n;
+        renderList();
+      },
+    }, label(n), h("span", { class: "view-count" }, String(all.filter((t) => inView(t, n)).length)))));
+  }
+
   function renderList() {
-    const items = [...tickets.values()].sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));
-    count.textContent = items.length ? `(${items.length})` : "";
+    renderViews();
+    showCounts();
+    const items = sorted().filter((t) => inView(t, view));
+    count.textContent = tickets.size ? `(${tickets.size})` : "";
     if (!items.length) {
-      clear(list, h("li", { class: "empty" }, "No conversation is waiting for a person. New handoffs appear here as they happen."));
+      const none = tickets.size ? "No conversation in this view." : "No conversation is waiting for a person. New handoffs appear here as they happen.";
+      clear(list, h("li", { class: "empty" }, none));
       return;
     }
     clear(list, items.map((t) => h("li", {},
       h("button", {
         type: "button",
-        class: `ticket ${t.interaction === selected ? "selected" : ""} ${t.unread ? "unread" : ""} ${t.fresh ? "fresh" : ""}`,
+        class: `ticket ${t.interaction === selected ? "selected" : ""} ${unread[t.interaction] ? "unread" : ""} ${t.fresh ? "fresh" : ""}`,
         dataset: { interaction: t.interaction },
         onclick: () => select(t.interaction),
       },
       h("div", { class: "ticket-top" },
         h("span", { class: "ticket-user" }, t.external_id),
         h("span", { class: "ticket-agent" }, t.agent_id),
-        h("time", { class: "ticket-time", datetime: t.opened_at, title: when(t.opened_at) }, ago(t.opened_at))),
-      h("div", { class: "ticket-reason" }, t.state.reason || "—"),
+        h("time", { class: "ticket-time", datetime: t.opened_at, title: `waiting since ${when(t.opened_at)}` }, ago(t.opened_at))),
+      h("div", { class: "ticket-preview" }, previews.get(t.interaction) ?? (t.state.reason || "—")),
       ownerLine(owned.get(t.interaction)),
-      t.unread ? h("span", { class: "unread-dot", "aria-label": "new messages" }) : null))));
+      unread[t.interaction] ? h("span", { class: "unread-count", "aria-label": `${unread[t.interaction]} unread` }, String(unread[t.interaction])) : null))));
     for (const t of items) t.fresh = false;
   }
 
@@ -124,8 +229,10 @@ export function deskPage(session) {
 
   function select(key) {
     selected = key;
-    const t = tickets.get(key);
-    if (t) t.unread = false;
+    delete unread[key];
+    saveUnread();
+    // In the URL without a hashchange (which would rebuild the page): a reload returns here.
+    history.replaceState(null, "", `#/desk?c=${encodeURIComponent(key)}`);
     renderList();
     renderPane();
   }
@@ -153,7 +260,12 @@ export function deskPage(session) {
     const base = paths.interaction(session.tenant, ticket.channel, ticket.external_id, ticket.agent_id);
     turnsBox = h("div", { class: "turns" }, loading());
     const s = ticket.state;
-    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, required: true });
+    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, required: true, "aria-label": `Reply to ${ticket.external_id}` });
+    reply.value = localStorage.getItem(draftKey(ticket.interaction)) || "";
+    reply.addEventListener("input", () => {
+      if (reply.value) localStorage.setItem(draftKey(ticket.interaction), reply.value);
+      else localStorage.removeItem(draftKey(ticket.interaction));
+    });
     const sendButton = h("button", { type: "submit", class: "button primary", id: "reply-send" }, "Send");
     const form = canWrite && !closedBy
       ? h("form", {
@@ -162,11 +274,15 @@ export function deskPage(session) {
             e.preventDefault();
             const text = reply.value.trim();
             if (!text) return;
+            if (!(await mayAnswer(ticket))) return reply.focus();
             sendButton.disabled = true;
             try {
               const sent = await post(`${base}/messages`, { text });
               sentByMe.add(sent.event_id);
               reply.value = "";
+              localStorage.removeItem(draftKey(ticket.interaction));
+              previews.set(ticket.interaction, text);
+              renderList();
               appendTurn({ event_id: sent.event_id, role: "human", text, attachments: [], at: sent.sent_at });
             } catch (err) {
               toast(err.message, "error");
@@ -205,6 +321,20 @@ export function deskPage(session) {
     } catch (err) {
       clear(turnsBox, errorBox(err));
     }
+  }
+
+  // The ticket's assignee owns the conversation: anyone else is asked before answering, so
+  // two teammates do not answer one user at once.
+  async function mayAnswer(ticket) {
+    const tv = owned.get(ticket.interaction);
+    if (!tv || !tv.assignee || tv.assignee === session.sub) return true;
+    const owner = tv.assignee_name || tv.assignee;
+    const ok = await openDialog({
+      title: `${owner} owns this conversation`,
+      body: h("p", {}, `${owner} is answering ${ticket.external_id}. Send your reply as well?`),
+      confirm: "Send anyway",
+    });
+    return Boolean(ok);
   }
 
   // The ticket: owner, queue and actions ------------------------------------------------------
@@ -387,27 +517,33 @@ export function deskPage(session) {
         external_id: d.user.external_id,
         opened_at: d.created_at,
         state: { mode: "human", cause: d.cause, actor: d.actor, reason: d.reason, expires_at: d.expires_at, state_version: d.state_version },
-        unread: key !== selected,
         fresh: true,
         liveAt: Date.now(),
       });
+      if (key !== selected) {
+        unread[key] = (unread[key] || 0) + 1; // a new ticket counts until opened
+        saveUnread();
+      }
       renderList();
       loadOwners();
       if (!selected) select(key);
       else if (selected === key) renderPane();
       toast(`New handoff: ${d.user.external_id} (${d.agent_id})`);
+      announce.textContent = `New conversation waiting: ${d.user.external_id}.`;
     } else if (name === "message") {
       const key = keyOf(d.message);
       const t = tickets.get(key);
       if (!t) return void loadTickets();
       t.state.expires_at = d.routing.expires_at;
+      previews.set(key, preview(d.message));
       if (key === selected) {
         if (expiryBox) clear(expiryBox, expiry(t.state.expires_at)); // each message moves it
         appendTurn({ event_id: d.message.event_id, role: "user", text: d.message.text, attachments: d.message.attachments, at: d.message.sent_at });
       } else {
-        t.unread = true;
-        renderList();
+        unread[key] = (unread[key] || 0) + 1;
+        saveUnread();
       }
+      renderList();
     } else if (name === "mode") {
       if (d.to_mode === "ai") {
         const by = d.cause === "timeout" ? "the idle timeout" : d.actor;
@@ -440,6 +576,30 @@ export function deskPage(session) {
     }
   }
 
+  function showCountsGone() {
+    const badge = document.querySelector("a[data-nav=desk] .nav-count");
+    if (badge) badge.hidden = true; // counted again when the desk opens
+  }
+
+  // Keyboard: J / K the next / previous conversation of the view, R the reply box, E resolve.
+  function onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
+    if (document.querySelector("dialog[open]")) return;
+    const key = e.key.toLowerCase();
+    const items = sorted().filter((t) => inView(t, view));
+    if (key === "j" || key === "k") {
+      const at = items.findIndex((t) => t.interaction === selected);
+      const next = items[Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), items.length - 1)];
+      if (next) select(next.interaction);
+    } else if (key === "r") {
+      document.getElementById("reply-text")?.focus();
+    } else if (key === "e") {
+      pane.querySelector("[data-action=resolve]")?.click();
+    } else return;
+    e.preventDefault();
+  }
+  document.addEventListener("keydown", onKey);
+
   loadTickets();
   follow();
   const owners = setInterval(loadOwners, 5000);
@@ -452,6 +612,8 @@ export function deskPage(session) {
     el,
     cleanup: () => {
       abort.abort();
+      document.removeEventListener("keydown", onKey);
+      showCountsGone();
       clearInterval(ticker);
       clearInterval(owners);
       clearInterval(warner);

@@ -150,7 +150,7 @@ export function toast(text, kind = "info") {
 }
 
 export function errorBox(error) {
-  return h("div", { class: "alert alert-error", role: "alert" }, h("strong", {}, error.code ? `${error.code}: ` : ""), error.message);
+  return h("div", { class: "alert alert-error", role: "alert", dataset: { code: error.code || "" } }, said(error));
 }
 
 // What a refused action means, in words a teammate understands: never a raw code or a
@@ -171,14 +171,37 @@ const SAID = {
   unavailable: "The server is busy for a moment. Try again.",
   network: "The server cannot be reached. Check your connection.",
   invalid_range: "That time range is not valid.",
+  token_expired: "Your session expired — sign in again.",
+  invalid_token: "Your session is no longer valid — sign in again.",
+  missing_token: "Your session expired — sign in again.",
+  http_413: "That is too large to send. Make it smaller and try again.",
+  http_404: "This no longer exists.",
+  http_500: "Something went wrong on the server. Try again in a moment.",
 };
+
+// A validation error's field in words: its last path segment (`body.ai.reason` -> "the
+// reason"), and what is wrong with it, from pydantic's message.
+function fieldWords(field) {
+  const parts = String(field.loc || "").split(".").filter((p) => p && p !== "body" && !/^\d+$/.test(p));
+  const name = `the ${(parts[parts.length - 1] || "form").replace(/_/g, " ")}`;
+  const msg = String(field.message || "");
+  let m;
+  if (/at least 1 (character|item)/.test(msg) || /^Field required/.test(msg)) return `Please fill in ${name}.`;
+  if ((m = msg.match(/at least (\d+) characters?/))) return `Please use at least ${m[1]} characters for ${name}.`;
+  if ((m = msg.match(/at most (\d+) characters?/))) return `Please shorten ${name} to ${m[1]} characters or fewer.`;
+  if ((m = msg.match(/at most (\d+) items?/))) return `Please keep ${name} to ${m[1]} or fewer.`;
+  if (/greater than|less than|multiple of/.test(msg)) return `Please check ${name}: that number is out of range.`;
+  if (/^Input should be/.test(msg)) return `Please check ${name}: choose one of the offered values.`;
+  return `Please check ${name}.`;
+}
 
 export function said(error) {
   if (SAID[error.code]) return SAID[error.code];
   if (error.code === "validation_failed") {
     const first = (error.fields || [])[0];
-    return first ? `Please check the form: ${first.message}.` : "Please check the form.";
+    return first ? fieldWords(first) : "Please check the form.";
   }
+  if (error.status >= 500) return SAID.http_500;
   return error.message || "Something went wrong. Try again.";
 }
 
@@ -219,12 +242,14 @@ export function openDialog({ title, body, confirm, danger = false, submit }) {
       ),
     );
     const dialog = h("dialog", { class: "dialog" }, form);
+    const opener = document.activeElement; // where focus returns when the dialog closes
     let done = false;
     const close = (value) => {
       if (done) return;
       done = true;
       dialog.close();
       dialog.remove();
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
       resolve(value);
     };
     form.addEventListener("submit", async (event) => {

@@ -129,7 +129,7 @@ export function userPage(session, channel, ext) {
       h("p", { class: "cause" }, causeText(a), a.changed_at ? h("span", { class: "muted" }, " · ", h("time", { datetime: a.changed_at, title: when(a.changed_at) }, ago(a.changed_at))) : null),
       a.reason ? h("blockquote", { class: "reason" }, a.reason) : null,
       expires,
-      h("footer", { class: "routing-foot" }, actions, h("span", { class: "version muted", title: "state version" }, `v${a.state_version}`)),
+      h("footer", { class: "routing-foot" }, actions, h("span", { class: "version muted", title: "Changes of this routing so far (not an agent version)" }, `change #${a.state_version}`)),
     );
   }
 
