@@ -51,7 +51,7 @@ def generate(directory: Path) -> None:
         f"user admin on >{_password(directory, 'redis-admin')} ~* &* +@all",
     ]
     for user in REDIS_USERS:
-        rules = redis_acl_rules(_password(directory, f"redis-{user}"))
+        rules = redis_acl_rules(_password(directory, f"redis-{user}"), user)
         lines.append(f"user {user} {' '.join(rules)}")
     (directory / "redis-users.acl").write_text("\n".join(lines) + "\n")
     # Compose bind-mounts each file with its host mode and the containers run as other users,

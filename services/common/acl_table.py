@@ -131,7 +131,7 @@ def kafka_acls_commands(settings: CommonSettings, bootstrap: str, config: str) -
 # (`ho:*`). Commands: reads and writes, the functions and scripts the state code runs (and
 # FUNCTION LOAD: every service loads the library at start), TIME (the functions' clock),
 # the cluster's slot map, and nothing @dangerous (no FLUSH*, KEYS, CONFIG, DEBUG).
-REDIS_USERS = ("router", "handoff", "timeout", "agents", "ops")
+REDIS_USERS = ("router", "handoff", "timeout", "agents", "ops", "webchat")
 REDIS_RULES = (
     "resetkeys", "~ho:*", "resetchannels", "-@all",
     "+@read", "+@write", "+@scripting", "+@connection", "+@transaction", "-@dangerous",
@@ -140,9 +140,20 @@ REDIS_RULES = (
 )  # fmt: skip
 
 
-def redis_acl_rules(password: str) -> list[str]:
+# The web chat gateway only reads its users' own state and transcript (no functions, no
+# writes).
+REDIS_READ_ONLY_RULES = (
+    "resetkeys", "~ho:*", "resetchannels", "-@all",
+    "+@read", "+@connection", "-@dangerous", "+cluster|slots", "+cluster|shards",
+    "+cluster|nodes",
+)  # fmt: skip
+READ_ONLY_REDIS_USERS = frozenset({"webchat"})
+
+
+def redis_acl_rules(password: str, user: str) -> list[str]:
     """`ACL SETUSER <user>` arguments (or an aclfile line after `user <user>`)."""
-    return ["reset", "on", f">{password}", *REDIS_RULES]
+    rules = REDIS_READ_ONLY_RULES if user in READ_ONLY_REDIS_USERS else REDIS_RULES
+    return ["reset", "on", f">{password}", *rules]
 
 
 def setup_script(settings: CommonSettings, bootstrap: str, config: str) -> str:
@@ -181,9 +192,9 @@ def main() -> None:
         return
     config = sys.argv[1] if len(sys.argv) > 1 else "admin.properties"
     print("\n".join(kafka_acls_commands(settings, settings.kafka_bootstrap, config)))
-    rules = shlex.join(REDIS_RULES)
     for user in REDIS_USERS:
         password = f'">${{{user.upper()}_REDIS_PASSWORD}}"'  # expanded by the operator's shell
+        rules = shlex.join(redis_acl_rules("-", user)[3:])  # the rules after the password
         print(f"redis-cli ACL SETUSER {user} reset on {password} {rules}")
 
 

@@ -21,12 +21,7 @@ async def main() -> None:
     feed, inbound = OutboundFeed(settings), Inbound(settings)
     # Reads the page's own transcript and mode (never writes): the gateway's readiness is
     # its Kafka workers' and this Redis.
-    reader = ConversationReader.from_url(
-        settings.redis_url,
-        settings.redis_cluster,
-        settings.redis_timeout_seconds,
-        settings.webchat_history_turns,
-    )
+    reader = ConversationReader.from_settings(settings, settings.webchat_history_turns)
     gateway = Gateway(
         settings,
         feed,

@@ -21,6 +21,9 @@ from typing import Any, Literal, cast
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from services.common.redis_options import redis_options
+from services.common.settings import CommonSettings
+
 SHARDS = 64
 Answering = Literal["ai", "waiting", "human"]
 
@@ -57,14 +60,14 @@ class ConversationReader:
         self._turns = turns
 
     @classmethod
-    def from_url(cls, url: str, cluster: bool, timeout: float, turns: int) -> ConversationReader:
-        if cluster:
-            client = cast(
-                aioredis.Redis,
-                RedisCluster.from_url(url, decode_responses=True, socket_timeout=timeout),
-            )
+    def from_settings(cls, settings: CommonSettings, turns: int) -> ConversationReader:
+        """Connected as the settings say, transport security (R23) included."""
+        url, timeout = settings.redis_url, settings.redis_timeout_seconds
+        options = {"decode_responses": True, "socket_timeout": timeout, **redis_options(settings)}
+        if settings.redis_cluster:
+            client = cast(aioredis.Redis, RedisCluster.from_url(url, **options))
         else:
-            client = aioredis.from_url(url, decode_responses=True, socket_timeout=timeout)
+            client = aioredis.from_url(url, **options)
         return cls(client, turns)
 
     async def ping(self) -> bool:

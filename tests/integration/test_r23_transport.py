@@ -35,13 +35,13 @@ from tests.support.secured import SecuredStack
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
-# Each service: its module, Kafka principal and Redis user (the web chat has no Redis).
+# Each service: its module, Kafka principal and Redis user (the web chat's reads only).
 SERVICES = {
     "router": ("services.router", "router", "router"),
     "handoff": ("services.handoff", "handoff", "handoff"),
     "timeout": ("services.timeout", "timeout", "timeout"),
     "agent": ("services.agent", "agents", "agents"),
-    "webchat": ("services.webchat", "channels", None),
+    "webchat": ("services.webchat", "channels", "webchat"),
 }
 
 

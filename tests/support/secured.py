@@ -67,7 +67,7 @@ class SecuredStack:
             client_cert=self.client_tls.cert,
             client_key=self.client_tls.key,
             admin=(ADMIN, self.redis_passwords[ADMIN]),
-            users={u: redis_acl_rules(self.redis_passwords[u]) for u in REDIS_USERS},
+            users={u: redis_acl_rules(self.redis_passwords[u], u) for u in REDIS_USERS},
         )
         self.redis = RedisProcess(root / "redis", security=self.redis_security)
 

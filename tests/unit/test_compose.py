@@ -657,8 +657,6 @@ def test_secured_services_connect_each_with_its_own_principal(
             continue
         assert s.kafka_sasl_username in PRINCIPALS, f"{name}: {s.kafka_sasl_username}"
         assert s.kafka_sasl_mechanism == "SCRAM-SHA-512", f"{name}: {s.kafka_sasl_mechanism}"
-        if module_of(name) == "services.webchat":
-            continue  # no Redis
         assert s.redis_url.startswith("rediss://"), f"{name}: {s.redis_url}"
         assert s.redis_username in REDIS_USERS and s.redis_password is None, name
         assert secret_path(name, s.redis_password_file) == f"redis-{s.redis_username}"
