@@ -54,7 +54,8 @@ def grants(settings: CommonSettings) -> dict[str, Grant]:
     return {
         # Web chat and your channel gateways: users' messages in, replies out (no group:
         # every instance follows every partition of chat.outbound).
-        "channels": Grant(reads=(t.outbound,), writes=(t.inbound,)),
+        # What users are sent, and (the web chat's header: who is answering) their tickets.
+        "channels": Grant(reads=(t.outbound, t.events), writes=(t.inbound,)),
         "agents": Grant(
             reads=(t.ai_requests,),
             writes=(t.agent_replies, t.commands, t.dead_letter),
@@ -68,13 +69,14 @@ def grants(settings: CommonSettings) -> dict[str, Grant]:
             transactional=("router", "reply-gate"),
         ),
         # Commands in (agents' and operators'), external desks' replies on chat.outbound
-        # (R19), and the desk feed (no group) of tickets and events. The operator API's
-        # changes go through the shard outbox (the timeout relay).
+        # (R19), the analytics of handoff.events and chat.outbound (R21), and the desk feed
+        # (no group) of tickets and events. The operator API's changes go through the shard
+        # outbox (the timeout relay).
         "handoff": Grant(
             reads=(t.commands, t.operator_commands, t.outbound, t.human_queue, t.events),
             writes=(t.events, t.outbound, t.human_queue, t.dead_letter),
-            groups=("handoff", "desk-replies"),
-            transactional=("handoff", "desk-replies"),
+            groups=("handoff", "desk-replies", "analytics"),
+            transactional=("handoff", "desk-replies", "analytics"),
         ),
         # The sweeper and the outbox relay: shards are its group's partitions.
         "timeout": Grant(

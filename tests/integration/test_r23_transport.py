@@ -140,7 +140,8 @@ async def test_the_system_works_end_to_end_with_a_principal_per_part(
             topics.outbound,
             lambda v: for_key(who, "outbound_message")(v) and v["sender"] == "system",
         )
-        assert [n["text"] for n in notices] == [NOTICE]
+        waiting = "You're number 1 in line. We don't have a wait estimate yet."  # R16
+        assert [n["text"] for n in notices] == [f"{NOTICE} {waiting}"]
         tickets = await ops_bus.wait_for(topics.human_queue, for_key(who, "handoff_ticket"))
         assert tickets[0]["cause"] == "agent"
 

@@ -180,7 +180,7 @@ def test_acl_table_grants_each_part_only_its_topics() -> None:
 
     t = s.topics
     assert allowed("channels", "Write") == {t.inbound}
-    assert allowed("channels", "Read") == {t.outbound}
+    assert allowed("channels", "Read") == {t.outbound, t.events}
     assert t.human_queue not in allowed("agents", "Read")
     assert allowed("agents", "Write") == {t.agent_replies, t.commands, t.dead_letter}
     writers = {
