@@ -18,7 +18,7 @@ run: deps ## the whole system on local Kafka + Redis (Ctrl-C stops it; MINUTE=5:
 	@echo "Console: http://127.0.0.1:$${HANDOFF_HANDOFF_HTTP_PORT:-8080}/console/  (sign in with: make token TENANT=acme ROLE=editor)"
 	$(if $(MINUTE),HANDOFF_MINUTE_SECONDS=$(MINUTE) )$(PY) -m devstack.system --data .run
 
-demo: $(STAMP) ## the four checklist paths against the stack of `make run` (run it first)
+demo: $(STAMP) ## the checklist paths (mode and human side) against the stack of `make run` (run it first)
 	$(PY) -m services.demo
 
 test: deps ## lint, schema freshness, unit and integration tests on real Kafka and Redis

@@ -1,4 +1,4 @@
-"""`python -m services.demo` (`make demo`): the four checklist paths against a running stack.
+"""`python -m services.demo` (`make demo`): the checklist paths against a running stack.
 
 Reads the stack's settings from `.run/handoff.env` (written by `make run`) under the
 HANDOFF_* environment. Exits 0 when every path passed, 1 when one failed, 2 when no stack runs.
@@ -12,11 +12,15 @@ import os
 import time
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
 from services.common.stackenv import RUN_ENV, stack_settings
-from services.demo.checklist import Demo, Outcome
+from services.demo.checklist import REPLY_S, Demo, Outcome
+from services.handoff.api.secret import resolve_secret
+from services.handoff.api.token import make_token
+from services.handoff.settings import HandoffSettings
 from services.webchat.settings import WebchatSettings
 
 
@@ -30,7 +34,17 @@ def _parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace, console: Console) -> list[Outcome]:
     settings = stack_settings(WebchatSettings, args.env_file)
-    async with Demo(settings, args.tenant, args.agent, console) as demo:
+    handoff = stack_settings(HandoffSettings, args.env_file)
+
+    def token(sub: str) -> str:  # a teammate of the demo's tenant, as `make token` makes one
+        secret = resolve_secret(handoff.api_jwt_secret, handoff.api_jwt_secret_file)
+        return make_token(secret, args.tenant, "editor", sub, 600)
+
+    api_url = f"http://{handoff.http_host}:{handoff.handoff_http_port}"
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=REPLY_S) as api,
+        Demo(settings, args.tenant, args.agent, console, api, token) as demo,
+    ):
         console.print(f"[bold]Handoff demo[/] on Kafka {settings.kafka_bootstrap}")
         console.print(f"   {await demo.publish_demo_version()}")
         console.print(f"   talking as {demo.ikey}")

@@ -4,7 +4,14 @@ stack (the seed's test checklist):
 1. the agent hands off when the configured condition appears;
 2. the handoff message is clear (it is shown);
 3. follow-up user messages are recorded but not answered by AI;
-4. the user returns to AI after the idle timeout, and can be switched back manually.
+4. the user returns to AI after the idle timeout, and can be switched back manually;
+
+and the human side (R14-R20), through the operator API as a desk would use it:
+
+5. a billing problem is handed to the `billing` queue, with the user's place in line;
+6. two teammates claim the ticket at once: exactly one gets it;
+7. the teammate replies and resolves with a note: the AI takes the user back knowing it;
+8. out of hours, the handoff notice says when the team is back.
 
 The demo talks to the stack the way its parts talk to each other: `UserMessage`s on
 chat.inbound as a channel, an operator's `HandoffCommand` on handoff.operator-commands, and it
@@ -15,13 +22,15 @@ as a new user.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 from rich.console import Console
@@ -45,8 +54,14 @@ INSTRUCTIONS = (
     "Hand off when the user asks for a person."
 )
 CONFIG = HandoffConfig(
-    enabled=True, idle_timeout_minutes=1, instructions=INSTRUCTIONS, notice_text=NOTICE
+    enabled=True,
+    idle_timeout_minutes=1,
+    instructions=INSTRUCTIONS,
+    notice_text=NOTICE,
+    queues=("default", "billing"),
 )
+BILLING = "I was charged twice for my order, I want to talk to a person."
+NOTE = "Refunded the second charge."
 CONDITION = "I'm not happy with my contract: my lawyer is preparing legal action."
 REPLY_S = 20.0  # how long an answer, a handoff or a routing may take on a healthy stack
 
@@ -71,9 +86,17 @@ def _quote(text: str, width: int = 90) -> str:
 
 class Demo:
     def __init__(
-        self, settings: WebchatSettings, tenant: str, agent: str, console: Console
+        self,
+        settings: WebchatSettings,
+        tenant: str,
+        agent: str,
+        console: Console,
+        api: httpx.AsyncClient,
+        tokens: Callable[[str], str],
     ) -> None:
         self.s = settings
+        self.api = api  # the operator API, as a desk uses it
+        self.tokens = tokens  # an editor's token for a teammate id
         self.topics = settings.topics
         self.ids = InteractionIds(
             tenant_id=tenant,
@@ -90,6 +113,8 @@ class Demo:
         self.hello = ""  # the message the AI answered before the handoff
         self.changed: dict[str, Any] = {}  # the handoff's ModeChanged
         self.last_routed: dict[str, Any] = {}  # the last follow-up, as routed
+        self.ticket: dict[str, Any] = {}  # path 5's TicketChanged (queued)
+        self.owner = ""  # who won path 6's claim
         self._outcome: Outcome | None = None
 
     # Plumbing ------------------------------------------------------------------------------
@@ -316,9 +341,94 @@ class Demo:
         )
         await self._send(self.topics.operator_commands, operator)
         self.saw("operator → to_ai (operator:demo)")
-        await self.mode_change("ai", "operator", handed["state_version"])
+        self.changed = await self.mode_change("ai", "operator", handed["state_version"])
         last = await self.say("Thanks! How do refunds work?")
         await self.ai_answer(last)
+
+    async def call(self, method: str, path: str, sub: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens(sub)}"}
+        return await self.api.request(method, path, json=body, headers=headers)
+
+    async def path5_billing_queue(self) -> None:
+        await self.say(BILLING)
+        handed = await self.mode_change("human", "agent", self.changed["state_version"])
+        self.changed = handed
+        ticket = await self.watch.first(
+            self.topics.human_queue,
+            lambda v: v.get("type") == "handoff_ticket" and v["command_id"] == handed["command_id"],
+            REPLY_S,
+            "HandoffTicket of this handoff",
+        )
+        queued = await self.watch.first(
+            self.topics.events,
+            lambda v: v.get("type") == "ticket_changed" and v["ticket_id"] == ticket["ticket_id"],
+            REPLY_S,
+            "TicketChanged (queued)",
+        )
+        self.check(queued["queue"] == "billing", f"queued in {queued['queue']}, not billing")
+        self.saw(f"ticket {queued['ticket_id']} queued in billing, position {queued['position']}")
+        notice = await self.watch.first(
+            self.topics.outbound,
+            lambda v: v.get("sender") == "system" and "in line" in v.get("text", ""),
+            REPLY_S,
+            "the handoff notice with the place in line (R16)",
+        )
+        self.saw(f"notice ← {_quote(notice['text'], 200)}")
+        self.ticket = queued
+
+    async def path6_claim_race(self) -> None:
+        path = f"/v1/tenants/{self.ids.tenant_id}/tickets/{self.ticket['ticket_id']}/claim"
+        jane, sam = await asyncio.gather(
+            self.call("POST", path, "jane", {"display_name": "Jane"}),
+            self.call("POST", path, "sam", {"display_name": "Sam"}),
+        )
+        answers = {"jane": jane, "sam": sam}
+        won = [who for who, r in answers.items() if r.status_code == 200]
+        lost = [r for r in answers.values() if r.status_code == 409]
+        self.check(len(won) == 1 and len(lost) == 1, f"claims answered {jane} and {sam}")
+        code = lost[0].json()["error"]["code"]
+        self.check(code == "already_assigned", f"the losing claim said {code}")
+        self.owner = won[0]
+        self.saw(f"claims by jane and sam at once: {self.owner} got it, the other 409 {code}")
+
+    async def path7_resolve_with_context(self) -> None:
+        user = f"/v1/tenants/{self.ids.tenant_id}/users/web/{self.ids.user.external_id}"
+        sent = await self.call(
+            "POST", f"{user}/agents/{self.ids.agent_id}/messages", self.owner,
+            {"text": "I see the double charge, refunding it now."},
+        )  # fmt: skip
+        self.check(sent.status_code == 201, f"the desk reply answered {sent.status_code}")
+        self.saw(f"{self.owner} → the user: a reply through the desk")
+        ticket = f"/v1/tenants/{self.ids.tenant_id}/tickets/{self.ticket['ticket_id']}"
+        done = await self.call("POST", f"{ticket}/resolve", self.owner, {"note": NOTE})
+        self.check(done.status_code == 200, f"resolve answered {done.status_code}")
+        self.saw(f"resolved with the note {_quote(NOTE)}, back to the AI")
+        self.changed = await self.mode_change("ai", "operator", self.changed["state_version"])
+        back = await self.say("Thanks! Is it sorted?")
+        answer = await self.ai_answer(back)
+        self.check(NOTE.rstrip(".") in answer["text"], "the AI did not mention the resolution")
+
+    async def path8_out_of_hours(self) -> None:
+        today = datetime.now(UTC).date()
+        queue = f"/v1/tenants/{self.ids.tenant_id}/queues/billing"
+        closed = {"display_name": "Billing", "timezone": "UTC",
+                  "closed_dates": [str(today), str(today + timedelta(days=1))]}  # fmt: skip
+        put = await self.call("PUT", queue, "jane", closed)
+        self.check(put.status_code == 200, f"the queue settings answered {put.status_code}")
+        self.saw("billing closed today and tomorrow (queue settings)")
+        try:
+            await self.say(BILLING)
+            self.changed = await self.mode_change("human", "agent", self.changed["state_version"])
+            notice = await self.watch.first(
+                self.topics.outbound,
+                lambda v: v.get("sender") == "system" and "away" in v.get("text", ""),
+                REPLY_S,
+                "the notice saying when the team is back (R17)",
+            )
+            self.saw(f"notice ← {_quote(notice['text'], 200)}")
+        finally:
+            reopened = await self.call("PUT", queue, "jane", {"display_name": "Billing"})
+            self.check(reopened.status_code == 200, "the queue could not be opened again")
 
     async def run(self) -> list[Outcome]:
         paths: list[tuple[str, Callable[[], Awaitable[None]]]] = [
@@ -329,6 +439,10 @@ class Demo:
                 "the user returns to AI after the timeout, and can be switched back manually",
                 self.path4_back_to_ai,
             ),
+            ("a billing problem waits in the billing queue", self.path5_billing_queue),
+            ("two teammates claim at once: one owner", self.path6_claim_race),
+            ("a resolve with a note: the AI resumes knowing it", self.path7_resolve_with_context),
+            ("out of hours the notice says when the team is back", self.path8_out_of_hours),
         ]
         outcomes = []
         failed = False
