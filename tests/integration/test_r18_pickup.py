@@ -84,8 +84,20 @@ async def test_r18_back_to_ai_returns_the_user_once_and_closes_the_ticket(
     assert [o["ticket_version"] for o in overdue] == [2]
     message = who.message("hello again")
     await bus.send(bus.topics.inbound, message, key=who.key)
-    topic, _ = await bus.wait_routed(message["event_id"])
+    topic, routed = await bus.wait_routed(message["event_id"])
     assert topic == bus.topics.ai_requests
+    # R20: the AI resumes knowing why, once; the user was told once.
+    context = routed["routing"]["context"]
+    assert (context["ticket_id"], context["ended_by"]) == (opened["ticket_id"], "timeout")
+    assert context["handled_by"] is None
+    returns = bus.on(
+        bus.topics.outbound, lambda v: of(who, "outbound_message")(v) and "assistant" in v["text"]
+    )
+    assert len(returns) == 1, returns
+    again = who.message("still there?")
+    await bus.send(bus.topics.inbound, again, key=who.key)
+    _, later = await bus.wait_routed(again["event_id"])
+    assert later["routing"]["context"] is None
     assert len(bus.on(bus.topics.events, of(who, "mode_changed", to_mode="ai"))) == 1
     ticket = await store.ticket(opened["ticket_id"])
     assert ticket is not None and (ticket.status, ticket.pickup_overdue) == ("closed", True)
