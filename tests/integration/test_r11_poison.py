@@ -100,6 +100,29 @@ def readyz(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+async def one_letter_and_the_rest(
+    bus: Bus, users: list[Who], messages: list[dict[str, Any]]
+) -> None:
+    """Waits for the one dead letter of chat.inbound and every other message routed."""
+    await wait_until(lambda: len(letters_of(bus, bus.topics.inbound)) >= 1, 60, "the dead letter")
+    await wait_until(
+        lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages) - 1,
+        60,
+        "the rest routed",
+    )
+
+
+def assert_routed_once_in_order(
+    bus: Bus, users: list[Who], messages: list[dict[str, Any]], but: dict[str, Any]
+) -> None:
+    """Every message but `but` routed once, each user's in the order sent."""
+    for who in users:
+        expected = [
+            m["event_id"] for m in messages if m["user"]["external_id"] == who.user and m is not but
+        ]
+        assert routed_ids(bus, who) == expected
+
+
 async def test_r11_oversize_and_compressed_records_each_end_as_one_dead_letter(
     sandbox: Opened,
 ) -> None:
@@ -264,24 +287,11 @@ async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_fail
     state = StateClient.from_settings(box.settings)
     try:
         async with in_process_router(box, state):
-            await wait_until(
-                lambda: len(letters_of(bus, bus.topics.inbound)) >= 1, 60, "the dead letter"
-            )
-            await wait_until(
-                lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages) - 1,
-                60,
-                "the rest routed",
-            )
+            await one_letter_and_the_rest(bus, users, messages)
     finally:
         await state.close()
 
-    for who in users:
-        expected = [
-            m["event_id"]
-            for m in messages
-            if m["user"]["external_id"] == who.user and m is not crashing
-        ]
-        assert routed_ids(bus, who) == expected  # each once, in order
+    assert_routed_once_in_order(bus, users, messages, but=crashing)
     [letter] = letters_of(bus, bus.topics.inbound)
     assert letter["error"]["kind"] == "processing_failed"
     assert letter["error"]["detail"] == f"ValueError: cannot route {crashing['text']!r}"
@@ -322,24 +332,11 @@ async def test_r11_a_record_whose_output_the_producer_refuses_ends_as_one_dead_l
 
     try:
         async with in_process_router(box, state, with_one_oversize_output):
-            await wait_until(
-                lambda: len(letters_of(bus, bus.topics.inbound)) >= 1, 60, "the dead letter"
-            )
-            await wait_until(
-                lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages) - 1,
-                60,
-                "the rest routed",
-            )
+            await one_letter_and_the_rest(bus, users, messages)
     finally:
         await state.close()
 
-    for who in users:
-        expected = [
-            m["event_id"]
-            for m in messages
-            if m["user"]["external_id"] == who.user and m is not oversize
-        ]
-        assert routed_ids(bus, who) == expected  # each once, in order
+    assert_routed_once_in_order(bus, users, messages, but=oversize)
     [letter] = letters_of(bus, bus.topics.inbound)
     assert letter["error"]["kind"] == "processing_failed"
     assert letter["error"]["detail"].startswith("OutputRefusedError: MSG_SIZE_TOO_LARGE")
