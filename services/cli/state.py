@@ -193,7 +193,10 @@ class Transcripts:
             for event_id, (at, turn) in self.turns[ikey].items()
             if self.replies_to.get((ikey, event_id)) not in self.stateless
         ]
-        return [(at, turn.model_dump_json()) for at, turn in sorted(kept, key=lambda t: t[0])]
+        # In the order the turns say they happened: a notice queued in the outbox reaches
+        # chat.outbound a relay tick after it was recorded, later messages in between.
+        ordered = sorted(kept, key=lambda t: (t[1].at, t[0]))
+        return [(at, turn.model_dump_json()) for at, turn in ordered]
 
 
 @dataclass

@@ -76,6 +76,12 @@ async def test_everything_rebuilt_from_the_log_after_flushall(stack: Stack) -> N
         lengths = [await store.redis.xlen(outbox_key(shard_tag(s))) for s in range(SHARDS)]
         return sum(lengths) == 0
 
+    # Ben's return moves cat up: the waiting sweep tells her (R16), and the transcript has it.
+    await bus.wait_for(
+        bus.topics.outbound,
+        lambda v: v["user"]["external_id"] == "cat" and "number 2 in line" in v.get("text", ""),
+        timeout=30,
+    )
     await wait_until(outboxes_drained, 60, "every queued record published")
     await bus.wait_for(bus.topics.outbound, lambda v: v.get("text") == "Jane here.")
     before = await snapshot(store, users)
@@ -90,7 +96,13 @@ async def test_everything_rebuilt_from_the_log_after_flushall(stack: Stack) -> N
     assert "5 agent version(s) and 4 transcript(s) restored" in said, said
     assert "0 restored" in said_again and "0 agent version(s) and 0 transcript(s)" in said_again
     after = await snapshot(store, users)
-    for field in before.keys() - {"states"}:
+    # Each transcript comes back whole and in order. The rebuild does not know which place in
+    # line a waiting user was last told, so the waiting sweep may tell it again after the
+    # rebuild (a known limit, README): such later notices may follow, nothing else.
+    for was, now in zip(before["transcripts"], after["transcripts"], strict=True):
+        assert now[: len(was)] == was
+        assert all(t["role"] == "system" and "in line" in t["text"] for t in now[len(was) :])
+    for field in before.keys() - {"states", "transcripts"}:
         assert after[field] == before[field], field
     # A lease a teammate's reply moved (R19: ann's) is restored from the reply's record time,
     # at most the relay's delay after the step that moved it; every other field is equal.

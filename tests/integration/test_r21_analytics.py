@@ -240,9 +240,11 @@ async def test_r21_a_real_handoff_claim_reply_and_resolve_are_measured(
         http,
         path,
         auth(jwt_secret, tenant),
-        lambda b: (
+        lambda b: (  # every record of the stretch folded (they come from two topics)
             b["totals"]["returns_to_ai"] >= 1
             and b["totals"]["first_human_reply_seconds"]["count"] >= 1
+            and b["totals"]["pickup_wait_seconds"]["count"] >= 1
+            and b["totals"]["handle_seconds"]["count"] >= 1
         ),
     )
     billing = {q["queue"]: q for q in body["queues"]}["billing"]
