@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -263,17 +264,8 @@ class HandoffSettingsBody(Body):
         return queues
 
     def to_config(self) -> HandoffConfig:
-        return HandoffConfig(
-            enabled=self.enabled,
-            idle_timeout_minutes=self.idle_timeout_minutes,
-            instructions=self.instructions,
-            notice_text=self.notice_text,
-            queues=tuple(self.queues),
-            out_of_hours=self.out_of_hours,
-            waiting_notice_text=self.waiting_notice_text,
-            announce_teammate=self.announce_teammate,
-            return_notice_text=self.return_notice_text,
-        )
+        # The body and the domain's HandoffConfig name the same fields: one list of them.
+        return HandoffConfig(**{**self.model_dump(), "queues": tuple(self.queues)})
 
 
 class AgentVersionBody(Body):
@@ -292,17 +284,7 @@ class AgentVersionView(Out):
         h = v.handoff
         return cls(
             version=v.version,
-            handoff=HandoffSettingsBody.model_construct(
-                enabled=h.enabled,
-                idle_timeout_minutes=h.idle_timeout_minutes,
-                instructions=h.instructions,
-                notice_text=h.notice_text,
-                queues=list(h.queues),
-                out_of_hours=h.out_of_hours,
-                waiting_notice_text=h.waiting_notice_text,
-                announce_teammate=h.announce_teammate,
-                return_notice_text=h.return_notice_text,
-            ),
+            handoff=HandoffSettingsBody.model_construct(**{**asdict(h), "queues": list(h.queues)}),
             created_at=v.created_at,
             created_by=v.created_by,
             published=v.version == published,
