@@ -36,7 +36,7 @@ from devstack.ports import free_port
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.support.sandbox import human_until, redis_now_ms
 
 PARTITIONS = 6

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.common import Stack, local_stack, percentile, save
 from services.common.kafka_options import aiokafka_options
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.support.sandbox import Sandbox, human_until, redis_now_ms
 
 FILL = """

@@ -17,7 +17,7 @@ from devstack.redis_cluster import RedisClusterProcesses
 from devstack.services import ServiceProcess
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 
 ROOT = Path(__file__).resolve().parent.parent

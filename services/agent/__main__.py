@@ -13,7 +13,7 @@ from services.agent.worker import AgentHandler
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 
 
 def make_brain(settings: AgentSettings) -> Brain:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from services.handoff.keys import InteractionKeys
+from services.handoff.state.keys import InteractionKeys
 
 # KEYS[1]: the counter, KEYS[2]: this message's memo. ARGV: 'fail' | 'reset', TTL in ms.
 _STEP = """

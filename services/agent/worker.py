@@ -33,8 +33,8 @@ from services.agent.domain import (
 from services.agent.store import FailureCounter
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.domain import AgentVersion
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import AgentVersion
+from services.handoff.state.store import ModeStore
 
 log = structlog.get_logger()
 

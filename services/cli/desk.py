@@ -40,8 +40,8 @@ from services.cli.mode import default_actor
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
-from services.handoff.events import outbound_turn
-from services.handoff.store import HumanReply, ModeStore
+from services.handoff.domain.events import outbound_turn
+from services.handoff.state.store import HumanReply, ModeStore
 
 app = typer.Typer(
     help="The human desk from a terminal: watch the human queue, reply to users.",

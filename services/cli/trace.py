@@ -21,7 +21,7 @@ from schemas import InteractionIds, interaction_key
 from services.cli.reading import Rec, read_topics, since_option
 from services.cli.render import as_json, line
 from services.common.settings import CommonSettings
-from services.handoff.client import StateClient
+from services.handoff.state.reader import StateClient
 
 
 def key_of(rec: Rec) -> str | None:

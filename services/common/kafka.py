@@ -5,7 +5,7 @@ Why not a FastStream subscriber: FastStream has no Kafka transactions and its ac
 tie "outputs written" to "input offsets committed". Here each polled batch is handled, then
 its outputs and its input offsets go to Kafka in ONE transaction. A crash anywhere before the
 commit aborts both, and the batch is handled again; handlers are replay-safe because the Redis
-side stores each decision keyed by the input record (see services/handoff/lua/handoff.lua).
+side stores each decision keyed by the input record (see services/handoff/state/lua/handoff.lua).
 
 The core runs on librdkafka (confluent-kafka); the edge producers stay on aiokafka
 (services/common/aiokafka_edge.py). Choices made on purpose (librdkafka's defaults differ):

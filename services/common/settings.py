@@ -116,7 +116,7 @@ class CommonSettings(BaseSettings):
     topic_timeout_shards: str = "handoff.timeout-shards"
     topic_partitions: int = 6
 
-    # What the state functions keep (see services/handoff/client.py StateLimits).
+    # What the state functions keep (see services/handoff/state/reader.py StateLimits).
     dedupe_ttl_hours: float = 168.0
     transcript_max_turns: int = 500
     history_max_changes: int = 1000

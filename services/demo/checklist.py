@@ -40,8 +40,8 @@ from schemas import EndUser, HandoffCommand, InteractionIds, UserMessage, intera
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.kafka import Output
 from services.demo.watch import Watch
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 

@@ -14,11 +14,11 @@ from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
-from services.handoff.commands import CommandConsumer, CommandService
 from services.handoff.replies import ExternalReplies
+from services.handoff.service.commands import CommandConsumer, CommandService
+from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
-from services.handoff.ticket_actions import TicketActions
+from services.handoff.state.store import ModeStore
 
 
 async def main() -> None:

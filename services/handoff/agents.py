@@ -20,9 +20,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import Id
 from services.handoff.api.models import HandoffSettingsBody
-from services.handoff.domain import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
+from services.handoff.domain.modes import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore, UnknownVersionError
+from services.handoff.state.store import ModeStore, UnknownVersionError
 
 
 def _parser() -> argparse.ArgumentParser:

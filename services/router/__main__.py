@@ -7,7 +7,7 @@ import asyncio
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.client import StateClient
+from services.handoff.state.reader import StateClient
 from services.router.handlers import InboundRouter, ReplyGate
 from services.router.settings import RouterSettings
 

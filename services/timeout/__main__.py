@@ -6,7 +6,7 @@ import asyncio
 
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from services.timeout.settings import TimeoutSettings
 from services.timeout.worker import TimeoutWorker
 

@@ -27,12 +27,9 @@ import structlog
 
 from schemas import OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.domain import at_ms, derived_id
-from services.handoff.events import ticket_changed
-from services.handoff.keys import outbox_key, shard_tag
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import Outputs
-from services.handoff.tickets import (
+from services.handoff.domain.events import ticket_changed
+from services.handoff.domain.modes import at_ms, derived_id
+from services.handoff.domain.tickets import (
     QueueSettings,
     Ticket,
     Waiting,
@@ -40,7 +37,10 @@ from services.handoff.tickets import (
     still_waiting_text,
     waiting_line,
 )
-from services.handoff.waiting import QueueStatus, queue_status
+from services.handoff.service.waiting import QueueStatus, queue_status
+from services.handoff.state.keys import outbox_key, shard_tag
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import Outputs
 from services.timeout.settings import TimeoutSettings
 
 log = structlog.get_logger()

@@ -31,8 +31,8 @@ import structlog
 
 from services.common import metrics
 from services.common.kafka import GroupConsumer, GroupMetadata, KafkaWriter, Output, fatal
-from services.handoff.events import mode_changed
-from services.handoff.store import ModeStore, OutboxEntry
+from services.handoff.domain.events import mode_changed
+from services.handoff.state.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
 from services.timeout.tickets import TicketSweeps
 

@@ -6,7 +6,7 @@ gateway reads them itself rather than calling the operator API: that API's token
 to one tenant and carry an operator's role, and the gateway serves every tenant as their end
 users, whose only authority is the signed cookie. It never writes here.
 
-The key layout is the handoff service's (services/handoff/keys.py); the gateway must not
+The key layout is the handoff service's (services/handoff/state/keys.py); the gateway must not
 import that service, so the few names it reads are spelled here, and
 tests/unit/test_webchat_conversation.py pins them to keys.py.
 """

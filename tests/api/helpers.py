@@ -10,8 +10,8 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who
 

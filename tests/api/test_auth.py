@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.errors import ApiError
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
 from tests.support.bus import Bus

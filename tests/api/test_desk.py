@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
 from tests.support.bus import Bus
 from tests.support.events import Who, attachment

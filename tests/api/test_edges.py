@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, agent_path, error_code, mode_path, publish_agent
 from tests.support.events import Who

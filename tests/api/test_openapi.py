@@ -21,7 +21,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
 from tests.support.events import Who
 

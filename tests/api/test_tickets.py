@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code
 from tests.support.bus import Bus

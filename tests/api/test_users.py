@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import (
     NOTICE,
     Api,

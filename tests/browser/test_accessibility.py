@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
 from tests.support.browser import axe_violations

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import NOTICE, make_token, publish_agent, route
 from tests.browser.conftest import shot
 from tests.support.bus import Bus

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route
 from tests.browser.conftest import shot
 from tests.support.bus import Bus

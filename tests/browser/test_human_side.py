@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
 from tests.browser.conftest import shot
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled

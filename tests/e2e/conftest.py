@@ -28,7 +28,7 @@ from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
 from services.common.settings import Topics
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.conftest import service_env, settings_for
 from tests.support.browser import chromium
 from tests.support.bus import Bus

@@ -9,9 +9,14 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.handoff.commands import CommandService
-from services.handoff.keys import InteractionKeys
-from services.handoff.ticket_actions import ActionRequest, ActionResult, Caller, TicketActions
+from services.handoff.service.commands import CommandService
+from services.handoff.service.ticket_actions import (
+    ActionRequest,
+    ActionResult,
+    Caller,
+    TicketActions,
+)
+from services.handoff.state.keys import InteractionKeys
 from tests.e2e.conftest import ARTIFACTS, Stack
 from tests.support.browser import axe_violations
 from tests.support.events import Who

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import local_stack
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.sandbox import Sandbox, opened
 

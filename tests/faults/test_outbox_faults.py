@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, shard_tag
+from services.handoff.state.keys import SHARDS, outbox_key, shard_tag
 from tests.api.helpers import make_token, mode_path
 from tests.faults.conftest import Stack
 from tests.support.events import Who

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, shard_tag
-from services.handoff.store import ModeStore
+from services.handoff.state.keys import SHARDS, outbox_key, shard_tag
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, mode_path, user_path
 from tests.faults.conftest import Stack
 from tests.integration.test_ops_cli import handoffctl

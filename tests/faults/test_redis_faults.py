@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.faults.conftest import Stack
 from tests.support.events import Who
 from tests.support.load import Load, check_routing, outputs_seen, poison_id

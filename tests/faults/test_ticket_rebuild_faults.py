@@ -9,8 +9,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, queues_key, shard_tag
-from services.handoff.tickets import QueueSettings
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.keys import SHARDS, outbox_key, queues_key, shard_tag
 from tests.api.helpers import make_token
 from tests.faults.conftest import Stack
 from tests.integration.test_ops_cli import handoffctl

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from schemas import HandoffCommand
-from services.handoff.commands import API, CommandService
+from services.handoff.service.commands import API, CommandService
 from tests.faults.conftest import Stack
 from tests.support.events import Who, key_of
 from tests.support.sandbox import human_until, publish_agent, redis_now_ms, wait_until

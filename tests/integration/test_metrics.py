@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.services import ServiceProcess
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.integration.test_rules import hand_off, route
 from tests.support.bus import Bus
 from tests.support.events import Who

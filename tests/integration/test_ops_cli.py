@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.integration.test_rules import hand_off, route
 from tests.support.bus import Bus
 from tests.support.events import Who

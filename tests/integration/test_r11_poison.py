@@ -39,7 +39,7 @@ from services.common.kafka import (
     TransactionalProcessor,
 )
 from services.common.settings import CommonSettings
-from services.handoff.client import RouteDecision, RouteRequest, StateClient
+from services.handoff.state.reader import RouteDecision, RouteRequest, StateClient
 from services.router.handlers import InboundRouter
 from tests.support.bus import Bus
 from tests.support.events import Who

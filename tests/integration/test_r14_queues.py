@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.handoff.keys import queues_key
-from services.handoff.store import ModeStore
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
 from tests.support.bus import Bus
 from tests.support.events import Who

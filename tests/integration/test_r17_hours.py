@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.handoff.store import ModeStore
-from services.handoff.tickets import QueueSettings
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who
 from tests.support.tickets import hand_off, of, publish_queues_agent, send_handoff, set_clock

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.domain import DEFAULT_RETURN_NOTICE
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, error_code, make_token, user_path
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of, now

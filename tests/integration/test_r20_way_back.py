@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.client import RouteRequest
-from services.handoff.domain import DEFAULT_RETURN_NOTICE, HandoffConfig
-from services.handoff.keys import InteractionKeys, shard_of
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE, HandoffConfig
+from services.handoff.state.keys import InteractionKeys, shard_of
+from services.handoff.state.reader import RouteRequest
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, make_token, user_path
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of, new_id

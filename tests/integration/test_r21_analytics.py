@@ -16,7 +16,7 @@ import pytest
 
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route, user_path
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
 from tests.support.bus import Bus

@@ -24,9 +24,9 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from devstack.process import ProcessStartError
 from devstack.services import ServiceProcess
 from services.common.kafka_options import aiokafka_options
-from services.handoff.client import StateClient
-from services.handoff.keys import InteractionKeys
-from services.handoff.store import ModeStore
+from services.handoff.state.keys import InteractionKeys
+from services.handoff.state.reader import StateClient
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of
 from tests.support.sandbox import NOTICE, human_until, publish_agent, redis_now_ms

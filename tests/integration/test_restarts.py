@@ -16,7 +16,7 @@ import pytest
 
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.integration.test_ops_cli import handoffctl
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.support.bus import Bus
 from tests.support.events import Who, attachment, key_of
 from tests.support.sandbox import NOTICE, publish_agent

@@ -20,9 +20,9 @@ from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
 from services.common.topics import ensure_topics
-from services.handoff.domain import HandoffConfig, ModeState
-from services.handoff.events import change_record
-from services.handoff.store import ApplyRequest, ModeStore
+from services.handoff.domain.events import change_record
+from services.handoff.domain.modes import HandoffConfig, ModeState
+from services.handoff.state.store import ApplyRequest, ModeStore
 from tests.conftest import service_env, settings_for
 from tests.support.bus import Bus
 from tests.support.events import Who

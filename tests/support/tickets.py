@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.keys import queues_key
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import test_clock_key
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import test_clock_key
 from tests.support.bus import Bus
 from tests.support.events import Who, key_of
 from tests.support.sandbox import NOTICE

@@ -24,7 +24,7 @@ from services.agent.domain import (
     resumed_of,
     settle,
 )
-from services.handoff.domain import AgentVersion, HandoffConfig
+from services.handoff.domain.modes import AgentVersion, HandoffConfig
 from tests.unit.builders import message, published
 
 AT = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.handoff.domain import (
+from services.handoff.domain.modes import (
     DEFAULT_NOTICE,
     ModeState,
     Rejection,

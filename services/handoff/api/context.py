@@ -8,10 +8,10 @@ from fastapi import Request
 
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.desk import DeskFeed
-from services.handoff.commands import CommandService
+from services.handoff.service.commands import CommandService
+from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
-from services.handoff.ticket_actions import TicketActions
+from services.handoff.state.store import ModeStore
 
 
 @dataclass(frozen=True)

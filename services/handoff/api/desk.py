@@ -40,7 +40,7 @@ from schemas import (
 )
 from services.common.kafka_options import aiokafka_options
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 
 log = structlog.get_logger()
 

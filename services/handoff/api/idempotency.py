@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.handoff.api.auth import Operator
 from services.handoff.api.errors import ApiError
-from services.handoff.domain import derived_id
+from services.handoff.domain.modes import derived_id
 
 REUSED = "duplicate"  # what the store says of a command id met with another `src`
 

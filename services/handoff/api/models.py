@@ -28,7 +28,8 @@ from schemas.events import (
     Text,
     TranscriptTurn,
 )
-from services.handoff.domain import (
+from services.handoff.domain.events import mode_changed
+from services.handoff.domain.modes import (
     DEFAULT_NOTICE,
     DEFAULT_RETURN_NOTICE,
     AgentVersion,
@@ -37,8 +38,7 @@ from services.handoff.domain import (
     at_ms,
     optional_at_ms,
 )
-from services.handoff.events import mode_changed
-from services.handoff.tickets import QueueSettings, Ticket
+from services.handoff.domain.tickets import QueueSettings, Ticket
 
 MAX_IDLE_MINUTES = 10080  # one week
 QueueId = Annotated[str, Field(pattern=ID_PATTERN)]

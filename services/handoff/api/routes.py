@@ -27,11 +27,11 @@ from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
-from services.handoff.commands import API
-from services.handoff.domain import at_ms, optional_at_ms
-from services.handoff.events import outbound_turn
-from services.handoff.keys import queues_key
-from services.handoff.store import HumanReply, UnknownVersionError
+from services.handoff.domain.events import outbound_turn
+from services.handoff.domain.modes import at_ms, optional_at_ms
+from services.handoff.service.commands import API
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import HumanReply, UnknownVersionError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")

@@ -29,7 +29,13 @@ from schemas import (
 from services.common import metrics
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.domain import (
+from services.handoff.domain.events import (
+    change_record,
+    mode_changed,
+    outbound_turn,
+    ticket_changed,
+)
+from services.handoff.domain.modes import (
     Authority,
     Rejection,
     Transition,
@@ -41,9 +47,7 @@ from services.handoff.domain import (
     return_notice_of,
     ticket_id_of,
 )
-from services.handoff.events import change_record, mode_changed, outbound_turn, ticket_changed
-from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
-from services.handoff.tickets import (
+from services.handoff.domain.tickets import (
     QueueChoice,
     Refusal,
     Ticket,
@@ -56,7 +60,8 @@ from services.handoff.tickets import (
     ticket_id_for,
     waiting_line,
 )
-from services.handoff.waiting import waiting_for_new_ticket
+from services.handoff.service.waiting import waiting_for_new_ticket
+from services.handoff.state.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
 
 log = structlog.get_logger()
 

@@ -20,9 +20,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from schemas import HandoffCommand
 from schemas.events import ID_PATTERN
-from services.handoff.domain import AgentVersion, Rejection
-from services.handoff.hours import OpeningHours, parse_range, zone
-from services.handoff.keys import SHARDS, shard_of
+from services.handoff.domain.hours import OpeningHours, parse_range, zone
+from services.handoff.domain.modes import AgentVersion, Rejection
+from services.handoff.state.keys import SHARDS, shard_of
 
 Status = Literal["queued", "assigned", "resolved", "closed"]
 NoPickup = Literal["wait", "notify", "back_to_ai"]

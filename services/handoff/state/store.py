@@ -14,8 +14,9 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from schemas import AgentVersionApplied, AgentVersionPublished
-from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
-from services.handoff.keys import (
+from services.handoff.domain.modes import AgentVersion, HandoffConfig, ModeState
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.keys import (
     InteractionKeys,
     agent_key,
     agent_tag,
@@ -25,8 +26,7 @@ from services.handoff.keys import (
     shard_tag,
     user_agents_key,
 )
-from services.handoff.ticket_store import TicketStore, queue_records, test_clock_key
-from services.handoff.tickets import QueueSettings
+from services.handoff.state.ticket_store import TicketStore, queue_records, test_clock_key
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ On every return to the AI the state keeps `pending_context`: what the AI should 
 human stretch, captured at the return (the ticket may change or go afterwards). The next
 message routed to the AI takes it (take_return_context) into its route marker, once. ]]
 
--- The text set by Python (services/handoff/client.py) when it loads the library: the
+-- The text set by Python (services/handoff/state/reader.py) when it loads the library: the
 -- default return notice of a stretch begun before the notice was captured in the state.
 local DEFAULT_RETURN_NOTICE = __DEFAULT_RETURN_NOTICE__
 

@@ -2,7 +2,7 @@
 
 Pure functions and dataclasses, no I/O: the service layer reads a snapshot from Redis, asks
 these functions what should happen, and writes the answer back in one atomic, version-checked
-step (services/handoff/lua/handoff.lua).
+step (services/handoff/state/lua/handoff.lua).
 """
 
 from __future__ import annotations

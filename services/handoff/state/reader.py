@@ -25,8 +25,8 @@ from schemas import parse_interaction_key
 from services.common import metrics
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
-from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
-from services.handoff.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
+from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
+from services.handoff.state.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
 
 log = structlog.get_logger()
 DAY_MS = 24 * 3600 * 1000
@@ -35,7 +35,7 @@ DAY_MS = 24 * 3600 * 1000
 def _library() -> str:
     """The function library, with the domain's default return notice as a Lua long string
     (the text lives in domain.py only)."""
-    source = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
+    source = resources.files("services.handoff.state").joinpath("lua/handoff.lua").read_text()
     assert "]==]" not in DEFAULT_RETURN_NOTICE
     return source.replace("__DEFAULT_RETURN_NOTICE__", f"[==[{DEFAULT_RETURN_NOTICE}]==]")
 
