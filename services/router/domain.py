@@ -13,7 +13,7 @@ from schemas import (
     ids_of,
 )
 from services.handoff.domain.modes import at_ms, optional_at_ms
-from services.handoff.state.reader import RouteDecision
+from services.handoff.domain.routing import RouteDecision
 
 
 def is_stateless(message: UserMessage) -> bool:

@@ -15,7 +15,8 @@ from schemas import AgentReply, UserMessage, interaction_key
 from services.common import metrics
 from services.common.kafka import MAX_OUTPUT_BYTES, Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.state.reader import GateRequest, RouteRequest, StateClient
+from services.handoff.domain.routing import GateRequest, RouteRequest
+from services.handoff.state.reader import StateClient
 from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_record, user_turn
 
 log = structlog.get_logger()

@@ -16,13 +16,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.errors import ApiError
 from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

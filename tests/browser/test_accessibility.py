@@ -8,12 +8,12 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
 from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
 from tests.support.browser import axe_violations
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off
 
 pytestmark = pytest.mark.integration

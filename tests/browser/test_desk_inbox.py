@@ -13,11 +13,11 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
 from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route
 from tests.browser.conftest import shot
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, publish_agent
 from services.agent.domain import NO_HANDOFF_ANSWER, STUCK_REASON
 from services.agent.rules import NOT_UNDERSTOOD
 from services.handoff.domain.modes import derived_id
 from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 from tests.support.tickets import publish_queues_agent
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, publish_agent
 from tests.e2e.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
 

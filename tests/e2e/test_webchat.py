@@ -16,10 +16,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, publish_agent
 from services.webchat import identity
 from tests.e2e.conftest import ARTIFACTS, Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from devstack.harness.events import Who
+from devstack.harness.sandbox import NOTICE, publish_agent, wait_until
 from services.handoff.service.commands import CommandService
 from services.handoff.service.ticket_actions import (
     ActionRequest,
@@ -19,8 +21,6 @@ from services.handoff.service.ticket_actions import (
 from services.handoff.state.keys import InteractionKeys
 from tests.e2e.conftest import ARTIFACTS, Stack
 from tests.support.browser import axe_violations
-from tests.support.events import Who
-from tests.support.sandbox import NOTICE, publish_agent, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -21,15 +21,15 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import TopicAuthorizationFailedError
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, human_until, publish_agent, redis_now_ms
 from devstack.process import ProcessStartError
 from devstack.services import ServiceProcess
 from services.common.kafka_options import aiokafka_options
 from services.handoff.state.keys import InteractionKeys
 from services.handoff.state.reader import StateClient
 from services.handoff.state.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, human_until, publish_agent, redis_now_ms
 from tests.support.secured import SecuredStack
 
 pytestmark = pytest.mark.integration

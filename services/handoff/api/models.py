@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from schemas import TicketChanged
+from schemas import Cause, Mode, TicketChanged
 from schemas.events import (
     ID_PATTERN,
     MAX_ATTACHMENTS,
@@ -42,8 +42,6 @@ from services.handoff.domain.tickets import QueueSettings, Ticket
 
 MAX_IDLE_MINUTES = 10080  # one week
 QueueId = Annotated[str, Field(pattern=ID_PATTERN)]
-Mode = Literal["ai", "human"]
-Cause = Literal["agent", "operator", "timeout"]
 
 
 def _not_blank(value: str) -> str:

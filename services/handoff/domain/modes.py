@@ -10,12 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
-from schemas import HandoffCommand
+from schemas import Cause, HandoffCommand, Mode
 
-Mode = Literal["ai", "human"]
-Cause = Literal["agent", "operator", "timeout"]
 # R22: what the entry point a command came through vouches for, never what the record says.
 Authority = Literal["agent", "operator"]
 IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every derived id
@@ -140,7 +138,7 @@ class ModeState:
         }
 
 
-_CAUSES: dict[str, Cause] = {"agent": "agent", "operator": "operator", "timeout": "timeout"}
+_CAUSES: dict[str, Cause] = {c: c for c in get_args(Cause)}  # the contract's causes, all of them
 
 
 def parse_cause(value: str) -> Cause | None:

@@ -14,18 +14,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, Self, cast
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
-from schemas import parse_interaction_key
+from schemas import Cause, parse_interaction_key
 from services.common import metrics
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
+from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
 from services.handoff.state.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
 
 log = structlog.get_logger()
@@ -97,53 +98,6 @@ class BoundedSet:
             self._keys[key] = None
         while len(self._keys) > self._size:
             del self._keys[next(iter(self._keys))]
-
-
-@dataclass(frozen=True)
-class RouteRequest:
-    ikey: str
-    event_id: str
-    src: str  # topic/partition/offset of the inbound record
-    turn_json: str  # the transcript turn; '' records nothing
-    stateless: bool  # Live Test or anonymous: AI, no state touched
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    status: Literal["routed", "replay", "duplicate"]
-    mode: Literal["ai", "human"] = "ai"
-    cause: Literal["agent", "operator", "timeout"] | None = None
-    version: int = 0
-    decided_at_ms: int = 0
-    human_since_ms: int | None = None
-    expires_at_ms: int | None = None
-    stateless: bool = False
-    ticket_id: str | None = None  # R14: the open ticket and its queue, in human mode
-    queue: str | None = None
-    # R20: what happened in the human stretch that just ended (ReturnContext's fields, the
-    # turns decoded), on the first message routed to the AI after it; else None.
-    context: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    ikey: str
-    reply_id: str
-    in_reply_to: str
-    src: str
-    state_version: int
-    turn_json: str
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    status: Literal["decided", "replay", "duplicate"]
-    verdict: str = ""
-    current_version: int | None = None
-
-    @property
-    def forwarded(self) -> bool:
-        return self.verdict == "forwarded"
 
 
 def _opt_int(value: Any) -> int | None:
@@ -335,7 +289,7 @@ class StateClient:
         return [json.loads(fields["turn"]) for _, fields in reversed(cast(list[Any], entries))]
 
 
-def _cause(value: Any) -> Literal["agent", "operator", "timeout"] | None:
+def _cause(value: Any) -> Cause | None:
     return parse_cause(value or "")
 
 

@@ -16,6 +16,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from devstack.harness.bus import Bus
+from devstack.harness.env import service_env, settings_for
+from devstack.harness.events import Who
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
@@ -23,9 +26,6 @@ from services.common.topics import ensure_topics
 from services.handoff.domain.events import change_record
 from services.handoff.domain.modes import HandoffConfig, ModeState
 from services.handoff.state.store import ApplyRequest, ModeStore
-from tests.conftest import service_env, settings_for
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 NOTICE = "A human teammate from Acme support has taken over this chat."
 _next_db = itertools.cycle(range(1, 15))  # 15 is left to the replay tests; flushed on open
