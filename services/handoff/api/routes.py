@@ -27,6 +27,7 @@ from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
+from services.handoff.domain import limits
 from services.handoff.domain.events import outbound_turn
 from services.handoff.domain.modes import at_ms, optional_at_ms
 from services.handoff.service.commands import API
@@ -53,6 +54,16 @@ async def session(operator: Annotated[Operator, Depends(current_operator)]) -> m
         can_write=operator.can_write,
         expires_at=datetime.fromtimestamp(operator.expires_at, UTC),
     )
+
+
+@session_router.get(
+    "/limits",
+    responses=responses(401),
+    summary="The bounds the API checks (idle timeouts, text lengths); the console reads them",
+    tags=["session"],
+)
+async def bounds(_: Annotated[Operator, Depends(current_operator)]) -> dict[str, object]:
+    return limits.table()
 
 
 # Path parameters ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from schemas import Cause, HandoffCommand, Mode
+from services.handoff.domain.limits import SWITCH_IDLE_TIMEOUT_MINUTES
 
 # R22: what the entry point a command came through vouches for, never what the record says.
 Authority = Literal["agent", "operator"]
@@ -176,10 +177,18 @@ def check_command(
         return Rejection("live_test", "Live Test conversations never change a live user's mode.")
     if command.user.external_id is None:
         return Rejection("anonymous_user", "Handoff needs an identified user (external_id).")
-    if command.source == "agent" and command.action == "to_ai":
+    # Whatever is not an operator command has an agent's powers, no more.
+    if command.source != "operator" and command.action == "to_ai":
         return Rejection("not_allowed", "An agent cannot take a conversation back from a human.")
-    if command.source == "agent" and command.idle_timeout_minutes is not None:
+    if command.source != "operator" and command.idle_timeout_minutes is not None:
         return Rejection("not_allowed", "Only operators may override the idle timeout.")
+    minutes = command.idle_timeout_minutes
+    if minutes is not None and minutes not in SWITCH_IDLE_TIMEOUT_MINUTES:
+        bound = SWITCH_IDLE_TIMEOUT_MINUTES
+        return Rejection(
+            "invalid_idle_timeout",
+            f"idle_timeout_minutes must be {bound.min}-{bound.max} (0 = no timeout).",
+        )
     if command.action == "to_human":
         if published is None:
             return Rejection("agent_not_published", "The agent has no published version.")
