@@ -28,7 +28,7 @@ import structlog
 from schemas import OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
 from services.handoff.domain.events import ticket_changed
-from services.handoff.domain.modes import at_ms, derived_id
+from services.handoff.domain.modes import PICKUP_ACTOR, at_ms, derived_id
 from services.handoff.domain.tickets import (
     QueueSettings,
     Ticket,
@@ -105,7 +105,7 @@ class TicketSweeps:
             position = (await self._status(cache, ticket, now)).positions.get(ticket.ticket_id)
             after = replace(ticket, version=ticket.version + 1, pickup_overdue=True)
             change = ticket_changed(
-                ticket, after, "system:pickup", "pickup_overdue", now, position
+                ticket, after, PICKUP_ACTOR, "pickup_overdue", now, position
             ).model_dump_json()
             outputs: Outputs = [("events", ticket.ikey, change)]
             if settings.on_no_pickup == "notify":

@@ -24,6 +24,17 @@ DEFAULT_NOTICE = (
 )
 # Said on every return, also when no teammate ever wrote (an idle timeout while queued).
 DEFAULT_RETURN_NOTICE = "You're chatting with our assistant again. It can see what was said so far."
+# R5 and R18: who returns a user to the AI, and why, when no person did. handoff.lua makes
+# these returns (atomically with the lease check) and is loaded with these texts.
+TIMEOUT_ACTOR = "system:timeout"
+TIMEOUT_REASON = "The idle timeout expired with no new user message."
+PICKUP_ACTOR = "system:pickup"
+LUA_CONSTANTS = {
+    "DEFAULT_RETURN_NOTICE": DEFAULT_RETURN_NOTICE,
+    "TIMEOUT_ACTOR": TIMEOUT_ACTOR,
+    "TIMEOUT_REASON": TIMEOUT_REASON,
+    "PICKUP_ACTOR": PICKUP_ACTOR,
+}
 
 
 def derived_id(*parts: object) -> str:

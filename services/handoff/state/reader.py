@@ -10,6 +10,7 @@ message and happen inside the same atomic function that reads the mode.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from schemas import Cause, parse_interaction_key
 from services.common import metrics
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
-from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
+from services.handoff.domain.modes import LUA_CONSTANTS, ModeState, parse_cause
 from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
 from services.handoff.state.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
 
@@ -34,11 +35,15 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def _library() -> str:
-    """The function library, with the domain's default return notice as a Lua long string
-    (the text lives in domain.py only)."""
+    """The function library, with the domain's decisions that Lua applies (the default return
+    notice, who and why a timeout returns a user) as Lua long strings: they live in
+    domain/modes.py only."""
     source = resources.files("services.handoff.state").joinpath("lua/handoff.lua").read_text()
-    assert "]==]" not in DEFAULT_RETURN_NOTICE
-    return source.replace("__DEFAULT_RETURN_NOTICE__", f"[==[{DEFAULT_RETURN_NOTICE}]==]")
+    for name, text in LUA_CONSTANTS.items():
+        assert "]==]" not in text
+        source = source.replace(f"__{name}__", f"[==[{text}]==]")
+    assert not re.search(r"__[A-Z_]+__", source), "a placeholder without its constant"
+    return source
 
 
 LIBRARY = _library()
