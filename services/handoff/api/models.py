@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from schemas import Cause, Mode, TicketChanged
+from schemas import Cause, Mode, TicketChanged, parse_interaction_key
 from schemas.events import (
     ID_PATTERN,
     MAX_ATTACHMENTS,
@@ -441,13 +441,13 @@ class TicketView(Out):
 
     @classmethod
     def of(cls, t: Ticket, position: int | None, now_ms: int) -> TicketView:
-        _, agent, channel, ext = t.ikey.split(":", 3)
+        ids = parse_interaction_key(t.ikey)
         return cls(
             ticket_id=t.ticket_id,
             tenant_id=t.tenant_id,
-            agent_id=agent,
-            channel=channel,
-            external_id=ext,
+            agent_id=ids.agent_id,
+            channel=ids.user.channel,
+            external_id=ids.user.external_id or "",
             interaction=t.ikey,
             queue=t.queue,
             status=t.status,

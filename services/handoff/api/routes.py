@@ -8,7 +8,6 @@ tenant, and a write only for an editor or admin.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -199,26 +198,25 @@ async def switch_mode(
     for counter in result.counters:  # counted once stored with its records (the outbox)
         counter.inc()
     response.headers["Idempotency-Key"] = key
-    events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
-    changed = next((e for e in events if e.get("type") == "mode_changed"), None)
+    changed = result.changed
     if changed is None:
-        rejected = next((e for e in events if e.get("type") == "command_rejected"), None)
-        detail = rejected["detail"] if rejected else "The command id was used before."
+        rejected = result.rejected
+        detail = rejected.detail if rejected else "The command id was used before."
         error = rejection(result.code, detail)
         error.headers = {"Idempotency-Key": key}
         raise error
     return m.ModeChangedView(
         agent_id=a,
-        mode=changed["to_mode"],
-        from_mode=changed["from_mode"],
-        cause=changed["cause"],
-        actor=changed["actor"],
-        reason=changed["reason"],
-        changed_at=changed["changed_at"],
-        human_since=changed["changed_at"] if changed["to_mode"] == "human" else None,
-        expires_at=changed["expires_at"],
-        idle_timeout_minutes=changed.get("idle_timeout_minutes"),
-        state_version=changed["state_version"],
+        mode=changed.to_mode,
+        from_mode=changed.from_mode,
+        cause=changed.cause,
+        actor=changed.actor,
+        reason=changed.reason,
+        changed_at=changed.changed_at,
+        human_since=changed.changed_at if changed.to_mode == "human" else None,
+        expires_at=changed.expires_at,
+        idle_timeout_minutes=changed.idle_timeout_minutes,
+        state_version=changed.state_version,
         command_id=command_id,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 from prometheus_client import Counter
@@ -20,6 +20,7 @@ from schemas import (
     CommandRejected,
     HandoffCommand,
     HandoffTicket,
+    ModeChanged,
     OperatorAction,
     OutboundMessage,
     TranscriptTurn,
@@ -66,6 +67,7 @@ from services.handoff.state.store import ApplyRequest, CommandSnapshot, ModeStor
 log = structlog.get_logger()
 
 Role = Literal["events", "outbound", "human_queue"]
+E = TypeVar("E", ModeChanged, CommandRejected)
 MAX_CONFLICT_RETRIES = 20
 
 
@@ -81,6 +83,22 @@ class CommandResult:
 
     def to_outputs(self, topics: Topics) -> list[Output]:
         return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
+
+    @property
+    def changed(self) -> ModeChanged | None:
+        """The ModeChanged of an accepted command (also on a replay, from the stored outputs)."""
+        return self._event("mode_changed", ModeChanged)
+
+    @property
+    def rejected(self) -> CommandRejected | None:
+        return self._event("command_rejected", CommandRejected)
+
+    def _event(self, kind: str, model: type[E]) -> E | None:
+        for role, _, value in self.outputs:
+            event = json.loads(value) if role == "events" else {}
+            if event.get("type") == kind:
+                return model.model_validate(event)
+        return None
 
 
 @dataclass(frozen=True)
