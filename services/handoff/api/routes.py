@@ -17,7 +17,14 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
-from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
+from schemas import (
+    EndUser,
+    HandoffCommand,
+    OutboundMessage,
+    TranscriptTurn,
+    interaction_key,
+    parse_interaction_key,
+)
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
@@ -519,13 +526,13 @@ async def desk_tickets(t: Tenant, operator: ReadDesk, ctx: Ctx) -> m.DeskTickets
     found = await ctx.store.desk_open_tickets(t, ctx.settings.desk_max_tickets)
     items = []
     for ikey, opened_ms, state in found:
-        _, agent, channel, ext = ikey.split(":", 3)
+        who = parse_interaction_key(ikey)
         items.append(
             m.DeskTicket(
                 interaction=ikey,
-                agent_id=agent,
-                channel=channel,
-                external_id=ext,
+                agent_id=who.agent_id,
+                channel=who.user.channel,
+                external_id=who.user.external_id or "",
                 opened_at=datetime.fromtimestamp(opened_ms / 1000, UTC),
                 state=m.RoutingState.of(state, ctx.settings.minute_ms),
             )
