@@ -4,14 +4,15 @@ The W3C trace context (`traceparent`, `tracestate`) travels in Kafka record head
 chat starts the trace when it sends the message, and every service that makes records out of
 a record continues it with a span of its own (OpenTelemetry's messaging conventions: `send
 <topic>` for a producer, `process <topic>` for a consumer) and puts that span's context on
-the records it writes. A desk reply made through the operator API is parented to the context
-of the latest record the desk was given for that conversation (see services/handoff/api/desk.py).
+the records it writes. A desk reply made through the operator API is a child of the context
+of the latest record the desk was given for that conversation (services/handoff/api/desk.py).
 
 Off unless an OTLP endpoint is set (`HANDOFF_OTEL_EXPORTER_OTLP_ENDPOINT`). While off, no
-span is made at all, and a consumer copies the trace headers of its input onto its outputs as they
-are, so a trace still goes through a service that does not export. Spans carry topic,
-partition, offset and outcomes (mode, verdict), never message text, keys
-(they name the end user) or any other personal data.
+span is made at all, and a consumer copies the trace headers of its input onto its outputs
+as they are, so a trace still goes through a service that does not export. Spans carry
+topic, partition, offset and outcomes (mode, verdict), never message text, keys (they name
+the end user) or any other personal data. The SDK's standard `OTEL_TRACES_SAMPLER` settings
+apply (e.g. `parentbased_traceidratio`).
 """
 
 from __future__ import annotations
