@@ -10,6 +10,7 @@ from services.agent.rules import RuleBrain
 from services.agent.settings import AgentSettings
 from services.agent.store import FailureCounter
 from services.agent.worker import AgentHandler
+from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
@@ -32,6 +33,7 @@ def make_brain(settings: AgentSettings) -> Brain:
 async def main() -> None:
     settings = AgentSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "agent")
     # Reads only: the published agent version and, for the LLM brain, the transcript.
     store = ModeStore.from_settings(settings)
     brain = make_brain(settings)

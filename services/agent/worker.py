@@ -31,6 +31,7 @@ from services.agent.domain import (
     settle,
 )
 from services.agent.store import FailureCounter
+from services.common import tracing
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain.modes import AgentVersion
@@ -82,7 +83,8 @@ class AgentHandler:
             async with self._concurrency:
                 for i, record, routed in group:
                     version = published[(routed.message.tenant_id, routed.message.agent_id)]
-                    handled[i] = await self._handle(record, routed, version)
+                    with tracing.processing(record) as headers:
+                        handled[i] = await self._handle(record, routed, version, headers)
 
         await asyncio.gather(*(handle_group(g) for g in groups.values()))
         batch = Handled()
@@ -95,7 +97,11 @@ class AgentHandler:
         return next((v for v in versions if v.version == published), None)
 
     async def _handle(
-        self, record: Record, routed: RoutedMessage, published: AgentVersion | None
+        self,
+        record: Record,
+        routed: RoutedMessage,
+        published: AgentVersion | None,
+        headers: tracing.Headers,
     ) -> Handled:
         message = routed.message
         ikey = interaction_key(message)
@@ -115,6 +121,7 @@ class AgentHandler:
         thought = settle(await self._brain.think(turn), tool)
         thought = await self._count(routed, thought, tool)
         handled.count(TURNS.labels(brain=self._brain.name, outcome=_outcome(thought)))
+        tracing.note("handoff.outcome", _outcome(thought))
         log.info(
             "agent_decided",
             interaction=ikey,
@@ -127,10 +134,10 @@ class AgentHandler:
             assert published is not None  # `tool` is only True with a published version
             at = datetime.fromtimestamp(record.timestamp / 1000, UTC)  # the same on a replay
             command = command_for(routed, thought.reason, published, at)
-            handled.emit(Output.of(self._topics.commands, ikey, command))
+            handled.emit(Output.of(self._topics.commands, ikey, command, headers))
         else:
             reply = reply_for(routed, thought.text)
-            handled.emit(Output.of(self._topics.agent_replies, ikey, reply))
+            handled.emit(Output.of(self._topics.agent_replies, ikey, reply, headers))
         return handled
 
     async def _count(self, routed: RoutedMessage, thought: Thought, tool: bool) -> Thought:

@@ -96,6 +96,9 @@ class CommonSettings(BaseSettings):
     ops_host: str | None = None
     http_metrics: bool = True
     http_docs: bool = True
+    # OpenTelemetry (services/common/tracing.py): the OTLP/HTTP collector's base URL, e.g.
+    # http://collector:4318 (spans go to <it>/v1/traces). Unset: tracing off, no spans made.
+    otel_exporter_otlp_endpoint: str | None = None
     # How many seconds an "idle timeout minute" lasts. 60 in production; tests shrink it.
     minute_seconds: float = 60.0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
@@ -24,6 +25,7 @@ from services.handoff.state.store import ModeStore
 async def main() -> None:
     settings = HandoffSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "handoff")
     verifier = JwtVerifier(
         resolve_secret(settings.api_jwt_secret, settings.api_jwt_secret_file),
         read_public_key(settings.api_jwt_public_key),

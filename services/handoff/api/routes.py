@@ -26,6 +26,7 @@ from schemas import (
     parse_interaction_key,
 )
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
+from services.common import tracing
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
@@ -336,9 +337,15 @@ async def desk_reply(
         audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
     ]
     turn = outbound_turn(message).model_dump_json()
-    result = await ctx.store.human_reply(
-        HumanReply(ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True)
-    )
+    # A person's answer, in the trace of what the desk was given last (desk.py keeps it).
+    parent = tracing.extract(await ctx.store.latest_trace(ikey))
+    with tracing.sending(ctx.settings.topics.outbound, parent, {"handoff.sender": "human"}) as span:
+        reply = HumanReply(
+            ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True,
+            trace=tracing.carrier_of(span),
+        )  # fmt: skip
+        result = await ctx.store.human_reply(reply)
+        tracing.note("handoff.outcome", result["status"])
     if result["status"] == "not_in_human_mode":
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."

@@ -27,7 +27,7 @@ from schemas import (
     ids_of,
     interaction_key,
 )
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain.events import (
@@ -81,8 +81,13 @@ class CommandResult:
     # The counters to add once the outputs are written: none for a replay or a duplicate.
     counters: tuple[Counter, ...] = ()
 
-    def to_outputs(self, topics: Topics) -> list[Output]:
-        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
+    def to_outputs(
+        self, topics: Topics, headers: tracing.Headers = tracing.NO_HEADERS
+    ) -> list[Output]:
+        return [
+            Output(topics.for_role(r), key, value.encode(), headers)
+            for r, key, value in self.outputs
+        ]
 
     @property
     def changed(self) -> ModeChanged | None:
@@ -493,8 +498,10 @@ class CommandConsumer:
                 handled.dead_letter(self._topics.dead_letter, command)
                 continue
             src = f"{record.topic}/{record.partition}/{record.offset}"
-            result = await self._service.execute(command, src, self._entries[record.topic])
-            handled.outputs += result.to_outputs(self._topics)
+            with tracing.processing(record, {"handoff.action": command.action}) as headers:
+                result = await self._service.execute(command, src, self._entries[record.topic])
+                tracing.note("handoff.outcome", result.code)
+            handled.outputs += result.to_outputs(self._topics, headers)
             for counter in result.counters:
                 handled.count(counter)
         return handled

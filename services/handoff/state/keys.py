@@ -52,6 +52,11 @@ class InteractionKeys:
         return self._key("transcript")
 
     @property
+    def trace(self) -> str:
+        """The trace context of the latest record queued for the desk (tracing.py)."""
+        return self._key("trace")
+
+    @property
     def deadlines(self) -> str:
         return deadlines_key(self.tag)
 
