@@ -27,6 +27,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from devstack.harness.bus import Bus, Seen
+from devstack.harness.env import API_JWT_SECRET, ROOT
+from devstack.harness.events import Who
+from devstack.harness.sandbox import publish_agent, wait_until
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from services.agent.rules import RuleBrain
@@ -40,11 +44,11 @@ from services.handoff.api.app import create_app as api_app
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
-from services.handoff.client import StateClient
-from services.handoff.commands import CommandConsumer, CommandService
+from services.handoff.service.commands import CommandConsumer, CommandService
+from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
-from services.handoff.ticket_actions import TicketActions
+from services.handoff.state.reader import StateClient
+from services.handoff.state.store import ModeStore
 from services.router.handlers import InboundRouter, ReplyGate
 from services.timeout.settings import TimeoutSettings
 from services.timeout.worker import TimeoutWorker
@@ -56,10 +60,6 @@ from services.webchat.feed import Inbound, OutboundFeed
 from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 from tests.api.helpers import make_token, user_path
-from tests.conftest import API_JWT_SECRET, ROOT
-from tests.support.bus import Bus, Seen
-from tests.support.events import Who
-from tests.support.sandbox import publish_agent, wait_until
 
 pytestmark = pytest.mark.integration
 
