@@ -271,7 +271,7 @@ export function openDialog({ title, body, confirm, danger = false, submit }) {
     document.body.append(dialog);
     dialog.showModal();
     // Into the dialog: its first field, else its first button (Cancel, the harmless one).
-    (form.querySelector("textarea, input, select") || form.querySelector("button")).focus();
+    (form.querySelector("textarea, input") || form.querySelector("button")).focus();
   });
 }
 
