@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
 from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
@@ -21,6 +23,8 @@ from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
 from services.handoff.state.store import ModeStore
 
+log = structlog.get_logger()
+
 
 async def main() -> None:
     settings = HandoffSettings()
@@ -33,6 +37,9 @@ async def main() -> None:
     )
     store = ModeStore.from_settings(settings)
     await store.load_functions()
+    agents, interactions = await store.backfill_list_indexes()
+    if agents or interactions:
+        log.info("list_indexes_backfilled", agents=agents, interactions=interactions)
     commands = CommandService(
         store,
         settings.minute_ms,

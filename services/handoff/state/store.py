@@ -17,10 +17,13 @@ from schemas import AgentVersionApplied, AgentVersionPublished
 from services.handoff.domain.modes import AgentVersion, HandoffConfig, ModeState
 from services.handoff.domain.tickets import QueueSettings
 from services.handoff.state.keys import (
+    LISTS_BACKFILLED_KEY,
     InteractionKeys,
     agent_key,
     agent_tag,
+    agents_index_key,
     deadlines_key,
+    interactions_index_key,
     outbox_key,
     queues_key,
     shard_tag,
@@ -129,6 +132,16 @@ def outbox_seq(entry_id: str) -> int:
 
 def stream_id(seq: int) -> str:
     return f"{seq >> 20}-{seq & 0xFFFFF}"
+
+
+@dataclass(frozen=True)
+class AgentListing:
+    """An agent as the tenant's list shows it."""
+
+    agent_id: str
+    latest: AgentVersion
+    published: int | None
+    updated_at_ms: int | None  # the last Apply or Publish; None: stored before it was kept
 
 
 class UnknownVersionError(LookupError):
@@ -374,6 +387,9 @@ class ModeStore(TicketStore):
                 pipe.hsetnx(key, f"v{event.version}", version_body(event))
             if published is not None:
                 pipe.hsetnx(key, "published", published)
+            pipe.zadd(
+                agents_index_key(agent_tag(tenant_id, agent_id)), {f"{tenant_id}:{agent_id}": 0}
+            )
             written = await pipe.execute()
         latest = max((e.version for e in applied), default=0)
         current = int(await self.redis.hget(key, "latest") or 0)
@@ -400,6 +416,51 @@ class ModeStore(TicketStore):
     ) -> tuple[list[AgentVersion], int | None]:
         raw = await self.redis.hgetall(agent_key(tenant_id, agent_id))
         return _versions(cast(dict[str, str], raw))
+
+    async def tenant_agents(self, tenant_id: str, limit: int) -> list[AgentListing]:
+        """The tenant's agents with at least one version, by id, at most `limit` (the agents
+        list: its shard indexes, then each agent's hash, in two round trips)."""
+        agents = await self.tenant_agent_ids(tenant_id, limit)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(agent_key(tenant_id, agent))
+            hashes = await pipe.execute()
+        listed = []
+        for agent, raw in zip(agents, hashes, strict=True):
+            versions, published = _versions(raw)
+            if versions:
+                updated = int(raw["updated_at"]) if raw.get("updated_at") else None
+                listed.append(AgentListing(agent, versions[-1], published, updated))
+        return listed
+
+    async def backfill_list_indexes(self) -> tuple[int, int]:
+        """Adds what was stored before the list indexes existed (keys.py) to them: every agent
+        hash, every interaction with a state or a transcript. Once per deployment (a marker
+        key); each service start checks it. SCAN walks each node (redis-py's cluster client
+        scans every primary). Returns (agents, interactions) added."""
+        if await self.redis.exists(LISTS_BACKFILLED_KEY):
+            return 0, 0
+        found = {"agent": 0, "interaction": 0}
+        patterns = (("ho:agent:*", "agent"), ("ho:state:*", "interaction"),
+                    ("ho:transcript:*", "interaction"))  # fmt: skip
+        for pattern, kind in patterns:
+            batch: list[tuple[str, str]] = []
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                _, _, tag, member = key.split(":", 3)
+                batch.append((tag, member))
+                if len(batch) >= 500:
+                    found[kind] += await self._index_members(kind, batch)
+                    batch = []
+            found[kind] += await self._index_members(kind, batch)
+        await self.redis.set(LISTS_BACKFILLED_KEY, datetime.now(UTC).isoformat())
+        return found["agent"], found["interaction"]
+
+    async def _index_members(self, kind: str, members: Sequence[tuple[str, str]]) -> int:
+        index = agents_index_key if kind == "agent" else interactions_index_key
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag, member in members:
+                pipe.zadd(index(tag), {member: 0})
+            return sum(await pipe.execute())
 
     # Timeouts ------------------------------------------------------------------------------
 
