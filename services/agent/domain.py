@@ -23,7 +23,8 @@ from schemas import (
     ids_of,
     interaction_key,
 )
-from services.handoff.domain import AgentVersion, derived_id
+from services.common.ids import derived_id
+from services.handoff.domain import AgentVersion
 
 MAX_REASON = 280
 DEFAULT_REASON = "The agent decided this conversation needs a person."

@@ -27,6 +27,7 @@ from schemas import (
     interaction_key,
 )
 from services.common import metrics
+from services.common.ids import derived_id
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain import (
@@ -34,7 +35,6 @@ from services.handoff.domain import (
     Rejection,
     Transition,
     at_ms,
-    derived_id,
     notice_text,
     optional_at_ms,
     plan_transition,

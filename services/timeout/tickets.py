@@ -27,7 +27,8 @@ import structlog
 
 from schemas import OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.domain import at_ms, derived_id
+from services.common.ids import derived_id
+from services.handoff.domain import at_ms
 from services.handoff.events import ticket_changed
 from services.handoff.keys import outbox_key, shard_tag
 from services.handoff.store import ModeStore

@@ -10,7 +10,7 @@ import pytest
 
 from services.agent.domain import NO_HANDOFF_ANSWER, STUCK_REASON
 from services.agent.rules import NOT_UNDERSTOOD
-from services.handoff.domain import derived_id
+from services.common.ids import derived_id
 from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
 from tests.support.events import Who, key_of

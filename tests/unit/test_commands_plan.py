@@ -16,12 +16,12 @@ from schemas import (
     OutboundMessage,
     TranscriptTurn,
 )
+from services.common.ids import derived_id
 from services.handoff.commands import API, CommandService, Entry
 from services.handoff.domain import (
     DEFAULT_RETURN_NOTICE,
     AgentVersion,
     ModeState,
-    derived_id,
     plan_transition,
 )
 from services.handoff.store import CommandSnapshot
