@@ -126,7 +126,7 @@ Fold = Applied | Published
 
 
 class AgentStore:
-    def __init__(self, redis: aioredis.Redis, ttl_ms: int, turns_cap: int) -> None:
+    def __init__(self, redis: aioredis.Redis, ttl_ms: int = 3_600_000, turns_cap: int = 50) -> None:
         self.redis = redis
         self._ttl_ms = ttl_ms
         self._turns_cap = turns_cap

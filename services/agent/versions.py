@@ -26,10 +26,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from schemas import AgentVersionApplied, AgentVersionPublished
+from schemas import AgentVersionApplied, AgentVersionPublished, DeadLetter
 from services.agent.domain import PublishedVersion
 from services.agent.store import AgentStore, Applied, Fold, Published
-from services.common.kafka import Record, decode
+from services.common.kafka import Record, dead_letter, decode
 from services.common.kafka_options import aiokafka_options
 from services.common.service import Worker
 from services.common.settings import CommonSettings
@@ -37,49 +37,50 @@ from services.common.settings import CommonSettings
 log = structlog.get_logger()
 
 GROUP = "agent-versions"  # the service name of the group: `{prefix}handoff-agent-versions`
-APPLIED = b'"type":"agent_version_applied"'
-PUBLISHED = b'"type":"agent_version_published"'
+APPLIED = b"agent_version_applied"  # only records holding these are parsed
+PUBLISHED = b"agent_version_published"
 CHECK_OTHERS_S = 1.0  # how often the offsets other instances committed are asked for
 MAX_BACKOFF_S = 5.0
 
 
 def fold_of(record: Record) -> Fold | None:
     """What an agent's record on handoff.events says, or None for any other record. A record
-    that claims to be an agent's and is not readable is logged and skipped: it is the
-    handoff service's own output, kept in the log forever, and the agent cannot fix it."""
+    that claims to be an agent's version and is not readable is logged and skipped: it is
+    the handoff service's own output, kept in the log forever, and the agent cannot fix it."""
     if record.key is None or record.key.count(b":") != 1:
         return None  # an interaction's event
     value = record.value or b""
     if APPLIED in value:
         applied = decode(record, AgentVersionApplied)
-        if isinstance(applied, AgentVersionApplied):
-            try:
-                version = PublishedVersion.of(applied.version, applied.handoff)
-            except ValueError as exc:
-                _unreadable(record, "handoff_invalid", str(exc))
-                return None
-            return Applied(applied.tenant_id, applied.agent_id, version)
-        _unreadable(record, applied.error.kind, applied.error.detail)
-        return None
+        if isinstance(applied, DeadLetter):
+            _unreadable(record, applied)
+            return None
+        try:
+            version = PublishedVersion.of(applied.version, applied.handoff)
+        except ValueError as exc:
+            _unreadable(record, dead_letter(record, "schema_invalid", str(exc)))
+            return None
+        return Applied(applied.tenant_id, applied.agent_id, version)
     if PUBLISHED in value:
         published = decode(record, AgentVersionPublished)
-        if isinstance(published, AgentVersionPublished):
-            tenant, agent = published.tenant_id, published.agent_id
-            return Published(tenant, agent, published.version, record.offset)
-        _unreadable(record, published.error.kind, published.error.detail)
-        return None
-    return None  # another record of the agent (an audit record)
+        if isinstance(published, DeadLetter):
+            _unreadable(record, published)
+            return None
+        tenant, agent = published.tenant_id, published.agent_id
+        return Published(tenant, agent, published.version, record.offset)
+    return None  # the agent's other records (audit records)
 
 
-def _unreadable(record: Record, kind: str, detail: str) -> None:
-    log.warning(
-        "agent_version_unreadable",
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        kind=kind,
-        detail=detail[:200],
-    )
+def _unreadable(record: Record, why: DeadLetter) -> None:
+    if why.error.kind != "unknown_type":  # another record naming a version event's type
+        log.warning(
+            "agent_version_unreadable",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            kind=why.error.kind,
+            detail=why.error.detail[:200],
+        )
 
 
 class VersionFollower:

@@ -3,6 +3,7 @@ version records, as the handoff service writes them; every other record skipped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -40,6 +41,12 @@ def test_an_applied_version_becomes_the_agents_model_of_it() -> None:
     assert fold == Applied("acme", "support", version)
 
 
+def test_any_json_formatting_is_read() -> None:
+    spaced = json.dumps(json.loads(applied()), indent=2).encode()  # as another client writes it
+    fold = fold_of(Rec(b"acme:support", spaced))
+    assert isinstance(fold, Applied) and fold.version.version == 2
+
+
 def test_a_publish_is_kept_with_its_place_in_the_log() -> None:
     event = AgentVersionPublished(
         event_id="e-2", tenant_id="acme", agent_id="support", version=2,
@@ -56,6 +63,8 @@ def test_interaction_events_and_other_agent_records_are_skipped() -> None:
     assert fold_of(Rec(None, applied())) is None
     # The agent's audit record (an operator_action keyed by the agent).
     assert fold_of(Rec(b"acme:support", b'{"type":"operator_action","action":"apply"}')) is None
+    audit = b'{"type":"operator_action","action":"agent_version_applied"}'
+    assert fold_of(Rec(b"acme:support", audit)) is None
 
 
 def test_an_unreadable_agent_record_is_skipped_not_fatal() -> None:
