@@ -120,7 +120,7 @@ Thought = Answer | Handoff
 
 class Brain(Protocol):
     name: str
-    wants_history: bool  # whether the worker should read the transcript for `Turn.history`
+    wants_history: bool  # whether the worker keeps and reads its recent turns (`Turn.history`)
 
     async def think(self, turn: Turn) -> Thought: ...
     async def aclose(self) -> None: ...

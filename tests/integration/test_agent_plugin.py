@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,16 @@ from aiokafka import AIOKafkaConsumer
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from schemas import AgentVersionApplied, AgentVersionPublished, RoutedMessage, Routing, UserMessage
-from services.agent.domain import NO_HANDOFF_ANSWER, PublishedVersion
+from services.agent.domain import NO_HANDOFF_ANSWER, Answer, PublishedVersion, Thought, Turn
 from services.agent.store import AgentStore, Applied, Fold, Published, turns_key
 from services.agent.versions import GROUP
+from services.agent.worker import AgentHandler
 from services.common.redis_options import connect
+from services.common.settings import CommonSettings
 from services.handoff.domain import HandoffConfig
 from tests.conftest import CLUSTER
 from tests.support.bus import Bus
-from tests.support.events import Who, new_id
+from tests.support.events import Who, new_id, now
 from tests.support.sandbox import Sandbox, opened, wait_until
 
 pytestmark = pytest.mark.integration
@@ -292,3 +294,57 @@ async def test_failed_turns_count_once_per_message_and_live_test_apart(
     assert await agent_store.step_failures(ikey, False, "m3", "fail") == 2
     assert await agent_store.step_failures(ikey, False, "m4", "reset") == 0
     assert await agent_store.redis.keys(f"ho:*{ikey}*") == []
+
+
+class EchoBrain:
+    """An LLM stand-in: answers with what it was told, remembering each Turn it saw."""
+
+    name = "echo"
+    wants_history = True
+
+    def __init__(self) -> None:
+        self.seen: list[Turn] = []
+
+    async def think(self, turn: Turn) -> Thought:
+        self.seen.append(turn)
+        return Answer(f"you said {turn.text}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
+class Rec:
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = "chat.ai-requests"
+    partition: int = 0
+    offset: int = 0
+    timestamp: int = 0
+
+
+async def test_the_llm_sees_the_agents_own_turns_and_the_way_back_once_each(
+    agent_store: AgentStore, settings: CommonSettings
+) -> None:
+    """R20's context and the agent's own answers make the history; a batch handled again
+    (an aborted transaction) sees the same history and records nothing twice."""
+    brain = EchoBrain()
+    store = AgentStore(agent_store.redis, turns_cap=50)
+    handler = AgentHandler(store, brain, settings.topics, history_turns=10)
+    who = Who(new_id("t"), "support")
+    first = routed(who, "hi")
+    back = routed(who, "thanks")
+    back["routing"]["context"] = {
+        "reason": "Double charge.", "ended_by": "operator",
+        "turns": [{"event_id": "h1", "role": "human", "text": "Refunded.", "at": now()}],
+    }  # fmt: skip
+    last = routed(who, "bye")
+    for value in (first, back, back, last):  # `back` twice: its batch handled again
+        await handler([Rec(json.dumps(value).encode())])
+    assert [t.history for t in brain.seen] == [
+        (),
+        (("user", "hi"), ("ai", "you said hi")),
+        (("user", "hi"), ("ai", "you said hi")),
+        (("user", "hi"), ("ai", "you said hi"), ("human", "Refunded."),
+         ("user", "thanks"), ("ai", "you said thanks")),
+    ]  # fmt: skip

@@ -16,7 +16,7 @@ from services.handoff.domain import HandoffConfig
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rec:
     key: bytes | None
     value: bytes | None
