@@ -27,8 +27,9 @@ import structlog
 
 from schemas import OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
+from services.common.ids import derived_id
 from services.handoff.domain.events import ticket_changed
-from services.handoff.domain.modes import PICKUP_ACTOR, at_ms, derived_id
+from services.handoff.domain.modes import PICKUP_ACTOR, at_ms
 from services.handoff.domain.tickets import (
     QueueSettings,
     Ticket,

@@ -30,11 +30,12 @@ from opentelemetry.trace import SpanKind
 from devstack.harness.bus import Bus, Seen
 from devstack.harness.env import API_JWT_SECRET, ROOT
 from devstack.harness.events import Who
-from devstack.harness.sandbox import publish_agent, wait_until
+from devstack.harness.sandbox import publish_known, wait_until
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from services.agent.rules import RuleBrain
-from services.agent.store import FailureCounter
+from services.agent.store import AgentStore
+from services.agent.versions import AfterCatchUp, VersionFollower
 from services.agent.worker import AgentHandler
 from services.common import tracing
 from services.common.kafka import TransactionalProcessor
@@ -126,16 +127,19 @@ async def traced(
     desk = DeskFeed(hs, store)
     consumer = CommandConsumer(commands, topics)
     inbound = Inbound(ws)
+    agent_store = AgentStore(store.redis)
+    versions = VersionFollower(hs, agent_store)
     workers: list[Worker] = [
         desk,
         TransactionalProcessor(hs, "router", [topics.inbound], InboundRouter(state, topics)),
         TransactionalProcessor(hs, "reply-gate", [topics.agent_replies], ReplyGate(state, topics)),
         TransactionalProcessor(hs, "handoff", consumer.topic_names, consumer),
-        TransactionalProcessor(
-            hs,
-            "agent",
-            [topics.ai_requests],
-            AgentHandler(store, FailureCounter(store.redis, 3_600_000), RuleBrain(), topics),
+        versions,
+        AfterCatchUp(
+            TransactionalProcessor(
+                hs, "agent", [topics.ai_requests], AgentHandler(agent_store, RuleBrain(), topics)
+            ),
+            versions,
         ),
         TimeoutWorker(store, ts),
         inbound,
@@ -235,7 +239,7 @@ async def test_a_handed_off_message_answered_from_the_desk_is_one_trace(
 ) -> None:
     t, bus = traced.topics, traced.bus
     who = Who(tenant, "support")
-    await publish_agent(traced.store, who)
+    await publish_known(traced.store, who)
 
     event_id = await say(traced, who, HANDOFF_TEXT)
     [routed] = await bus.wait_for_seen(
@@ -318,7 +322,7 @@ async def test_an_ai_answer_is_one_trace_through_the_reply_gate(
 ) -> None:
     t, bus = traced.topics, traced.bus
     who = Who(tenant, "support")
-    await publish_agent(traced.store, who)
+    await publish_known(traced.store, who)
 
     event_id = await say(traced, who, "hello")
     [answer] = await bus.wait_for_seen(

@@ -16,11 +16,11 @@ from schemas import (
     OutboundMessage,
     TranscriptTurn,
 )
+from services.common.ids import derived_id
 from services.handoff.domain.modes import (
     DEFAULT_RETURN_NOTICE,
     AgentVersion,
     ModeState,
-    derived_id,
     plan_transition,
 )
 from services.handoff.service.commands import API, CommandService, Entry

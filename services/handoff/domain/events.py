@@ -17,7 +17,8 @@ from schemas import (
     ids_of,
     parse_interaction_key,
 )
-from services.handoff.domain.modes import ModeState, at_ms, derived_id, optional_at_ms
+from services.common.ids import derived_id
+from services.handoff.domain.modes import ModeState, at_ms, optional_at_ms
 from services.handoff.domain.tickets import Ticket
 
 

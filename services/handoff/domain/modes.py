@@ -7,17 +7,16 @@ step (services/handoff/state/lua/handoff.lua).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from schemas import Cause, HandoffCommand, Mode
+from services.common.ids import derived_id
 from services.handoff.domain.limits import SWITCH_IDLE_TIMEOUT_MINUTES
 
 # R22: what the entry point a command came through vouches for, never what the record says.
 Authority = Literal["agent", "operator"]
-IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every derived id
 
 DEFAULT_NOTICE = (
     "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
@@ -35,11 +34,6 @@ LUA_CONSTANTS = {
     "TIMEOUT_REASON": TIMEOUT_REASON,
     "PICKUP_ACTOR": PICKUP_ACTOR,
 }
-
-
-def derived_id(*parts: object) -> str:
-    """A stable id for an output, so a replayed input yields byte-identical records."""
-    return str(uuid.uuid5(IDS, "\x1f".join(str(p) for p in parts)))
 
 
 def at_ms(ms: int) -> datetime:

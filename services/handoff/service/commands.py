@@ -28,6 +28,7 @@ from schemas import (
     interaction_key,
 )
 from services.common import metrics, tracing
+from services.common.ids import derived_id
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
 from services.handoff.domain.events import (
@@ -41,7 +42,6 @@ from services.handoff.domain.modes import (
     Rejection,
     Transition,
     at_ms,
-    derived_id,
     notice_text,
     optional_at_ms,
     plan_transition,

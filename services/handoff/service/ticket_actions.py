@@ -19,8 +19,9 @@ import structlog
 
 from schemas import HandoffCommand, OperatorAction, OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
+from services.common.ids import derived_id
 from services.handoff.domain.events import ticket_changed
-from services.handoff.domain.modes import at_ms, derived_id
+from services.handoff.domain.modes import at_ms
 from services.handoff.domain.tickets import (
     DEFAULT_QUEUE,
     Action,

@@ -19,12 +19,11 @@ from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from schemas import Cause, parse_interaction_key
 from services.common import metrics
-from services.common.redis_options import redis_options
+from services.common.redis_options import connect, redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain.modes import LUA_CONSTANTS, ModeState, parse_cause
 from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
@@ -78,22 +77,6 @@ class StateLimits:
 
 
 REMEMBERED_INTERACTIONS = 100_000
-
-
-def connect(
-    url: str,
-    cluster: bool = False,
-    timeout: float | None = None,
-    options: dict[str, Any] | None = None,
-) -> aioredis.Redis:
-    """A Redis client, or a Redis Cluster one: the state code is the same for both, since
-    every multi-key step stays on one slot (keys.py) and pipelines are split per node.
-    `options` are the credentials and TLS files (services/common/redis_options.py)."""
-    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **(options or {})}
-    if cluster:
-        client = RedisCluster.from_url(url, decode_responses=True, **kwargs)
-        return cast(aioredis.Redis, client)
-    return aioredis.from_url(url, decode_responses=True, **kwargs)
 
 
 class BoundedSet:
