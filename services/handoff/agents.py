@@ -23,7 +23,8 @@ from services.handoff.api.models import HandoffSettingsBody
 from services.handoff.domain.limits import IDLE_TIMEOUT_MINUTES
 from services.handoff.domain.modes import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
-from services.handoff.state.store import ModeStore, UnknownVersionError
+from services.handoff.state.agent_versions import UnknownVersionError
+from services.handoff.state.store import ModeStore
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import asyncio
 from services.common import tracing
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.state.store import ModeStore
+from services.handoff.state.outbox import TimeoutStore
 from services.timeout.settings import TimeoutSettings
 from services.timeout.worker import TimeoutWorker
 
@@ -16,7 +16,7 @@ async def main() -> None:
     settings = TimeoutSettings()
     configure_logging(settings.log_level, settings.log_redact)
     tracing.configure(settings, "timeout")
-    store = ModeStore.from_settings(settings)
+    store = TimeoutStore.from_settings(settings)
     await store.load_functions()
     worker = TimeoutWorker(store, settings)
     await run_service("timeout", settings, settings.timeout_http_port, store, [worker])

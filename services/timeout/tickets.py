@@ -40,7 +40,7 @@ from services.handoff.domain.tickets import (
 )
 from services.handoff.service.waiting import QueueStatus, queue_status
 from services.handoff.state.keys import outbox_key, shard_tag
-from services.handoff.state.store import ModeStore
+from services.handoff.state.outbox import TimeoutStore
 from services.handoff.state.ticket_store import Outputs
 from services.timeout.settings import TimeoutSettings
 
@@ -51,7 +51,7 @@ WAITING_PER_SHARD = 500
 
 
 class TicketSweeps:
-    def __init__(self, store: ModeStore, settings: TimeoutSettings) -> None:
+    def __init__(self, store: TimeoutStore, settings: TimeoutSettings) -> None:
         self._store = store
         self._settings = settings
         self._next_waiting_ms = 0

@@ -32,7 +32,7 @@ import structlog
 from services.common import metrics, tracing
 from services.common.kafka import GroupConsumer, GroupMetadata, KafkaWriter, Output, fatal
 from services.handoff.domain.events import mode_changed
-from services.handoff.state.store import ModeStore, OutboxEntry
+from services.handoff.state.outbox import OutboxEntry, TimeoutStore
 from services.timeout.settings import TimeoutSettings
 from services.timeout.tickets import TicketSweeps
 
@@ -40,7 +40,7 @@ log = structlog.get_logger()
 
 
 class TimeoutWorker:
-    def __init__(self, store: ModeStore, settings: TimeoutSettings) -> None:
+    def __init__(self, store: TimeoutStore, settings: TimeoutSettings) -> None:
         self._store = store
         self._settings = settings
         self._checkpoints: dict[int, int] = {}  # shard -> last published outbox number

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.handoff.state.store import outbox_seq, stream_id
+from services.handoff.state.outbox import outbox_seq, stream_id
 
 ms = st.integers(min_value=0, max_value=(1 << 43) - 1)  # ms up to the year 2248
 n = st.integers(min_value=0, max_value=(1 << 20) - 1)

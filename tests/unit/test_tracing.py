@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from services.common import tracing
 from services.common.settings import CommonSettings
-from services.handoff.state.store import OutboxEntry
+from services.handoff.state.outbox import OutboxEntry
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

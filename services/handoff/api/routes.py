@@ -38,8 +38,9 @@ from services.handoff.domain import limits
 from services.handoff.domain.events import outbound_turn
 from services.handoff.domain.modes import at_ms, optional_at_ms
 from services.handoff.service.commands import API
+from services.handoff.state.agent_versions import UnknownVersionError
 from services.handoff.state.keys import queues_key
-from services.handoff.state.store import HumanReply, UnknownVersionError
+from services.handoff.state.store import HumanReply
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")

@@ -62,7 +62,8 @@ from services.handoff.domain.tickets import (
     waiting_line,
 )
 from services.handoff.service.waiting import waiting_for_new_ticket
-from services.handoff.state.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
+from services.handoff.state.outbox import QueuedOutput
+from services.handoff.state.store import ApplyRequest, CommandSnapshot, ModeStore
 
 log = structlog.get_logger()
 

@@ -25,11 +25,18 @@ from schemas import Cause, parse_interaction_key
 from services.common import metrics
 from services.common.redis_options import connect, redis_options
 from services.common.settings import CommonSettings
-from services.handoff.domain.modes import LUA_CONSTANTS, ModeState, parse_cause
+from services.handoff.domain.modes import (
+    LUA_CONSTANTS,
+    AgentVersion,
+    HandoffConfig,
+    ModeState,
+    parse_cause,
+)
 from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
 from services.handoff.state.keys import (
     SHARDS,
     InteractionKeys,
+    agent_key,
     agents_index_key,
     deadlines_key,
     interactions_index_key,
@@ -326,10 +333,37 @@ class StateClient:
             summaries.append((ModeState.from_redis(state), last_ms))
         return summaries
 
+    async def agent_versions(
+        self, tenant_id: str, agent_id: str
+    ) -> tuple[list[AgentVersion], int | None]:
+        raw = await self.redis.hgetall(agent_key(tenant_id, agent_id))
+        return versions_of(cast(dict[str, str], raw))
+
     async def transcript(self, ikey: str, last: int) -> list[dict[str, Any]]:
         """The last `last` recorded turns, oldest first."""
         entries = await self.redis.xrevrange(InteractionKeys(ikey).transcript, count=last)
         return [json.loads(fields["turn"]) for _, fields in reversed(cast(list[Any], entries))]
+
+
+def versions_of(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
+    """An agent's hash as its versions, oldest first, and the published one's number."""
+    versions = []
+    for name, value in raw.items():
+        if name.startswith("v") and name[1:].isdigit():
+            data = json.loads(value)
+            known = HandoffConfig.__dataclass_fields__
+            data["handoff"] = HandoffConfig(
+                **{k: v for k, v in data["handoff"].items() if k in known}
+            )
+            versions.append(AgentVersion(version=int(name[1:]), **data))
+    published = int(raw["published"]) if raw.get("published") else None
+    return sorted(versions, key=lambda v: v.version), published
+
+
+def published_of(raw: dict[str, str]) -> AgentVersion | None:
+    """The live version in an agent's hash, or None."""
+    versions, published = versions_of(raw)
+    return next((v for v in versions if v.version == published), None)
 
 
 def _cause(value: Any) -> Cause | None:

@@ -1,35 +1,32 @@
-"""The writer side of the mode state: commands, agent versions, timeout reverts and the outbox.
+"""The writer of the mode state: commands, desk replies, the desk's index and rebuilds.
 
-Only the handoff service (and its timeout worker) use this module; see client.py for readers.
+Only the handoff service uses all of it. It joins the timeout worker's store (outbox.py) and
+the agent versions' (agent_versions.py); the router and the CLI read through reader.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from redis.exceptions import ResponseError
-
-from schemas import AgentVersionApplied, AgentVersionPublished
-from services.handoff.domain.modes import AgentVersion, HandoffConfig, ModeState
+from services.handoff.domain.modes import AgentVersion, ModeState
 from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.agent_versions import AgentVersionStore
 from services.handoff.state.keys import (
     LISTS_BACKFILLED_KEY,
     InteractionKeys,
     agent_key,
-    agent_tag,
     agents_index_key,
-    deadlines_key,
     interactions_index_key,
-    outbox_key,
     queues_key,
-    shard_tag,
     user_agents_key,
 )
-from services.handoff.state.ticket_store import TicketStore, queue_records, test_clock_key
+from services.handoff.state.outbox import QueuedOutput, TimeoutStore, TraceCarrier
+from services.handoff.state.reader import published_of
+from services.handoff.state.ticket_store import queue_records, test_clock_key
 
 
 @dataclass(frozen=True)
@@ -42,37 +39,6 @@ class CommandSnapshot:
     transcript: list[dict[str, Any]]
     queues: dict[str, QueueSettings] = field(default_factory=dict)  # the tenant's configured
     clock_offset_ms: int = 0  # test only: added to now for opening hours (HANDOFF_TEST_CLOCK)
-
-
-# A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
-QueuedOutput = tuple[str, str, str]
-# W3C trace context fields (traceparent, tracestate) of a queued record: its Kafka headers.
-TraceCarrier = dict[str, str]
-# How long the desk's trace context of an interaction is kept (a reply after that starts a
-# trace of its own).
-TRACE_KEEP_MS = 24 * 3600 * 1000
-
-
-@dataclass(frozen=True)
-class OutboxEntry:
-    """One entry of a shard's outbox: a timeout revert's change record (published as its
-    ModeChanged, with its return notice in `outputs`), or records queued as they are by a
-    change made outside a Kafka consumer."""
-
-    shard: int
-    seq: int  # the stream id as one increasing number (see outbox_seq)
-    change: dict[str, Any] | None
-    outputs: list[QueuedOutput]
-    # outputs[i]'s trace context ({} = none): a queued record's optional fourth element.
-    traces: list[TraceCarrier]
-
-    @classmethod
-    def of(cls, shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
-        change = json.loads(fields["change"]) if "change" in fields else None
-        queued = json.loads(fields.get("out", "[]"))
-        outputs = [(q[0], q[1], q[2]) for q in queued]
-        traces = [dict(q[3]) if len(q) > 3 and q[3] else {} for q in queued]
-        return cls(shard, outbox_seq(entry_id), change, outputs, traces)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -88,6 +54,11 @@ return 0
 def desk_key(tenant_id: str) -> str:
     """The tenant's open-ticket index of the desk: interaction key -> ticket time (ms)."""
     return f"ho:desk:{{{tenant_id}}}"
+
+
+# How long the desk's trace context of an interaction is kept (a reply after that starts a
+# trace of its own).
+TRACE_KEEP_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -122,59 +93,10 @@ class HumanReply:
     trace: TraceCarrier = field(default_factory=dict)  # the outputs' trace context
 
 
-def outbox_seq(entry_id: str) -> int:
-    """A stream id `<ms>-<n>` as one int64 that orders like it: the Kafka checkpoint.
+class ModeStore(TimeoutStore, AgentVersionStore):
+    """The handoff service's writer: commands, desk replies and the desk's index, rebuilds;
+    agent versions and the timeout's steps through the classes it joins."""
 
-    Ids are time-based, so numbers keep growing even when Redis lost the stream."""
-    ms, n = entry_id.split("-")
-    return (int(ms) << 20) | int(n)
-
-
-def stream_id(seq: int) -> str:
-    return f"{seq >> 20}-{seq & 0xFFFFF}"
-
-
-@dataclass(frozen=True)
-class AgentListing:
-    """An agent as the tenant's list shows it."""
-
-    agent_id: str
-    latest: AgentVersion
-    published: int | None
-    updated_at_ms: int | None  # the last Apply or Publish; None: stored before it was kept
-
-
-class UnknownVersionError(LookupError):
-    pass
-
-
-def _versions(raw: dict[str, str]) -> tuple[list[AgentVersion], int | None]:
-    versions = []
-    for name, value in raw.items():
-        if name.startswith("v") and name[1:].isdigit():
-            data = json.loads(value)
-            known = HandoffConfig.__dataclass_fields__
-            data["handoff"] = HandoffConfig(
-                **{k: v for k, v in data["handoff"].items() if k in known}
-            )
-            versions.append(AgentVersion(version=int(name[1:]), **data))
-    published = int(raw["published"]) if raw.get("published") else None
-    return sorted(versions, key=lambda v: v.version), published
-
-
-def version_body(event: AgentVersionApplied) -> str:
-    """How Redis stores a version: what its AgentVersionApplied says, times as the log has
-    them, so a version rebuilt from the log is the same to the byte."""
-    data = json.loads(event.model_dump_json())
-    return json.dumps({k: data[k] for k in ("handoff", "created_at", "created_by")})
-
-
-def _published(raw: dict[str, str]) -> AgentVersion | None:
-    versions, published = _versions(raw)
-    return next((v for v in versions if v.version == published), None)
-
-
-class ModeStore(TicketStore):
     async def command_snapshot(
         self,
         ikey: str,
@@ -195,7 +117,7 @@ class ModeStore(TicketStore):
         return CommandSnapshot(
             now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
             state=ModeState.from_redis(state),
-            published=_published(agent),
+            published=published_of(agent),
             transcript=[json.loads(fields["turn"]) for _, fields in reversed(turns)],
             queues={q: r.settings for q, r in queue_records(queues).items()},
             clock_offset_ms=int(offset) if test_clock and offset else 0,
@@ -321,82 +243,6 @@ class ModeStore(TicketStore):
                 await pipe.execute()
         return open_
 
-    # Agent versions -------------------------------------------------------------------------
-
-    async def apply_agent_version(
-        self,
-        tenant_id: str,
-        agent_id: str,
-        handoff: HandoffConfig,
-        created_at: str,
-        by: str,
-        with_outputs: Sequence[QueuedOutput] = (),
-    ) -> int:
-        """Apply: stores a new immutable version and returns its number; its
-        AgentVersionApplied (and `with_outputs`, e.g. the audit record) go to the outbox."""
-        event = AgentVersionApplied(
-            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=1,  # set by Lua
-            handoff=asdict(handoff), created_at=datetime.fromisoformat(created_at), created_by=by,
-        )  # fmt: skip
-        body = version_body(event)
-        call = ("FCALL", "ho_agent_apply", 2, agent_key(tenant_id, agent_id),
-                outbox_key(agent_tag(tenant_id, agent_id)), agent_tag(tenant_id, agent_id),
-                body, event.model_dump_json(), json.dumps(list(with_outputs)))  # fmt: skip
-        [version] = await self._pipeline("agent_apply", [call])
-        return int(version)
-
-    async def publish_agent_version(
-        self,
-        tenant_id: str,
-        agent_id: str,
-        version: int,
-        by: str = "system",
-        with_outputs: Sequence[QueuedOutput] = (),
-    ) -> None:
-        """Publish: version `version` becomes the live one; its AgentVersionPublished (and
-        `with_outputs`) go to the outbox."""
-        event = AgentVersionPublished(
-            event_id="-", tenant_id=tenant_id, agent_id=agent_id, version=version,
-            published_at=datetime.now(UTC), published_by=by,
-        )  # fmt: skip
-        tag = agent_tag(tenant_id, agent_id)
-        try:
-            call = ("FCALL", "ho_agent_publish", 2, agent_key(tenant_id, agent_id),
-                    outbox_key(tag), tag, version, event.model_dump_json(),
-                    json.dumps(list(with_outputs)))  # fmt: skip
-            await self._pipeline("agent_publish", [call])
-        except ResponseError as exc:
-            if "NO_SUCH_VERSION" in str(exc):
-                raise UnknownVersionError(
-                    f"{tenant_id}/{agent_id} has no version {version}"
-                ) from exc
-            raise
-
-    async def restore_agent_versions(
-        self,
-        tenant_id: str,
-        agent_id: str,
-        applied: Sequence[AgentVersionApplied],
-        published: int | None,
-    ) -> int:
-        """Writes the versions Redis lacks, and the published one if none is (a rebuild from
-        the log); returns how many versions it wrote."""
-        key = agent_key(tenant_id, agent_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event in applied:
-                pipe.hsetnx(key, f"v{event.version}", version_body(event))
-            if published is not None:
-                pipe.hsetnx(key, "published", published)
-            pipe.zadd(
-                agents_index_key(agent_tag(tenant_id, agent_id)), {f"{tenant_id}:{agent_id}": 0}
-            )
-            written = await pipe.execute()
-        latest = max((e.version for e in applied), default=0)
-        current = int(await self.redis.hget(key, "latest") or 0)
-        if latest > current:
-            await self.redis.hset(key, "latest", latest)
-        return sum(bool(w) for w in written[: len(applied)])
-
     async def restore_transcript(self, ikey: str, turns: Sequence[tuple[int, str]]) -> bool:
         """Writes an interaction's transcript from (time ms, turn JSON) in order, if Redis has
         none (a rebuild from the log); entry ids keep the times. False: it had one."""
@@ -410,28 +256,6 @@ class ModeStore(TicketStore):
                 pipe.xadd(key, {"turn": turn}, id=f"{last_ms}-{seq}")
             await pipe.execute()
         return True
-
-    async def agent_versions(
-        self, tenant_id: str, agent_id: str
-    ) -> tuple[list[AgentVersion], int | None]:
-        raw = await self.redis.hgetall(agent_key(tenant_id, agent_id))
-        return _versions(cast(dict[str, str], raw))
-
-    async def tenant_agents(self, tenant_id: str, limit: int) -> list[AgentListing]:
-        """The tenant's agents with at least one version, by id, at most `limit` (the agents
-        list: its shard indexes, then each agent's hash, in two round trips)."""
-        agents = await self.tenant_agent_ids(tenant_id, limit)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for agent in agents:
-                pipe.hgetall(agent_key(tenant_id, agent))
-            hashes = await pipe.execute()
-        listed = []
-        for agent, raw in zip(agents, hashes, strict=True):
-            versions, published = _versions(raw)
-            if versions:
-                updated = int(raw["updated_at"]) if raw.get("updated_at") else None
-                listed.append(AgentListing(agent, versions[-1], published, updated))
-        return listed
 
     async def backfill_list_indexes(self) -> tuple[int, int]:
         """Adds what was stored before the list indexes existed (keys.py) to them: every agent
@@ -461,35 +285,3 @@ class ModeStore(TicketStore):
             for tag, member in members:
                 pipe.zadd(index(tag), {member: 0})
             return sum(await pipe.execute())
-
-    # Timeouts ------------------------------------------------------------------------------
-
-    async def expire_due(self, shards: Iterable[int], limit_per_shard: int) -> int:
-        """Reverts every expired lease of these shards; the reverts land in their outboxes."""
-        lim = self.limits
-        calls = [
-            ("FCALL", "ho_expire_due", 2, deadlines_key(tag), outbox_key(tag),
-             tag, limit_per_shard, lim.history_cap, lim.transcript_cap)
-            for tag in map(shard_tag, shards)
-        ]  # fmt: skip
-        return sum(int(c) for c in await self._pipeline("expire_due", calls)) if calls else 0
-
-    async def read_outboxes(self, after: dict[int, int], count: int) -> list[OutboxEntry]:
-        """Each shard's queued reverts numbered above `after[shard]` (its checkpoint), in
-        order, at most `count` per shard; one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard, seq in after.items():
-                pipe.xrange(outbox_key(shard_tag(shard)), min=f"({stream_id(seq)}", count=count)
-            results = await pipe.execute()
-        return [
-            OutboxEntry.of(shard, entry_id, fields)
-            for shard, entries in zip(after, results, strict=True)
-            for entry_id, fields in entries
-        ]
-
-    async def trim_outbox(self, upto: dict[int, int]) -> None:
-        """Drops entries already published (numbered up to `upto[shard]`)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard, seq in upto.items():
-                pipe.xtrim(outbox_key(shard_tag(shard)), minid=stream_id(seq + 1))
-            await pipe.execute()
