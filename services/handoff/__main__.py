@@ -17,8 +17,9 @@ from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
+from services.handoff.consumer import CommandConsumer
 from services.handoff.replies import ExternalReplies
-from services.handoff.service.commands import CommandConsumer, CommandService
+from services.handoff.service.commands import CommandService
 from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
 from services.handoff.state.store import ModeStore

@@ -45,7 +45,8 @@ from services.handoff.api.app import create_app as api_app
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
-from services.handoff.service.commands import CommandConsumer, CommandService
+from services.handoff.consumer import CommandConsumer
+from services.handoff.service.commands import CommandService
 from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
 from services.handoff.state.reader import StateClient

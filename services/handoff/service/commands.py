@@ -9,7 +9,7 @@ the topic a record came on, the API by the verified token; never the record itse
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
@@ -29,7 +29,7 @@ from schemas import (
 )
 from services.common import metrics, tracing
 from services.common.ids import derived_id
-from services.common.kafka import Handled, Output, Record, decode
+from services.common.kafka import Output
 from services.common.settings import Topics
 from services.handoff.domain.events import (
     change_record,
@@ -471,38 +471,3 @@ class CommandService:
 def _last_conversation(snap: CommandSnapshot) -> str | None:
     found = (t.get("conversation_id") for t in reversed(snap.transcript))
     return next((c for c in found if c), None)
-
-
-class CommandConsumer:
-    """The batch handler of handoff.commands and handoff.operator-commands: one command at a
-    time, in order. The topic a record came on is its authority (R22): the agents' topic
-    grants `agent`; the operator topic, whose writers the deployment's ACLs restrict to the
-    API's and ops tools' principals, grants `operator`."""
-
-    def __init__(self, service: CommandService, topics: Topics) -> None:
-        self._service = service
-        self._topics = topics
-        self._entries = {
-            topics.commands: Entry("agent", topics.commands),
-            topics.operator_commands: Entry("operator", topics.operator_commands),
-        }
-
-    @property
-    def topic_names(self) -> list[str]:
-        return list(self._entries)
-
-    async def __call__(self, records: Sequence[Record]) -> Handled:
-        handled = Handled()
-        for record in records:
-            command = decode(record, HandoffCommand)
-            if not isinstance(command, HandoffCommand):
-                handled.dead_letter(self._topics.dead_letter, command)
-                continue
-            src = f"{record.topic}/{record.partition}/{record.offset}"
-            with tracing.processing(record, {"handoff.action": command.action}) as headers:
-                result = await self._service.execute(command, src, self._entries[record.topic])
-                tracing.note("handoff.outcome", result.code)
-            handled.outputs += result.to_outputs(self._topics, headers)
-            for counter in result.counters:
-                handled.count(counter)
-        return handled
