@@ -3,10 +3,11 @@
 `desk watch` shows the human queue live: each `HandoffTicket` (reason, who handed off, the
 transcript) and each user message routed in human mode (attachments included), the desks'
 replies, and the returns to AI; with `--tenant` it first lists the tenant's open tickets.
-`desk reply` sends a human teammate's `OutboundMessage` (sender `human`) on chat.outbound, with
-its audit record (`OperatorAction`, `via: handoffctl`, actor `--as`) on handoff.events, and
-records the turn in the interaction's transcript. Both speak Kafka and Redis directly, as ops
-tools do; the console uses the operator API (and its audit) instead.
+`desk reply` sends a human teammate's `OutboundMessage` (sender `human`) with its audit record
+(`OperatorAction`, `via: handoffctl`, actor `--as`) through the operator API's use case
+(service/desk_reply.py): the turn is recorded and both records queued in the shard outbox in
+one step, and the timeout worker's relay publishes them exactly once. Both speak Kafka and
+Redis directly, as ops tools do; the console uses the operator API (and its token) instead.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import asyncio
 import contextlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -38,11 +39,9 @@ from schemas import (
 from services.cli import live
 from services.cli.mode import default_actor
 from services.common import tracing
-from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
-from services.common.kafka import Output
-from services.handoff.domain.events import outbound_turn
-from services.handoff.state.store import HumanReply, ModeStore
+from services.handoff.service.desk_reply import DeskReplies, DeskReply
+from services.handoff.state.store import ModeStore
 
 app = typer.Typer(
     help="The human desk from a terminal: watch the human queue, reply to users.",
@@ -187,7 +186,6 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool,
     tracing.configure(s, "desk-cli")
     ikey = interaction_key(ids)
     store = ModeStore.from_settings(s)
-    producer = idempotent_producer(s)
     try:
         user = ids.user.external_id or ""
         if not await store.has_user_agent(ids.tenant_id, ids.user.channel, user, ids.agent_id):
@@ -203,38 +201,14 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool,
                 "first, or use --force",
                 param_hint="user",
             )
-        turns: list[dict[str, Any]] = await store.transcript(ikey, 20)
-        conversation = next(
-            (t["conversation_id"] for t in reversed(turns) if t.get("conversation_id")), None
+        reply = DeskReply(ids, text, live.store_files(s, paths), require_human=not force)
+        sent = await DeskReplies(store, s.topics).send(
+            reply,
+            "cli",
+            lambda message: ("events", ikey, _audit(ids, actor, message).model_dump_json()),
         )
-        message = OutboundMessage(
-            **ids.model_dump(),
-            event_id=str(uuid.uuid4()),
-            conversation_id=conversation,
-            sender="human",
-            text=text,
-            attachments=live.store_files(s, paths),
-            sent_at=datetime.now(UTC),
-        )
-        await producer.start()
-        # A person's answer, in the trace of what the desk was given last (as the API's).
-        parent = tracing.extract(await store.latest_trace(ikey))
-        with tracing.sending(s.topics.outbound, parent, {"handoff.sender": "human"}) as span:
-            headers = tracing.inject(span)
-            await send_idempotent(
-                producer,
-                [
-                    Output.of(s.topics.outbound, ikey, message, headers),
-                    Output.of(s.topics.events, ikey, _audit(ids, actor, message), headers),
-                ],
-            )
-        # Recorded (and counted as activity, R19) at once; the handoff service's consumer of
-        # chat.outbound would record it too, and skips it by its event_id.
-        turn = outbound_turn(message).model_dump_json()
-        await store.human_reply(HumanReply(ikey, message.event_id, f"cli/{message.event_id}", turn))
-        return message.event_id
+        return sent.message.event_id
     finally:
-        await producer.stop()
         await store.close()
 
 

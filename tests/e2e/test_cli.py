@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,18 @@ from devstack.harness.sandbox import NOTICE, publish_known
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.integration
+
+
+async def lines_until(process: subprocess.Popen[str], marker: str, timeout: float = 60) -> str:
+    """What `process` printed up to and including the line with `marker`."""
+    assert process.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(timeout):
+        while not seen or marker not in seen[-1]:
+            line = await asyncio.to_thread(process.stdout.readline)
+            assert line, "the process ended before printing " + marker + ":\n" + "".join(seen)
+            seen.append(line)
+    return "".join(seen)
 
 
 async def test_chat_shows_ai_and_notice_and_the_desk_sees_the_file_and_replies(
@@ -25,6 +39,8 @@ async def test_chat_shows_ai_and_notice_and_the_desk_sees_the_file_and_replies(
         cwd=workdir,
     )  # fmt: skip
     try:
+        # Live from here on: the watcher says so once it follows the topics' ends.
+        head = await lines_until(watcher, "watching the human queue")
         chat = stack.cli(
             "chat", "--tenant", tenant, "--user", "carol",
             "-m", "hello", "-m", "I want to talk to a person", "--wait", "20",
@@ -70,7 +86,8 @@ async def test_chat_shows_ai_and_notice_and_the_desk_sees_the_file_and_replies(
         assert (turns[-1]["role"], turns[-1]["text"]) == ("human", "Hi Carol, Jane here.")
     finally:
         watcher.terminate()
-        out, _ = watcher.communicate(timeout=30)
+        rest, _ = watcher.communicate(timeout=30)
+    out = head + rest
     assert "ticket" in out and "The user asked to talk to a person." in out, out
     assert "Here is my receipt" in out and "receipt.txt" in out, out
 

@@ -8,7 +8,6 @@ tenant, and a write only for an editor or admin.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,13 +19,11 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import (
     EndUser,
     HandoffCommand,
-    OutboundMessage,
     TranscriptTurn,
     interaction_key,
     parse_interaction_key,
 )
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
-from services.common import tracing
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
@@ -35,12 +32,11 @@ from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
 from services.handoff.domain import limits
-from services.handoff.domain.events import outbound_turn
 from services.handoff.domain.modes import at_ms, optional_at_ms
 from services.handoff.service.commands import API
+from services.handoff.service.desk_reply import DeskReplies, DeskReply, NotInHumanModeError
 from services.handoff.state.agent_versions import UnknownVersionError
 from services.handoff.state.keys import queues_key
-from services.handoff.state.store import HumanReply
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")
@@ -329,45 +325,22 @@ async def desk_reply(
 ) -> m.DeskReplySent:
     ids = interaction(t, channel, external_id, a)
     ikey = await require_interaction(ctx, ids)
-    conversation = body.conversation_id
-    if conversation is None:
-        turns = await ctx.store.transcript(ikey, 20)
-        conversation = next(
-            (c for c in (t.get("conversation_id") for t in reversed(turns)) if c), None
+    reply = DeskReply(ids, body.text, body.attachments, body.in_reply_to, body.conversation_id)
+    try:
+        sent = await DeskReplies(ctx.store, ctx.settings.topics).send(
+            reply,
+            "api",
+            lambda message: audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
         )
-    message = OutboundMessage(
-        **ids.model_dump(),
-        event_id=str(uuid.uuid4()),
-        conversation_id=conversation,
-        sender="human",
-        text=body.text,
-        attachments=body.attachments,
-        in_reply_to=body.in_reply_to,
-        sent_at=datetime.now(UTC),
-    )
-    outputs = [
-        ("outbound", ikey, message.model_dump_json()),
-        audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
-    ]
-    turn = outbound_turn(message).model_dump_json()
-    # A person's answer, in the trace of what the desk was given last (desk.py keeps it).
-    parent = tracing.extract(await ctx.store.latest_trace(ikey))
-    with tracing.sending(ctx.settings.topics.outbound, parent, {"handoff.sender": "human"}) as span:
-        reply = HumanReply(
-            ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True,
-            trace=tracing.carrier_of(span),
-        )  # fmt: skip
-        result = await ctx.store.human_reply(reply)
-        tracing.note("handoff.outcome", result["status"])
-    if result["status"] == "not_in_human_mode":
+    except NotInHumanModeError:
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
-        )
+        ) from None
     return m.DeskReplySent(
-        event_id=message.event_id,
-        conversation_id=conversation,
-        sent_at=message.sent_at,
-        expires_at=optional_at_ms(result.get("expires_at")),
+        event_id=sent.message.event_id,
+        conversation_id=sent.message.conversation_id,
+        sent_at=sent.message.sent_at,
+        expires_at=optional_at_ms(sent.expires_at_ms),
     )
 
 

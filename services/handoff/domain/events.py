@@ -7,6 +7,7 @@ ModeChanged, whoever emits it, is made from one by `mode_changed`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from schemas import (
@@ -68,6 +69,13 @@ def outbound_turn(message: OutboundMessage) -> TranscriptTurn:
         attachments=message.attachments,
         at=message.sent_at,
     )
+
+
+def latest_conversation(turns: Iterable[Mapping[str, Any]]) -> str | None:
+    """The conversation of the latest of `turns` (oldest first) that names one: where a reply
+    or a notice to the user belongs when nobody says."""
+    found = (turn.get("conversation_id") for turn in reversed(list(turns)))
+    return next((c for c in found if c), None)
 
 
 def ticket_changed(

@@ -33,6 +33,7 @@ from services.common.kafka import Output
 from services.common.settings import Topics
 from services.handoff.domain.events import (
     change_record,
+    latest_conversation,
     mode_changed,
     outbound_turn,
     ticket_changed,
@@ -422,7 +423,7 @@ class CommandService:
         return OutboundMessage(
             **ids_of(command),
             event_id=derived_id(kind, command.command_id),
-            conversation_id=_last_conversation(snap),
+            conversation_id=latest_conversation(snap.transcript),
             sender="system",
             text=text,
             sent_at=at_ms(snap.now_ms),
@@ -436,7 +437,7 @@ class CommandService:
         return OutboundMessage(
             **ids_of(command),
             event_id=derived_id("return_notice", command.command_id),
-            conversation_id=_last_conversation(snap),
+            conversation_id=latest_conversation(snap.transcript),
             sender="system",
             text=return_notice_of(decision.before),
             sent_at=at_ms(snap.now_ms),
@@ -466,8 +467,3 @@ class CommandService:
             command_id=command.command_id,
             transcript=turns,
         )
-
-
-def _last_conversation(snap: CommandSnapshot) -> str | None:
-    found = (t.get("conversation_id") for t in reversed(snap.transcript))
-    return next((c for c in found if c), None)
