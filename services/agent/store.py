@@ -30,6 +30,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 from services.agent.domain import PublishedVersion
+from services.common.redis_options import answers
 from services.common.shards import shard_of, shard_tag
 
 PREFIX = "agent:"
@@ -137,10 +138,7 @@ class AgentStore:
         self._record = redis.register_script(_RECORD)
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except Exception:
-            return False
+        return await answers(self.redis)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -60,3 +60,11 @@ def connect_with(settings: CommonSettings) -> aioredis.Redis:
         settings.redis_timeout_seconds,
         redis_options(settings),
     )
+
+
+async def answers(redis: aioredis.Redis) -> bool:
+    """Whether Redis answers a PING (readiness): any error is a no, never an exception."""
+    try:
+        return bool(await redis.ping())
+    except Exception:
+        return False

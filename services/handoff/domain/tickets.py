@@ -272,6 +272,19 @@ def _closed(ticket: Ticket) -> Refusal:
     return Refusal(409, "ticket_closed", f"The ticket is {ticket.status}; nothing can change it.")
 
 
+def _queued_again(ticket: Ticket, now_ms: int) -> Ticket:
+    """Back in line with nobody on it (a transfer or a release): the pickup clock restarts."""
+    return replace(
+        ticket,
+        status="queued",
+        assignee=None,
+        assignee_name=None,
+        assigned_at_ms=None,
+        queued_at_ms=now_ms,
+        pickup_overdue=False,
+    )
+
+
 def plan_action(
     ticket: Ticket,
     action: Action,
@@ -312,32 +325,15 @@ def plan_action(
         assert queue is not None
         if queue == ticket.queue and ticket.status == "queued":
             return Refusal(409, "same_queue", f"The ticket is queued in {queue} already.")
+        # Another queue: a new place in line, so its position is told afresh (R16).
         after = replace(
-            bumped,
-            queue=queue,
-            status="queued",
-            assignee=None,
-            assignee_name=None,
-            assigned_at_ms=None,
-            queued_at_ms=now_ms,
-            pickup_overdue=False,
-            notified_position=None,
-            notified_at_ms=None,
+            _queued_again(bumped, now_ms), queue=queue, notified_position=None, notified_at_ms=None
         )
         return TicketStep(ticket, after, note or "transferred")
     if action == "release":
         if ticket.status != "assigned":
             return Refusal(409, "not_assigned", "The ticket has no assignee to release.")
-        after = replace(
-            bumped,
-            status="queued",
-            assignee=None,
-            assignee_name=None,
-            assigned_at_ms=None,
-            queued_at_ms=now_ms,
-            pickup_overdue=False,
-        )
-        return TicketStep(ticket, after, note or "released")
+        return TicketStep(ticket, _queued_again(bumped, now_ms), note or "released")
     # resolve
     after = replace(bumped, status="resolved", ended_at_ms=now_ms, resolution_note=note or None)
     return TicketStep(ticket, after, note or None)

@@ -23,7 +23,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from schemas import Cause, parse_interaction_key
 from services.common import metrics
-from services.common.redis_options import connect, redis_options
+from services.common.redis_options import answers, connect, redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain.modes import (
     LUA_CONSTANTS,
@@ -149,10 +149,7 @@ class StateClient:
             raise
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self.redis.ping())
-        except Exception:
-            return False
+        return await answers(self.redis)
 
     async def close(self) -> None:
         await self.redis.aclose()
