@@ -14,11 +14,14 @@ from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
+from services.handoff.canned import CannedReplies
 from services.handoff.commands import CommandConsumer, CommandService
+from services.handoff.presence import PresenceStore
 from services.handoff.replies import ExternalReplies
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
 from services.handoff.ticket_actions import TicketActions
+from services.webchat.files import FileStore
 
 
 async def main() -> None:
@@ -57,7 +60,17 @@ async def main() -> None:
             settings.topics,
         ),
     )
-    app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
+    presence = PresenceStore(
+        store,
+        int(settings.desk_composing_seconds * 1000),
+        int(settings.desk_replied_seconds * 1000),
+    )
+    canned = CannedReplies(store, settings.desk_max_canned_replies)
+    files = FileStore(settings.webchat_data_dir.resolve(), settings.webchat_base_url)
+    context = ApiContext(
+        settings, store, commands, desk, verifier, tickets, presence, canned, files
+    )
+    app = create_app(context)
     await run_service(
         "handoff",
         settings,

@@ -8,10 +8,13 @@ from fastapi import Request
 
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.desk import DeskFeed
+from services.handoff.canned import CannedReplies
 from services.handoff.commands import CommandService
+from services.handoff.presence import PresenceStore
 from services.handoff.settings import HandoffSettings
 from services.handoff.store import ModeStore
 from services.handoff.ticket_actions import TicketActions
+from services.webchat.files import FileStore
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class ApiContext:
     desk: DeskFeed
     verifier: JwtVerifier
     tickets: TicketActions
+    presence: PresenceStore
+    canned: CannedReplies
+    files: FileStore
 
 
 def api_context(request: Request) -> ApiContext:
