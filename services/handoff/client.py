@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal, Self, cast
@@ -26,7 +26,16 @@ from services.common import metrics
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
 from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
-from services.handoff.keys import InteractionKeys, deadlines_key, outbox_key, user_agents_key
+from services.handoff.keys import (
+    SHARDS,
+    InteractionKeys,
+    agents_index_key,
+    deadlines_key,
+    interactions_index_key,
+    outbox_key,
+    shard_tag,
+    user_agents_key,
+)
 
 log = structlog.get_logger()
 DAY_MS = 24 * 3600 * 1000
@@ -328,6 +337,52 @@ class StateClient:
         """Whether the user has an interaction with `agent` (R8's list of a user's agents)."""
         key = user_agents_key(tenant_id, channel, ext)
         return bool(await self.redis.sismember(key, agent))
+
+    # The tenant's lists: a lexical range read on every shard's index (keys.py) --------------
+
+    async def _index_range(
+        self, index: Callable[[str], str], prefix: str, after: str | None, count: int
+    ) -> tuple[list[str], bool]:
+        """The first `count` members starting with `prefix` (which ends with ':') above `after`
+        over all shards' indexes, in order, and whether more follow. Each shard gives its first
+        count + 1: the first `count` of the merge are among them. One round trip."""
+        low = f"({after}" if after else f"[{prefix}"
+        high = f"({prefix[:-1]};"  # ';' follows ':': the end of the prefix's range
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(SHARDS):
+                pipe.zrangebylex(index(shard_tag(shard)), low, high, 0, count + 1)
+            ranges = await pipe.execute()
+        members = sorted(m for found in ranges for m in found)
+        return members[:count], len(members) > count
+
+    async def tenant_agent_ids(self, tenant_id: str, count: int) -> list[str]:
+        """The first `count` agent ids of the tenant, in order."""
+        prefix = f"{tenant_id}:"
+        members, _ = await self._index_range(agents_index_key, prefix, None, count)
+        return [m[len(prefix) :] for m in members]
+
+    async def interactions_after(
+        self, prefix: str, after: str | None, count: int
+    ) -> tuple[list[str], bool]:
+        """Interaction keys starting with `prefix` (`tenant:` or `tenant:agent:`) above `after`,
+        in order: the first `count`, and whether more follow."""
+        return await self._index_range(interactions_index_key, prefix, after, count)
+
+    async def interaction_summaries(
+        self, ikeys: Sequence[str]
+    ) -> list[tuple[ModeState, int | None]]:
+        """Each interaction's mode state and the time (ms) of its last recorded turn."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ikey in ikeys:
+                k = InteractionKeys(ikey)
+                pipe.hgetall(k.state)
+                pipe.xrevrange(k.transcript, count=1)
+            raw = await pipe.execute()
+        summaries = []
+        for state, last in zip(raw[::2], raw[1::2], strict=True):
+            last_ms = int(last[0][0].split("-")[0]) if last else None
+            summaries.append((ModeState.from_redis(state), last_ms))
+        return summaries
 
     async def transcript(self, ikey: str, last: int) -> list[dict[str, Any]]:
         """The last `last` recorded turns, oldest first."""

@@ -80,6 +80,22 @@ def outbox_key(tag: str) -> str:
     return f"ho:outbox:{tag}"
 
 
+# The tenant's lists (agents, users) read these per-shard indexes: sorted sets whose members
+# all have score 0, so they sort by name and a tenant's (or an agent's) members are one
+# lexical range (ids have no ':'). The function that writes an agent or an interaction adds
+# it to its own shard's index in the same step; a list reads the range on every shard.
+
+
+def agents_index_key(tag: str) -> str:
+    """The shard's agents, as `tenant:agent`."""
+    return f"ho:agents:{tag}"
+
+
+def interactions_index_key(tag: str) -> str:
+    """The shard's interactions, as their interaction keys `tenant:agent:channel:user`."""
+    return f"ho:interactions:{tag}"
+
+
 def agent_tag(tenant_id: str, agent_id: str) -> str:
     """The shard of an agent's versions: its hash and the outbox of its events share a slot."""
     return shard_tag(shard_of(f"{tenant_id}:{agent_id}"))

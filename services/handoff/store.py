@@ -19,6 +19,7 @@ from services.handoff.keys import (
     InteractionKeys,
     agent_key,
     agent_tag,
+    agents_index_key,
     deadlines_key,
     outbox_key,
     queues_key,
@@ -119,6 +120,16 @@ def outbox_seq(entry_id: str) -> int:
 
 def stream_id(seq: int) -> str:
     return f"{seq >> 20}-{seq & 0xFFFFF}"
+
+
+@dataclass(frozen=True)
+class AgentListing:
+    """An agent as the tenant's list shows it."""
+
+    agent_id: str
+    latest: AgentVersion
+    published: int | None
+    updated_at_ms: int | None  # the last Apply or Publish; None: stored before it was kept
 
 
 class UnknownVersionError(LookupError):
@@ -354,6 +365,9 @@ class ModeStore(TicketStore):
                 pipe.hsetnx(key, f"v{event.version}", version_body(event))
             if published is not None:
                 pipe.hsetnx(key, "published", published)
+            pipe.zadd(
+                agents_index_key(agent_tag(tenant_id, agent_id)), {f"{tenant_id}:{agent_id}": 0}
+            )
             written = await pipe.execute()
         latest = max((e.version for e in applied), default=0)
         current = int(await self.redis.hget(key, "latest") or 0)
@@ -380,6 +394,22 @@ class ModeStore(TicketStore):
     ) -> tuple[list[AgentVersion], int | None]:
         raw = await self.redis.hgetall(agent_key(tenant_id, agent_id))
         return _versions(cast(dict[str, str], raw))
+
+    async def tenant_agents(self, tenant_id: str, limit: int) -> list[AgentListing]:
+        """The tenant's agents with at least one version, by id, at most `limit` (the agents
+        list: its shard indexes, then each agent's hash, in two round trips)."""
+        agents = await self.tenant_agent_ids(tenant_id, limit)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(agent_key(tenant_id, agent))
+            hashes = await pipe.execute()
+        listed = []
+        for agent, raw in zip(agents, hashes, strict=True):
+            versions, published = _versions(raw)
+            if versions:
+                updated = int(raw["updated_at"]) if raw.get("updated_at") else None
+                listed.append(AgentListing(agent, versions[-1], published, updated))
+        return listed
 
     # Timeouts ------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.handoff.api import analytics, compose, errors, routes, tickets
+from services.handoff.api import analytics, compose, errors, lists, routes, tickets
 from services.handoff.api.context import ApiContext
 from services.handoff.api.guard import BodyGuard
 from services.handoff.api.metrics import ApiMiddleware
@@ -81,6 +81,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(compose.router)
     app.include_router(routes.router)
     app.include_router(tickets.router)
+    app.include_router(lists.router)
     app.include_router(analytics.router)
 
     @app.get("/", include_in_schema=False)

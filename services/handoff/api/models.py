@@ -299,6 +299,39 @@ class AgentView(Out):
     versions: list[AgentVersionView] = Field(description="Newest first.")
 
 
+# The tenant's lists -------------------------------------------------------------------------
+
+
+class AgentSummary(Out):
+    agent_id: str
+    published_version: int | None = Field(description="The live version; null: none yet.")
+    latest_version: int = Field(
+        description="The newest version (Apply); above `published_version`: not live yet."
+    )
+    updated_at: datetime | None = Field(description="The last Apply or Publish.")
+
+
+class AgentList(Out):
+    items: list[AgentSummary] = Field(description="The tenant's agents, by id.")
+
+
+class UserSummary(Out):
+    """One user's interaction with one agent, as the users list shows it."""
+
+    agent_id: str
+    channel: str
+    external_id: str
+    mode: Mode
+    cause: Cause | None = Field(description="Why the mode was set; null if it never changed.")
+    expires_at: datetime | None = Field(description="When human mode ends; null: no timeout.")
+    state_version: int = Field(description="The interaction's state version (R9), not an agent's.")
+    last_activity_at: datetime | None = Field(description="The last recorded turn.")
+
+
+class UserList(Page):
+    items: list[UserSummary] = Field(description="By agent, channel and user id.")
+
+
 # Desk ---------------------------------------------------------------------------------------
 
 

@@ -319,6 +319,7 @@ local function ho_route(keys, args)
   if stateless then
     d.mode, d.version, d.stateless = 'ai', 0, 1
   else
+    redis.call('ZADD', 'ho:interactions:' .. tag, 0, ikey)  -- the users list (keys.py)
     local st = load_state(key('state', tag, ikey))
     if lease_expired(tag, ikey, st) then
       st = revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
@@ -430,6 +431,7 @@ local function ho_apply(keys, args)
     local new = cjson.decode(state_json)
     local upto = last_turn_id(tag, ikey)  -- before this step's turn (the return notice)
     write_state(tag, ikey, new)
+    redis.call('ZADD', 'ho:interactions:' .. tag, 0, ikey)  -- the users list (keys.py)
     push_history(tag, ikey, change, history_cap)
     if turn ~= '' then add_turn(tag, ikey, turn, transcript_cap) end
     if ticket_json ~= '' then
@@ -711,11 +713,20 @@ local function emit_agent_event(tag, event_json, n, extra_json)
   outbox_emit(tag, outputs)
 end
 
+-- The agents list (keys.py): the shard's index names the agent as `tenant:agent`, the part of
+-- its hash's key after the tag; `updated_at` is the last Apply or Publish (ms, Redis TIME).
+local function index_agent(agent_key, tag)
+  local prefix = 'ho:agent:' .. tag .. ':'
+  redis.call('ZADD', 'ho:agents:' .. tag, 0, string.sub(agent_key, #prefix + 1))
+  redis.call('HSET', agent_key, 'updated_at', now_ms())
+end
+
 --[[ ho_agent_apply: a new immutable agent version, announced by an AgentVersionApplied.
 KEYS: agent hash, its shard's outbox. ARGV: tag, version_json, event_json, extra_outputs_json ]]
 local function ho_agent_apply(keys, args)
   local n = redis.call('HINCRBY', keys[1], 'latest', 1)
   redis.call('HSET', keys[1], 'v' .. n, args[2])
+  index_agent(keys[1], args[1])
   emit_agent_event(args[1], args[3], n, args[4])
   return n
 end
@@ -727,6 +738,7 @@ local function ho_agent_publish(keys, args)
     return redis.error_reply('NO_SUCH_VERSION')
   end
   redis.call('HSET', keys[1], 'published', args[2])
+  index_agent(keys[1], args[1])
   emit_agent_event(args[1], args[3], tonumber(args[2]), args[4])
   return tonumber(args[2])
 end
