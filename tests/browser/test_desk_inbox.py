@@ -476,3 +476,34 @@ async def test_claim_reply_resolve_with_the_keyboard_only(
     await expect(page.locator("#closed-note")).to_be_focused()
     assert await focused(page) == "closed-note"
     await shot(page, "desk-keyboard-walk")
+
+
+async def test_search_finds_users_beyond_the_desk(
+    page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    """Ctrl+K also searches the tenant's users (the users list): one the AI has opens their
+    user page."""
+    waiting, with_ai = Who(tenant, "support", user="zoe-w"), Who(tenant, "support", user="zoe-a")
+    await publish_queues_agent(store, waiting)
+    await route(bus, waiting, "Hello")
+    await hand_off(bus, waiting, reason="Question")
+    await route(bus, with_ai, "Just browsing")
+    await sign_in(page, "editor", sub="jane", hash="#/desk")
+    await expect(page.locator("#conversation h2")).to_contain_text("zoe-w")
+    await page.keyboard.press("Control+k")
+    await page.keyboard.type("zoe")
+    results = page.locator("#search-results [role=option]")
+    await expect(results).to_have_count(2)
+    await expect(results.nth(0)).to_contain_text("zoe-w")
+    await expect(results.nth(0)).to_contain_text("Conversation")
+    await expect(results.nth(1)).to_contain_text("zoe-a")
+    await expect(results.nth(1)).to_contain_text("with the AI")
+    await expect(page.locator("#search-input")).to_have_attribute(
+        "aria-activedescendant", "search-option-0"
+    )
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator("#search-input")).to_have_attribute(
+        "aria-activedescendant", "search-option-1"
+    )
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(r"#/users/web/zoe-a$"))

@@ -625,22 +625,43 @@ export function deskPage(session) {
     if (badge) badge.hidden = true; // counted again when the desk opens
   }
 
-  // Ctrl/Cmd+K: the users and conversations of the desk (the loaded tickets: user id, agent,
-  // the last message, the handoff reason).
-  function findConversations(query) {
+  // Ctrl/Cmd+K: the desk's conversations (user id, agent, the last message, the handoff
+  // reason), then the tenant's other users whose id matches (the users list, GET …/users?q=):
+  // a user with an open conversation opens it, any other their user page.
+  function openConversation(key) {
+    view = "all";
+    select(key);
+    document.getElementById("conv-title")?.focus();
+  }
+
+  async function findConversations(query) {
     const q = query.toLowerCase();
-    return sorted()
+    const here = sorted()
       .filter((t) => [t.external_id, t.agent_id, previews.get(t.interaction), t.state.reason].some((v) => v && v.toLowerCase().includes(q)))
       .slice(0, 20)
       .map((t) => ({
         label: t.external_id,
-        detail: `${t.agent_id} · ${previews.get(t.interaction) ?? t.state.reason ?? ""}`,
-        choose: () => {
-          view = "all";
-          select(t.interaction);
-          document.getElementById("conv-title")?.focus();
-        },
+        detail: `Conversation · ${t.agent_id} · ${previews.get(t.interaction) ?? t.state.reason ?? ""}`,
+        choose: () => openConversation(t.interaction),
       }));
+    let users = [];
+    try {
+      users = (await get(`/v1/tenants/${encodeURIComponent(session.tenant)}/users?q=${encodeURIComponent(query)}&limit=20`)).items;
+    } catch (err) {
+      /* the conversations still answer */
+    }
+    const shown = new Set(here.map((r) => r.label));
+    const others = users
+      .filter((u) => !shown.has(u.external_id))
+      .map((u) => {
+        const key = `${session.tenant}:${u.agent_id}:${u.channel}:${u.external_id}`;
+        return {
+          label: u.external_id,
+          detail: `User · ${u.channel} · ${u.agent_id} · ${u.mode === "human" ? "with people" : "with the AI"}`,
+          choose: () => (tickets.has(key) ? openConversation(key) : void (location.hash = userHref(u.channel, u.external_id))),
+        };
+      });
+    return [...here, ...others];
   }
 
   // Keyboard: J / K the next / previous conversation of the view, R the reply box, C claim,
@@ -649,7 +670,7 @@ export function deskPage(session) {
     if (document.querySelector("dialog[open]")) return;
     if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "k") {
       e.preventDefault();
-      openSearch(async (query) => findConversations(query));
+      openSearch(findConversations);
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
