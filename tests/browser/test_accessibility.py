@@ -8,6 +8,7 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
+from services.handoff.canned import CannedReplies, CannedReply
 from services.handoff.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
@@ -36,6 +37,9 @@ async def test_every_console_page_has_no_serious_axe_violation(
     await publish_agent(store, who)
     await route(bus, who, "I need help with my order")
     await hand_off(bus, who, reason="Order problem")
+    await CannedReplies(store, 10).put(
+        tenant, CannedReply("greeting", "Greeting", "Hi, how can I help?", "", "operator:t"), []
+    )
     context = await browser.new_context(viewport={"width": 1360, "height": 860}, bypass_csp=True)
     page = await context.new_page()
     found: dict[str, list[str]] = {}
@@ -54,6 +58,21 @@ async def test_every_console_page_has_no_serious_axe_violation(
                 await expect(page.locator(".routing-foot .version").first).to_have_text(
                     re.compile(r"^change #\d+$")
                 )
+            if name == "desk":  # the reply box's list, the search dialog, an attached file
+                await page.locator("#reply-text").press_sequentially("/gre")
+                await expect(page.locator("#canned-options [role=option]")).to_have_count(1)
+                await page.set_input_files(
+                    "#reply-file",
+                    files=[{"name": "a.png", "mimeType": "image/png", "buffer": b"png"}],
+                )
+                await expect(page.locator("#reply-files .chip")).to_have_count(1)
+                found["desk-reply-box"] = await axe_violations(page)
+                await page.keyboard.press("Escape")
+                await page.keyboard.press("Control+k")
+                await page.keyboard.type("ann")
+                await expect(page.locator("#search-results [role=option]")).to_have_count(1)
+                found["desk-search"] = await axe_violations(page)
+                await page.keyboard.press("Escape")
             for size, viewport in (("desktop", (1360, 860)), ("phone", (390, 844))):
                 await page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 await page.screenshot(path=str(ARTIFACTS / f"a11y-{name}-{size}.png"))
