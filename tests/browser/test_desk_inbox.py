@@ -1,7 +1,9 @@
 """The desk as an inbox (issue 14): longest-waiting first, the last message as the preview,
 views Mine / Unassigned / All and per queue, unread counts that survive a reload (and show in
 the tab title and the nav), the conversation in the URL with its draft kept, and a warning
-before a teammate answers a user another teammate owns."""
+before a teammate answers a user another teammate owns or is answering ("Omar is
+replying…"); files and canned replies in the reply box; opt-in sound and desktop alerts;
+Ctrl+K search; a keyboard-only claim, reply and resolve."""
 
 from __future__ import annotations
 
@@ -127,11 +129,22 @@ def headers_of(jwt_secret: str, tenant: str, sub: str) -> dict[str, str]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    """Waits until `check()` is true (an API answer, not the page), with a deadline."""
+    """Waits until `check()` is true, with a deadline: an API's answer or the page's state
+    has no event to wait on, so it is asked again."""
     deadline = time.monotonic() + timeout
     while not await check():
         assert time.monotonic() < deadline, "the condition did not hold in time"
-        await asyncio.sleep(0.2)  # polling an HTTP answer: there is nothing to wait on
+        await asyncio.sleep(0.2)  # the poll's period, not a synchronisation
+
+
+async def until(page: Page, condition: str, timeout: float = 15) -> None:
+    """Waits until the page's `condition` holds (page.wait_for_function polls with eval,
+    which the console's CSP refuses)."""
+
+    async def holds() -> bool:
+        return bool(await page.evaluate(condition))
+
+    await eventually(holds, timeout)
 
 
 def human_reply_to(who: Who, text: str | None = None) -> Callable[[Any], bool]:
@@ -344,9 +357,7 @@ async def test_notifications_are_opt_in_and_remembered(
         await route(bus, other, "Hi there")
         await hand_off(bus, other, reason="Delivery")
         await expect(page.locator(f"#tickets [data-interaction='{other.key}']")).to_be_visible()
-        await page.wait_for_function(
-            "([beeps]) => window.__shown.length === 1 && window.__beeps > beeps", arg=[beeps]
-        )
+        await until(page, f"window.__shown.length === 1 && window.__beeps > {beeps}")
         assert await page.evaluate("window.__shown[0]") == {
             "title": "New conversation: lou",
             "body": "Delivery",
@@ -354,7 +365,7 @@ async def test_notifications_are_opt_in_and_remembered(
         # A message in Mine (kim's, Jane's ticket) while lou's is open: notified.
         await page.locator(f"#tickets [data-interaction='{other.key}']").click()
         await route(bus, mine, "Any news on my invoice?")
-        await page.wait_for_function("window.__shown.length === 2")
+        await until(page, "window.__shown.length === 2")
         assert await page.evaluate("window.__shown[1]") == {
             "title": "New message from kim",
             "body": "Any news on my invoice?",

@@ -336,6 +336,15 @@ class UserList(Page):
 
 
 class DeskReply(Body):
+    # "Text or files", stated in the schema too (clients and schemathesis read it there).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+                {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}},
+            ]
+        }
+    )
     text: Text = Field(default="", description="May be empty when the reply has attachments.")
     attachments: Annotated[list[AttachmentBody], Field(max_length=MAX_ATTACHMENTS)] = Field(
         default=[], description="Files stored with `POST /v1/tenants/{t}/desk/files`."

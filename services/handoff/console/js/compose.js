@@ -65,9 +65,9 @@ export function presence(session, base, textarea, canWrite) {
     sent() {
       beating = false; // the server counts the reply as "just replied"
     },
-    close() {
+    close(redrawn = false) {
       clearInterval(timer);
-      stop();
+      if (!redrawn) stop();
     },
   };
 }

@@ -62,6 +62,7 @@ export function deskPage(session) {
   const canned = cannedReplies(session);
   const bell = alerts();
   let composer = null; // the open conversation's presence (compose.js)
+  const trays = new Map(); // interaction key -> its reply's attached files (compose.js)
 
   const live = h("span", { class: "live connecting", id: "desk-live" }, "Connecting…");
   const views = h("div", { class: "desk-views", id: "desk-views", role: "tablist", "aria-label": "Views" });
@@ -271,11 +272,11 @@ export function deskPage(session) {
     }
     const ticket = t || closedBy.ticket;
     const base = paths.interaction(session.tenant, ticket.channel, ticket.external_id, ticket.agent_id);
-    if (composer) composer.close();
+    if (composer) composer.close(composer.key === ticket.interaction); // redrawn: still typing
     composer = null;
     turnsBox = h("div", { class: "turns" }, loading());
     const s = ticket.state;
-    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, required: true, "aria-label": `Reply to ${ticket.external_id}` });
+    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, "aria-label": `Reply to ${ticket.external_id}` });
     reply.value = localStorage.getItem(draftKey(ticket.interaction)) || "";
     reply.addEventListener("input", () => {
       if (reply.value) localStorage.setItem(draftKey(ticket.interaction), reply.value);
@@ -283,8 +284,11 @@ export function deskPage(session) {
     });
     const sendButton = h("button", { type: "submit", class: "button primary", id: "reply-send" }, "Send");
     const here = closedBy ? null : presence(session, base, reply, canWrite);
+    if (here) here.key = ticket.interaction;
     composer = here;
-    const files = fileTray(session);
+    // A conversation's attached files stay with it while the pane is redrawn (as its draft).
+    if (!trays.has(ticket.interaction)) trays.set(ticket.interaction, fileTray(session));
+    const files = trays.get(ticket.interaction);
     const slash = slashCommands(reply, canned);
     const form = canWrite && !closedBy
       ? h("form", {
