@@ -190,7 +190,9 @@ async def test_a_teammate_replying_is_shown_and_a_second_answer_asks_first(
 
         await eventually(jane_composing)
 
-        # Sending while Omar composes asks first; Cancel keeps the draft.
+        # Sending while Omar composes asks first; Cancel keeps the draft. (His heartbeat again:
+        # a slow machine must not let his 10 s hold run out before the click.)
+        await omar.put(composing, json={"display_name": "Omar Reyes"})
         await page.click("#reply-send")
         dialog = page.locator("dialog[open]")
         await expect(dialog).to_contain_text("Omar Reyes is replying to pia")

@@ -68,7 +68,8 @@ export function alerts() {
   }
 
   return {
-    controls: h("div", { class: "alert-toggles", role: "group", "aria-label": "Alerts" }, sound, desktop),
+    controls: h("div", { class: "alert-toggles", role: "group", "aria-labelledby": "alerts-label" },
+      h("span", { class: "muted small", id: "alerts-label" }, "Alerts"), sound, desktop),
     // Something for the teammate: a sound and a notification, as they chose.
     tell(title, body, tag) {
       if (settings.sound) beep();
