@@ -73,6 +73,7 @@ async def test_every_console_page_has_no_serious_axe_violation(
                 await expect(page.locator("#search-results [role=option]")).to_have_count(1)
                 found["desk-search"] = await axe_violations(page)
                 await page.keyboard.press("Escape")
+                await expect(page.locator("#search-dialog")).to_have_count(0)
             for size, viewport in (("desktop", (1360, 860)), ("phone", (390, 844))):
                 await page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 await page.screenshot(path=str(ARTIFACTS / f"a11y-{name}-{size}.png"))

@@ -9,7 +9,7 @@ export function openSearch(find) {
   const opener = document.activeElement;
   const input = h("input", {
     id: "search-input",
-    type: "search",
+    type: "text", // not "search": its Escape clears the text instead of closing the dialog
     role: "combobox",
     "aria-expanded": "false",
     "aria-controls": "search-results",
