@@ -277,8 +277,19 @@ async def test_the_reply_box_attaches_files_and_inserts_canned_replies(
     await page.set_input_files("#reply-file", files=[pdf])
     await expect(page.locator("#reply-files .chip")).to_contain_text("invoice.pdf")
     await expect(page.locator("#reply-files-error")).to_have_text("")
+    # Ada answers meanwhile: the conversation is redrawn, and Jane's file and text stay.
+    async with httpx.AsyncClient(
+        base_url=api_url, headers=headers_of(jwt_secret, tenant, "ada")
+    ) as ada:
+        r = await ada.post(f"{user_path(who)}/agents/support/messages", json={"text": "Ada here."})
+        assert r.status_code == 201
+    await expect(page.locator("#conversation .turn-human")).to_contain_text("Ada here.")
+    await expect(page.locator("#reply-files .chip")).to_contain_text("invoice.pdf")
+    await expect(reply).to_have_value(f"{refund} Hi, how can I help?")
     await page.click("#reply-send")
-    [out] = await bus.wait_for(bus.topics.outbound, human_reply_to(who))
+    await expect(page.locator("dialog[open]")).to_contain_text("ada just replied to ravi")
+    await page.locator("dialog[open] button[type=submit]").click()
+    [_, out] = await bus.wait_for(bus.topics.outbound, human_reply_to(who), count=2)
     assert out["text"] == f"{refund} Hi, how can I help?"
     [attached] = out["attachments"]
     assert (attached["name"], attached["content_type"], attached["size"]) == (
