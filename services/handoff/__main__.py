@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
@@ -23,6 +25,8 @@ from services.handoff.store import ModeStore
 from services.handoff.ticket_actions import TicketActions
 from services.webchat.files import FileStore
 
+log = structlog.get_logger()
+
 
 async def main() -> None:
     settings = HandoffSettings()
@@ -34,6 +38,9 @@ async def main() -> None:
     )
     store = ModeStore.from_settings(settings)
     await store.load_functions()
+    agents, interactions = await store.backfill_list_indexes()
+    if agents or interactions:
+        log.info("list_indexes_backfilled", agents=agents, interactions=interactions)
     commands = CommandService(
         store,
         settings.minute_ms,

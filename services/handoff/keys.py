@@ -96,6 +96,10 @@ def interactions_index_key(tag: str) -> str:
     return f"ho:interactions:{tag}"
 
 
+# Set once the agents and interactions stored before these indexes existed were added to them.
+LISTS_BACKFILLED_KEY = "ho:lists-backfilled:v1"
+
+
 def agent_tag(tenant_id: str, agent_id: str) -> str:
     """The shard of an agent's versions: its hash and the outbox of its events share a slot."""
     return shard_tag(shard_of(f"{tenant_id}:{agent_id}"))

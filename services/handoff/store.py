@@ -16,11 +16,13 @@ from redis.exceptions import ResponseError
 from schemas import AgentVersionApplied, AgentVersionPublished
 from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
 from services.handoff.keys import (
+    LISTS_BACKFILLED_KEY,
     InteractionKeys,
     agent_key,
     agent_tag,
     agents_index_key,
     deadlines_key,
+    interactions_index_key,
     outbox_key,
     queues_key,
     shard_tag,
@@ -410,6 +412,35 @@ class ModeStore(TicketStore):
                 updated = int(raw["updated_at"]) if raw.get("updated_at") else None
                 listed.append(AgentListing(agent, versions[-1], published, updated))
         return listed
+
+    async def backfill_list_indexes(self) -> tuple[int, int]:
+        """Adds what was stored before the list indexes existed (keys.py) to them: every agent
+        hash, every interaction with a state or a transcript. Once per deployment (a marker
+        key); each service start checks it. SCAN walks each node (redis-py's cluster client
+        scans every primary). Returns (agents, interactions) added."""
+        if await self.redis.exists(LISTS_BACKFILLED_KEY):
+            return 0, 0
+        found = {"agent": 0, "interaction": 0}
+        patterns = (("ho:agent:*", "agent"), ("ho:state:*", "interaction"),
+                    ("ho:transcript:*", "interaction"))  # fmt: skip
+        for pattern, kind in patterns:
+            batch: list[tuple[str, str]] = []
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                _, _, tag, member = key.split(":", 3)
+                batch.append((tag, member))
+                if len(batch) >= 500:
+                    found[kind] += await self._index_members(kind, batch)
+                    batch = []
+            found[kind] += await self._index_members(kind, batch)
+        await self.redis.set(LISTS_BACKFILLED_KEY, datetime.now(UTC).isoformat())
+        return found["agent"], found["interaction"]
+
+    async def _index_members(self, kind: str, members: Sequence[tuple[str, str]]) -> int:
+        index = agents_index_key if kind == "agent" else interactions_index_key
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tag, member in members:
+                pipe.zadd(index(tag), {member: 0})
+            return sum(await pipe.execute())
 
     # Timeouts ------------------------------------------------------------------------------
 

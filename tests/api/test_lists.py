@@ -10,6 +10,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.handoff.keys import (
+    LISTS_BACKFILLED_KEY,
+    InteractionKeys,
+    agent_tag,
+    agents_index_key,
+    interactions_index_key,
+)
 from services.handoff.store import ModeStore
 from tests.api.helpers import Api, error_code, make_token, publish_agent, route
 from tests.support.bus import Bus
@@ -163,3 +170,26 @@ async def test_a_cursor_never_leaves_its_list(viewer: Api, bus: Bus, tenant: str
         assert r.json()["items"] == [] and r.json()["next_cursor"] is None, (cursor, r.text)
     first = await viewer.get(f"/v1/tenants/{tenant}/users", cursor="a")
     assert [u["external_id"] for u in first.json()["items"]] == ["alice"]
+
+
+async def test_what_was_stored_before_the_indexes_is_listed_after_the_backfill(
+    viewer: Api, bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    who = Who(tenant, "support", user="old-timer")
+    await publish_agent(store, who)
+    await route(bus, who)
+    # As an install stored them before the indexes existed: the same keys, in no index.
+    await store.redis.zrem(agents_index_key(agent_tag(tenant, "support")), f"{tenant}:support")
+    await store.redis.zrem(interactions_index_key(InteractionKeys(who.key).tag), who.key)
+    assert (await viewer.get(f"/v1/tenants/{tenant}/agents")).json()["items"] == []
+    assert (await viewer.get(f"/v1/tenants/{tenant}/users")).json()["items"] == []
+
+    await store.redis.delete(LISTS_BACKFILLED_KEY)  # the service did it once at its start
+    agents, interactions = await store.backfill_list_indexes()
+
+    assert agents >= 1 and interactions >= 1
+    listed = (await viewer.get(f"/v1/tenants/{tenant}/agents")).json()["items"]
+    assert [a["agent_id"] for a in listed] == ["support"]
+    users = (await viewer.get(f"/v1/tenants/{tenant}/users")).json()["items"]
+    assert [u["external_id"] for u in users] == ["old-timer"]
+    assert await store.backfill_list_indexes() == (0, 0)  # once per deployment

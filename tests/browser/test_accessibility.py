@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from services.handoff.canned import CannedReplies, CannedReply
+from services.handoff.domain import HandoffConfig
 from services.handoff.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
@@ -23,6 +24,7 @@ PAGES = {
     "users": "#/users",
     "agents": "#/agents",
     "agent": "#/agents/support",
+    "agent-unknown": "#/agents/suport",
     "user": "#/users/web/ann",
     "desk": "#/desk",
     "queues": "#/queues",
@@ -35,6 +37,8 @@ async def test_every_console_page_has_no_serious_axe_violation(
 ) -> None:
     who = Who(tenant, "support", user="ann")
     await publish_agent(store, who)
+    config = HandoffConfig(enabled=True, notice_text="Sam will reply shortly.")
+    await store.apply_agent_version(tenant, "support", config, "2026-01-02T00:00:00Z", "t")
     await route(bus, who, "I need help with my order")
     await hand_off(bus, who, reason="Order problem")
     await CannedReplies(store, 10).put(
@@ -56,7 +60,7 @@ async def test_every_console_page_has_no_serious_axe_violation(
             found[name] = await axe_violations(page)
             if name == "user":  # the state version is labelled, not a bare "v4"
                 await expect(page.locator(".routing-foot .version").first).to_have_text(
-                    re.compile(r"^change #\d+$")
+                    re.compile(r"^State version \d+$")
                 )
             if name == "desk":  # the reply box's list, the search dialog, an attached file
                 await page.locator("#reply-text").press_sequentially("/gre")
@@ -74,10 +78,20 @@ async def test_every_console_page_has_no_serious_axe_violation(
                 found["desk-search"] = await axe_violations(page)
                 await page.keyboard.press("Escape")
                 await expect(page.locator("#search-dialog")).to_have_count(0)
+            if name in ("users", "agents"):  # their lists, loaded
+                await expect(
+                    page.locator("#user-list tbody tr, #agent-list [data-agent]").first
+                ).to_be_visible()
             for size, viewport in (("desktop", (1360, 860)), ("phone", (390, 844))):
                 await page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 await page.screenshot(path=str(ARTIFACTS / f"a11y-{name}-{size}.png"))
             await page.set_viewport_size({"width": 1360, "height": 860})
+        # The Publish confirmation, open: the dialog with its diff.
+        await page.goto(f"{api_url}/console/#/agents/support")
+        await page.locator(".version-item[data-version='2'] [data-action=publish]").click()
+        await expect(page.locator("dialog[open] table.diff")).to_be_visible()
+        found["publish-dialog"] = await axe_violations(page)
+        await page.screenshot(path=str(ARTIFACTS / "a11y-publish-dialog-desktop.png"))
     finally:
         await context.close()
     assert not {k: v for k, v in found.items() if v}, found

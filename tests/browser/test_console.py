@@ -113,6 +113,7 @@ async def test_agent_settings_apply_validate_and_publish(
     page: Page, sign_in: Callable[..., Any], tenant: str
 ) -> None:
     await sign_in(page, "editor", hash="#/agents/support")
+    await page.click("#create-agent")  # an unknown id is a new agent only when asked
     await expect(page.locator("#published-label")).to_have_text("New agent: nothing applied yet")
 
     await page.fill("#f-idle", "0")
@@ -129,6 +130,7 @@ async def test_agent_settings_apply_validate_and_publish(
     await expect(page.locator(".version-item")).to_have_count(1)
     await expect(page.locator("#published-label")).to_have_text("No version published yet")
     await page.click(".version-item[data-version='1'] [data-action=publish]")
+    await page.click("dialog[open] button[type=submit]")  # the confirmation
     await expect(page.locator(".version-item[data-version='1'] .badge")).to_have_text("Live")
     await expect(page.locator("#published-label")).to_contain_text(
         "Live: version 1 · Handoff on · 30 min idle timeout"
@@ -136,6 +138,7 @@ async def test_agent_settings_apply_validate_and_publish(
 
     await page.uncheck("#f-enabled")
     await page.click("#apply-publish")
+    await page.click("dialog[open] button[type=submit]")
     await expect(page.locator(".version-item")).to_have_count(2)
     await expect(page.locator(".version-item[data-version='2'] .badge")).to_have_text("Live")
     await expect(page.locator("#published-label")).to_contain_text("Handoff off")

@@ -246,13 +246,19 @@ async def history(
 @router.get(
     "/users/{channel}/{external_id:path}/agents/{a}/transcript",
     response_model=m.TranscriptPage,
-    responses=responses(401, 404, 422),
+    responses={
+        304: {"description": "No turn since the `If-None-Match` ETag."},
+        **responses(401, 404, 422),
+    },
     summary="Recorded turns of an interaction, with their attachments",
-    description="The latest `limit` turns, oldest first; `next` pages to older turns.",
+    description="The latest `limit` turns, oldest first; `next` pages to older turns. The "
+    "`ETag` names the page's newest turn: with `If-None-Match` set to it the answer is 304 "
+    "and no body until a turn arrives (cheap polling for a live transcript).",
     tags=["users"],
 )
 async def transcript(
     request: Request,
+    response: Response,
     t: Tenant,
     channel: Channel,
     external_id: External,
@@ -263,11 +269,17 @@ async def transcript(
     cursor: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,15}-[0-9]{1,15}$", description="From `next_cursor`.")
     ] = None,
-) -> m.TranscriptPage:
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=256)] = None,
+) -> m.TranscriptPage | Response:
     ikey = await require_interaction(ctx, interaction(t, channel, external_id, a))
     before = "-".join(str(int(part)) for part in cursor.split("-")) if cursor else None
     # Nothing is older than the stream's first possible id.
     entries = [] if before == "0-0" else await ctx.store.transcript_page(ikey, before, limit + 1)
+    # Turns are only ever appended (the oldest trimmed): the newest one names the page.
+    etag = f'"{entries[0][0] if entries else "none"}"'
+    if if_none_match == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
     page = entries[:limit]
     next_cursor = page[-1][0] if len(entries) > limit else None
     items = [TranscriptTurn.model_validate(turn) for _, turn in reversed(page)]

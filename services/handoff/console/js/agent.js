@@ -1,7 +1,7 @@
 // Agents: the handoff section of an agent's settings, Apply (a new version) and Publish.
 
 import { get, paths, post } from "./api.js";
-import { clear, errorBox, h, loading, toast, when } from "./ui.js";
+import { ago, clear, errorBox, h, loading, openDialog, plural, toast, when } from "./ui.js";
 
 const RECENT = "handoff.recent-agents";
 const DEFAULT_NOTICE = "I've handed this conversation to a human teammate. They'll reply here as soon as they can.";
@@ -19,7 +19,7 @@ function remember(agent) {
   sessionStorage.setItem(RECENT, JSON.stringify(list.slice(0, 8)));
 }
 
-export function agentLookupPage() {
+export function agentLookupPage(session) {
   const input = h("input", { id: "agent-id", required: true, autocomplete: "off", pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{0,127}", placeholder: "e.g. support" });
   const form = h("form", {
     class: "card lookup",
@@ -34,9 +34,105 @@ export function agentLookupPage() {
   setTimeout(() => input.focus());
   return {
     title: "Agents",
-    el: h("div", { class: "page narrow-page" }, form,
+    el: h("div", { class: "page narrow-page" }, form, agentList(session),
       list.length ? h("section", { class: "card" }, h("h2", {}, "Recently opened"), h("ul", { class: "link-list" }, list.map((a) => h("li", {}, h("a", { href: `#/agents/${encodeURIComponent(a)}` }, a))))) : null),
   };
+}
+
+// The tenant's agents, searchable as one types (they are few: the whole list is loaded).
+function agentList(session) {
+  const search = h("input", { id: "agent-search", type: "search", autocomplete: "off", placeholder: "Part of an agent id" });
+  const items = h("ul", { id: "agent-list", class: "entity-list" }, h("li", {}, loading()));
+  let agents = [];
+  const render = () => {
+    const q = search.value.trim().toLowerCase();
+    const shown = agents.filter((a) => a.agent_id.toLowerCase().includes(q));
+    if (!agents.length) return clear(items, h("li", { class: "empty" }, "No agents yet. Open one by its id to create it."));
+    if (!shown.length) return clear(items, h("li", { class: "empty" }, `No agent matches “${search.value.trim()}”.`));
+    clear(items, shown.map((a) => h("li", { dataset: { agent: a.agent_id } },
+      h("a", { href: `#/agents/${encodeURIComponent(a.agent_id)}` }, a.agent_id),
+      h("span", { class: "muted small" }, versionsText(a), " · changed ", h("time", { datetime: a.updated_at, title: when(a.updated_at) }, ago(a.updated_at))))));
+  };
+  search.addEventListener("input", render);
+  get(paths.agents(session.tenant))
+    .then((page) => { agents = page.items; render(); })
+    .catch((err) => clear(items, h("li", {}, errorBox(err))));
+  return h("section", { class: "card" },
+    h("h2", {}, "All agents"),
+    h("div", { class: "field" }, h("label", { for: "agent-search" }, "Search agents"), search),
+    items);
+}
+
+function versionsText(a) {
+  const live = a.published_version ? `version ${a.published_version} live` : "not published";
+  if (a.latest_version === a.published_version) return live;
+  return a.published_version ? `${live} · version ${a.latest_version} not published` : `${live} · ${plural(a.latest_version, "version")}`;
+}
+
+// Agents whose id is close to `id` (a typo: one or two letters off, or one contains the other).
+function lookalikes(id, agents) {
+  const near = (a, b) => {
+    if (Math.abs(a.length - b.length) > 2) return false;
+    let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      const row = [i];
+      for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = row;
+    }
+    return prev[b.length] <= 2;
+  };
+  const low = id.toLowerCase();
+  return agents.map((a) => a.agent_id).filter((a) => near(low, a.toLowerCase()) || a.toLowerCase().includes(low) || low.includes(a.toLowerCase())).slice(0, 5);
+}
+
+// Handoff settings, field by field: how the diff of a Publish names and shows them.
+const FIELDS = {
+  enabled: "Handoff enabled",
+  idle_timeout_minutes: "Idle timeout (minutes)",
+  instructions: "When to hand off",
+  notice_text: "Message to the user",
+  queues: "Queues",
+  out_of_hours: "Outside opening hours",
+  waiting_notice_text: "Waiting message",
+  return_notice_text: "Message when the AI takes over again",
+  announce_teammate: "Tell the user the teammate's name",
+};
+
+function shown(key, value) {
+  if (value === undefined) return "(the default)";
+  if (typeof value === "boolean") return value ? "on" : "off";
+  if (key === "idle_timeout_minutes") return value === null ? "no timeout" : String(value);
+  if (key === "queues") return value && value.length ? value.join(", ") : "default";
+  if (value === "" || value === null) return "(empty: built-in)";
+  return String(value);
+}
+
+// [{key, label, was, now}] of the settings that differ between two handoff blocks.
+export function handoffDiff(from, to) {
+  const keys = [...new Set([...Object.keys(FIELDS), ...Object.keys(from || {}), ...Object.keys(to || {})])];
+  return keys
+    .filter((k) => JSON.stringify((from || {})[k]) !== JSON.stringify((to || {})[k]))
+    .map((k) => ({ key: k, label: FIELDS[k] || k.replace(/_/g, " "), was: shown(k, (from || {})[k]), now: shown(k, (to || {})[k]) }));
+}
+
+function diffTable(live, changes, nowLabel) {
+  if (!live) return h("p", {}, "Nothing is live yet: these settings become the first live version.");
+  if (!changes.length) return h("p", {}, `Same settings as the live version ${live.version}.`);
+  return h("table", { class: "diff" },
+    h("caption", { class: "muted small" }, `What changes for users, against the live version ${live.version}`),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Setting"), h("th", { scope: "col" }, `Live (version ${live.version})`), h("th", { scope: "col" }, nowLabel))),
+    h("tbody", {}, changes.map((c) => h("tr", { dataset: { field: c.key } },
+      h("th", { scope: "row" }, c.label), h("td", { class: "was" }, c.was), h("td", { class: "now" }, c.now)))));
+}
+
+// Publish asks first, showing what would change for users (a notice-only change included).
+function confirmPublish(live, handoff, title, nowLabel, confirm) {
+  return openDialog({
+    title,
+    body: h("div", { class: "publish-diff" }, diffTable(live, handoffDiff(live && live.handoff, handoff), nowLabel)),
+    confirm,
+    submit: async () => true,
+  });
 }
 
 function summary(v) {
@@ -55,6 +151,27 @@ export function agentPage(session, agentId) {
     h("div", { class: "split" }, formBox, versionsBox));
   let agent = null;
   let editing = null; // the version shown in the form
+  let creating = false; // an unknown id the operator chose to create
+
+  // An id nobody applied yet is most often a typo: say so, offer the lookalikes, and start
+  // a new agent only when asked.
+  async function unknownAgent() {
+    const known = await get(paths.agents(session.tenant)).then((p) => p.items).catch(() => []);
+    const like = lookalikes(agentId, known);
+    document.getElementById("published-label").textContent = "";
+    versionsBox.hidden = true;
+    clear(formBox, h("div", { id: "unknown-agent" },
+      h("h2", {}, `No agent named “${agentId}” yet — create it?`),
+      h("p", { class: "muted" }, "Nothing was ever applied under this id in this tenant. Check the spelling: a new agent starts with its first Apply."),
+      like.length
+        ? h("p", {}, "Did you mean ", like.map((a, i) => [i ? ", " : "", h("a", { href: `#/agents/${encodeURIComponent(a)}`, dataset: { suggestion: a } }, a)]), "?")
+        : null,
+      h("div", { class: "form-actions" },
+        canWrite
+          ? h("button", { type: "button", class: "button primary", id: "create-agent", onclick: () => { creating = true; load(); } }, `Create ${agentId}`)
+          : h("p", { class: "hint" }, "Creating an agent needs the editor role."),
+        h("a", { class: "button secondary", href: "#/agents" }, "All agents"))));
+  }
 
   async function load(showVersion) {
     try {
@@ -67,7 +184,9 @@ export function agentPage(session, agentId) {
         return;
       }
       agent = { versions: [], published_version: null };
+      if (!creating) return unknownAgent();
     }
+    versionsBox.hidden = false;
     const published = agent.versions.find((v) => v.published);
     editing = agent.versions.find((v) => v.version === showVersion) || published || agent.versions[0] || null;
     document.getElementById("published-label").textContent = published
@@ -125,6 +244,11 @@ export function agentPage(session, agentId) {
         };
         if (!handoff.return_notice_text.trim()) delete handoff.return_notice_text; // the default
         const publishToo = e.submitter && e.submitter.dataset.publish === "1";
+        if (publishToo) {
+          const live = agent.versions.find((v) => v.published);
+          const ok = await confirmPublish(live, handoff, "Apply and publish these settings?", "This form", "Apply and publish");
+          if (!ok) return;
+        }
         try {
           const v = await post(`${paths.agent(session.tenant, agentId)}/versions`, { handoff });
           if (publishToo) await post(`${paths.agent(session.tenant, agentId)}/versions/${v.version}/publish`);
@@ -183,13 +307,26 @@ export function agentPage(session, agentId) {
         h("button", { type: "button", class: "link version-name", title: "Load into the form", onclick: () => { editing = v; renderForm(); renderVersions(); } }, `Version ${v.version}`),
         v.published ? h("span", { class: "badge live" }, "Live") : null,
         h("div", { class: "muted small" }, summary(v)),
+        changesText(v),
         h("div", { class: "muted small" }, `${when(v.created_at)} · ${v.created_by}`)),
       canWrite && !v.published
         ? h("button", { type: "button", class: "button secondary small", "data-action": "publish", onclick: () => publish(v.version) }, "Publish")
         : null))));
   }
 
+  // What a version changed against the one before it (the list shows every kind of change).
+  function changesText(v) {
+    const before = agent.versions.find((o) => o.version === v.version - 1);
+    if (!before) return null;
+    const changed = handoffDiff(before.handoff, v.handoff).map((c) => c.label);
+    return h("div", { class: "muted small version-changes" }, changed.length ? `Changed: ${changed.join(", ")}` : "No change");
+  }
+
   async function publish(n) {
+    const v = agent.versions.find((o) => o.version === n);
+    const live = agent.versions.find((o) => o.published);
+    const ok = await confirmPublish(live, v.handoff, `Publish version ${n}?`, `Version ${n}`, `Publish version ${n}`);
+    if (!ok) return;
     try {
       await post(`${paths.agent(session.tenant, agentId)}/versions/${n}/publish`);
       toast(`Version ${n} is live.`, "success");

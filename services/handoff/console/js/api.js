@@ -72,19 +72,39 @@ async function answer(send) {
   try {
     response = await send();
   } catch (err) {
-    throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
+    throw unreachable();
   }
   const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const e = (data && data.error) || {};
-    const error = new ApiError(response.status, e.code || `http_${response.status}`, e.detail, e.fields);
-    if (response.status === 401) throw unauthorized(error);
-    throw error;
-  }
+  if (!response.ok) throw failure(response, data);
   return data;
 }
 
+const unreachable = () => new ApiError(0, "network", "The server cannot be reached. Check your connection.");
+
+function failure(response, data) {
+  const e = (data && data.error) || {};
+  const error = new ApiError(response.status, e.code || `http_${response.status}`, e.detail, e.fields);
+  return response.status === 401 ? unauthorized(error) : error;
+}
+
 export const get = (path) => api("GET", path);
+
+// A GET that says when nothing changed: resolves { etag, data }, or null when the server
+// answers 304 to the `etag` of the previous answer (polling costs no body then).
+export async function getIfChanged(path, etag) {
+  const headers = { Accept: "application/json", Authorization: authorization() };
+  if (etag) headers["If-None-Match"] = etag;
+  let response;
+  try {
+    response = await fetch(path, { headers });
+  } catch (err) {
+    throw unreachable();
+  }
+  if (response.status === 304) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw failure(response, data);
+  return { etag: response.headers.get("ETag"), data };
+}
 export const put = (path, body, headers) => api("PUT", path, body, headers);
 export const post = (path, body, headers) => api("POST", path, body, headers);
 export const del = (path) => api("DELETE", path);
@@ -97,6 +117,8 @@ export const paths = {
   interaction: (t, channel, ext, agent) =>
     `/v1/tenants/${enc(t)}/users/${enc(channel)}/${enc(ext)}/agents/${enc(agent)}`,
   agent: (t, agent) => `/v1/tenants/${enc(t)}/agents/${enc(agent)}`,
+  agents: (t) => `/v1/tenants/${enc(t)}/agents`,
+  users: (t) => `/v1/tenants/${enc(t)}/users`,
   desk: (t) => `/v1/tenants/${enc(t)}/desk`,
   queues: (t) => `/v1/tenants/${enc(t)}/queues`,
   queue: (t, q) => `/v1/tenants/${enc(t)}/queues/${enc(q)}`,

@@ -228,10 +228,11 @@ export function loading(text = "Loading…") {
 export function openDialog({ title, body, confirm, danger = false, submit, confirmId }) {
   return new Promise((resolve) => {
     const error = h("div", { class: "dialog-error", role: "alert" });
+    const titleId = `dialog-title-${++dialogs}`;
     const form = h(
       "form",
       { method: "dialog", class: "dialog-form" },
-      h("h2", {}, title),
+      h("h2", { id: titleId }, title),
       body,
       error,
       h(
@@ -241,7 +242,7 @@ export function openDialog({ title, body, confirm, danger = false, submit, confi
         h("button", { type: "submit", class: `button ${danger ? "danger" : "primary"}`, id: confirmId }, confirm),
       ),
     );
-    const dialog = h("dialog", { class: "dialog" }, form);
+    const dialog = h("dialog", { class: "dialog", "aria-labelledby": titleId }, form);
     const opener = document.activeElement; // where focus returns when the dialog closes
     let done = false;
     const close = (value) => {
@@ -265,10 +266,31 @@ export function openDialog({ title, body, confirm, danger = false, submit, confi
         submitButton.disabled = false;
       }
     });
-    dialog.addEventListener("cancel", () => close(null));
+    dialog.addEventListener("cancel", () => close(null)); // Escape
+    dialog.addEventListener("keydown", (event) => trapTab(dialog, event));
     document.body.append(dialog);
     dialog.showModal();
-    const first = form.querySelector("textarea, input");
-    if (first) first.focus();
+    // Into the dialog: its first field, else its first button (Cancel, the harmless one).
+    (form.querySelector("textarea, input") || form.querySelector("button")).focus();
   });
+}
+
+let dialogs = 0;
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+// Tab and Shift+Tab go round the dialog's own controls: a modal dialog makes the page inert,
+// but without this the focus would leave for the browser's own controls.
+function trapTab(dialog, event) {
+  if (event.key !== "Tab") return;
+  const focusable = [...dialog.querySelectorAll(FOCUSABLE)];
+  if (!focusable.length) return;
+  const first = focusable[0];
+  const last = focusable[focusable.length - 1];
+  if (event.shiftKey && document.activeElement === first) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
 }

@@ -1,6 +1,8 @@
 // Users: look a user up; see and switch each agent's routing, its history and transcript.
 
-import { get, paths, put } from "./api.js";
+import { get, getIfChanged, paths, put } from "./api.js";
+
+const POLL_MS = 2000; // the live transcript's polling period
 import {
   ago, causeText, clear, errorBox, h, liveCountdown, loading, modeBadge, openDialog, plural,
   toast, transcriptView, when,
@@ -26,7 +28,7 @@ export function userHref(channel, ext) {
   return `#/users/${encodeURIComponent(channel)}/${encodeURIComponent(ext)}`;
 }
 
-export function lookupPage() {
+export function lookupPage(session) {
   const channel = h("input", { id: "lookup-channel", name: "channel", value: "web", required: true, autocomplete: "off" });
   const ext = h("input", { id: "lookup-user", name: "external_id", required: true, autocomplete: "off", placeholder: "e.g. alice or +33612345678" });
   const form = h(
@@ -52,7 +54,59 @@ export function lookupPage() {
         h("ul", { class: "link-list" }, list.map((u) => h("li", {}, h("a", { href: userHref(u.channel, u.ext) }, h("span", { class: "muted" }, `${u.channel} / `), u.ext)))))
     : null;
   setTimeout(() => ext.focus());
-  return { title: "Users", el: h("div", { class: "page narrow-page" }, form, recentBox) };
+  return { title: "Users", el: h("div", { class: "page narrow-page" }, form, userList(session), recentBox) };
+}
+
+// The tenant's users, one row per user and agent, searched on the server as one types.
+function userList(session) {
+  const search = h("input", { id: "user-search", type: "search", autocomplete: "off", placeholder: "Part of a user id" });
+  const body = h("tbody");
+  const table = h("table", { id: "user-list", class: "history users" },
+    h("caption", { class: "sr-only" }, "Users of this tenant, per agent"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Agent"), h("th", { scope: "col" }, "Mode"), h("th", { scope: "col" }, "Last activity"))),
+    body);
+  const status = h("div", { class: "list-status" }, loading());
+  const more = h("button", { type: "button", class: "button secondary more", hidden: true }, "More users");
+  let query = 0; // answers of an older search are dropped
+  let cursor = null;
+
+  async function page(fresh) {
+    const mine = fresh ? ++query : query;
+    const params = new URLSearchParams({ limit: "50" });
+    if (search.value.trim()) params.set("q", search.value.trim());
+    if (!fresh && cursor) params.set("cursor", cursor);
+    let answer;
+    try {
+      answer = await get(`${paths.users(session.tenant)}?${params}`);
+    } catch (err) {
+      if (mine === query) clear(status, errorBox(err));
+      return;
+    }
+    if (mine !== query) return;
+    if (fresh) body.replaceChildren();
+    for (const u of answer.items) {
+      body.append(h("tr", { dataset: { user: u.external_id, agent: u.agent_id } },
+        h("td", {}, h("a", { href: userHref(u.channel, u.external_id) }, u.external_id), h("span", { class: "muted" }, ` on ${u.channel}`)),
+        h("td", {}, u.agent_id),
+        h("td", {}, modeBadge(u.mode)),
+        h("td", { class: "nowrap" }, u.last_activity_at ? h("time", { datetime: u.last_activity_at, title: when(u.last_activity_at) }, ago(u.last_activity_at)) : "—")));
+    }
+    cursor = answer.next_cursor;
+    more.hidden = !cursor;
+    clear(status, body.children.length ? null : h("p", { class: "empty" }, search.value.trim() ? `No user id contains “${search.value.trim()}”.` : "No users yet: they appear with their first message."));
+  }
+
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => page(true), 200);
+  });
+  more.addEventListener("click", () => page(false));
+  page(true);
+  return h("section", { class: "card" },
+    h("h2", {}, "All users"),
+    h("div", { class: "field" }, h("label", { for: "user-search" }, "Search users"), search),
+    table, status, more);
 }
 
 export function userPage(session, channel, ext) {
@@ -72,7 +126,7 @@ export function userPage(session, channel, ext) {
     detail,
   );
 
-  async function load() {
+  async function load(withDetail = true) {
     try {
       state.user = await get(paths.user(session.tenant, channel, ext));
     } catch (err) {
@@ -88,7 +142,7 @@ export function userPage(session, channel, ext) {
       state.selected = (agents.find((a) => a.mode === "human") || agents[0]).agent_id;
     }
     clear(cards, agents.map(card));
-    await loadDetail();
+    if (withDetail) await loadDetail();
   }
 
   function card(a) {
@@ -129,7 +183,7 @@ export function userPage(session, channel, ext) {
       h("p", { class: "cause" }, causeText(a), a.changed_at ? h("span", { class: "muted" }, " · ", h("time", { datetime: a.changed_at, title: when(a.changed_at) }, ago(a.changed_at))) : null),
       a.reason ? h("blockquote", { class: "reason" }, a.reason) : null,
       expires,
-      h("footer", { class: "routing-foot" }, actions, h("span", { class: "version muted", title: "Changes of this routing so far (not an agent version)" }, `change #${a.state_version}`)),
+      h("footer", { class: "routing-foot" }, actions, h("span", { class: "version muted", title: "The state version: it counts the changes of this user's routing with this agent; not an agent version" }, `State version ${a.state_version}`)),
     );
   }
 
@@ -178,17 +232,41 @@ export function userPage(session, channel, ext) {
       h("section", { class: "card panel", id: "history" }, h("h2", {}, "History ", h("span", { class: "muted" }, `· ${agent}`)), historyBody),
       h("section", { class: "card panel", id: "transcript" }, h("h2", {}, "Transcript ", h("span", { class: "muted" }, `· ${agent}`)), transcriptBody));
     loadHistory(`${base}/history?limit=20`, historyBody, true);
+    live = { agent, etag: null, body: transcriptBody, history: historyBody };
+    await refreshTranscript();
+  }
+
+  // The transcript is live: polled with its ETag (a 304 while no turn arrived). A new turn
+  // may come with a new mode (a handoff's notice, a return's), so the cards reload with it.
+  let live = null;
+  async function refreshTranscript() {
+    const mine = live;
+    if (!mine) return;
+    const base = paths.interaction(session.tenant, channel, ext, mine.agent);
+    let answer;
     try {
-      const page = await get(`${base}/transcript?limit=100`);
-      clear(transcriptBody,
-        page.next ? h("p", { class: "muted small" }, "Showing the latest 100 turns.") : null,
-        transcriptView(page.items));
-      const list = transcriptBody.querySelector(".transcript");
-      if (list) list.scrollTop = list.scrollHeight;
+      answer = await getIfChanged(`${base}/transcript?limit=100`, mine.etag);
     } catch (err) {
-      clear(transcriptBody, err.code === "interaction_not_found" ? h("p", { class: "empty" }, "Nothing recorded.") : errorBox(err));
+      if (live === mine && !mine.etag) clear(mine.body, err.code === "interaction_not_found" ? h("p", { class: "empty" }, "Nothing recorded.") : errorBox(err));
+      return;
+    }
+    if (!answer || live !== mine) return;
+    const first = mine.etag === null;
+    mine.etag = answer.etag;
+    const page = answer.data;
+    const old = mine.body.querySelector(".transcript");
+    const atBottom = !old || old.scrollTop + old.clientHeight >= old.scrollHeight - 30;
+    clear(mine.body,
+      page.next ? h("p", { class: "muted small" }, "Showing the latest 100 turns.") : null,
+      transcriptView(page.items));
+    const list = mine.body.querySelector(".transcript");
+    if (list && atBottom) list.scrollTop = list.scrollHeight;
+    if (!first) {
+      await load(false);
+      loadHistory(`${base}/history?limit=20`, mine.history, true);
     }
   }
+  const poller = setInterval(() => { if (!document.hidden) refreshTranscript(); }, POLL_MS);
 
   async function loadHistory(url, into, fresh) {
     let page;
@@ -222,5 +300,5 @@ export function userPage(session, channel, ext) {
   }
 
   load();
-  return { title: `${ext} on ${channel}`, el };
+  return { title: `${ext} on ${channel}`, el, cleanup: () => { clearInterval(poller); live = null; } };
 }
