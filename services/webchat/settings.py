@@ -4,7 +4,6 @@ from pathlib import Path
 
 from services.common.settings import CommonSettings
 
-
 WEBCHAT_PORT = 8084
 
 
