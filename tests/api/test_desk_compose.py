@@ -4,11 +4,17 @@ and the tenant's canned replies (stored, audited)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from services.handoff.canned import CannedReplies, CannedReply
+from services.handoff.keys import presence_key, shard_of
+from services.handoff.presence import PresenceStore
 from services.handoff.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
@@ -16,6 +22,14 @@ from tests.support.bus import Bus
 from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    """Waits until `check()` holds, with a deadline (Redis expiry has no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.05)  # the poll's period, not a synchronisation
 
 
 def composing_path(who: Who) -> str:
@@ -81,14 +95,23 @@ async def test_composing_is_ephemeral(editor: Api, bus: Bus, store: ModeStore, t
     who = Who(tenant, "support")
     await in_human_mode(editor, bus, store, who)
     assert (await editor.put(composing_path(who), {})).status_code == 200
-    ttl = await store.redis.pttl(f"ho:presence:{{h{_shard(who.key)}}}:{who.key}")
-    assert 0 < ttl <= 60_000
-
-
-def _shard(key: str) -> int:
-    from services.handoff.keys import shard_of
-
-    return shard_of(key)
+    assert (
+        await editor.http.delete(composing_path(who), headers=editor._headers(None))
+    ).status_code == 204
+    key = presence_key(who.key)
+    assert key == f"ho:presence:{{h{shard_of(who.key)}}}:{who.key}"
+    assert (await editor.put(composing_path(who), {})).status_code == 200
+    assert 0 < await store.redis.pttl(key) <= 60_000
+    # An audited call after them, on the same key (one partition, in order): when its record
+    # is in, anything the heartbeats had queued would be in too. Only the switch and it are.
+    sent = await editor.post(f"{user_path(who)}/agents/support/messages", {"text": "Hi"})
+    assert sent.status_code == 201
+    await bus.wait_for(bus.topics.events, lambda v: v.get("command_id") == sent.json()["event_id"])
+    actions = bus.on(
+        bus.topics.events,
+        lambda v: v.get("type") == "operator_action" and v.get("target") == who.key,
+    )
+    assert [a["action"] for a in actions] == ["mode_switch", "desk_reply"]
 
 
 async def test_composing_refusals(
@@ -242,3 +265,48 @@ async def test_canned_reply_refusals(editor: Api, viewer: Api, tenant: str) -> N
         assert (await editor.put(canned_path(tenant, "hi"), bad)).status_code == 422, bad
     bad_id = await editor.put(canned_path(tenant, "no spaces"), body)
     assert bad_id.status_code == 422
+
+
+async def test_presence_holds_only_briefly(store: ModeStore, tenant: str) -> None:
+    """Composing lasts its hold after the last heartbeat, a reply its own (longer) one."""
+    presence = PresenceStore(store, composing_ms=300, replied_ms=900)
+    ikey = Who(tenant, "support").key
+    await presence.mark(ikey, "jane", "Jane", "composing")
+    await presence.mark(ikey, "omar", "Omar", "replied")
+    assert [(t.sub, t.activity) for t in await presence.others(ikey, "ada")] == [
+        ("omar", "replied"),
+        ("jane", "composing"),
+    ]
+
+    async def only(subs: list[str]) -> bool:
+        return [t.sub for t in await presence.others(ikey, "ada")] == subs
+
+    await eventually(lambda: only(["omar"]), timeout=5)  # Jane's hold ran out first
+    await eventually(lambda: only([]), timeout=5)
+    # Once nobody is at it, the key itself is gone (its TTL, the longest hold).
+    await eventually(lambda: _gone(store, presence_key(ikey)), timeout=5)
+
+
+async def _gone(store: ModeStore, key: str) -> bool:
+    return not await store.redis.exists(key)
+
+
+async def test_a_tenant_has_at_most_its_limit_of_canned_replies(
+    store: ModeStore, tenant: str
+) -> None:
+    canned = CannedReplies(store, max_replies=2)
+
+    def reply(reply_id: str, text: str = "Hello") -> CannedReply:
+        return CannedReply(reply_id, reply_id.title(), text, "2026-12-01T00:00:00Z", "operator:t")
+
+    assert await canned.put(tenant, reply("a"), []) == "created"
+    assert await canned.put(tenant, reply("b"), []) == "created"
+    assert await canned.put(tenant, reply("c"), []) == "too_many"
+    assert await canned.put(tenant, reply("a", "Hi again"), []) == "replaced"  # not a new one
+    assert [(r.id, r.text) for r in await canned.list(tenant)] == [
+        ("a", "Hi again"),
+        ("b", "Hello"),
+    ]
+    assert await canned.delete(tenant, "c", []) == "not_found"
+    assert await canned.delete(tenant, "a", []) == "deleted"
+    assert await canned.put(tenant, reply("c"), []) == "created"
