@@ -21,7 +21,7 @@ RUN groupadd --system --gid 10001 handoff \
         --home-dir /nonexistent --shell /usr/sbin/nologin handoff
 
 # An empty working directory: `python -m services.x` imports the installed package (with its
-# package data, services/handoff/lua/*.lua), never a source tree.
+# package data, services/handoff/state/lua/*.lua), never a source tree.
 WORKDIR /app
 USER 10001:10001
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import local_stack, save
-from services.handoff.client import RouteRequest
-from services.handoff.keys import InteractionKeys, user_agents_key
-from services.handoff.store import ModeStore
-from tests.support.sandbox import human_until, redis_now_ms
+from devstack.harness.sandbox import human_until, redis_now_ms
+from services.handoff.domain.routing import RouteRequest
+from services.handoff.state.keys import InteractionKeys, user_agents_key
+from services.handoff.state.store import ModeStore
 
 COUNT = 1_000
 

@@ -32,12 +32,12 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import ROOT, Stack, local_stack, rss_kb, save
+from devstack.harness.sandbox import human_until, redis_now_ms
 from devstack.ports import free_port
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
-from tests.support.sandbox import human_until, redis_now_ms
+from services.handoff.state.store import ModeStore
 
 PARTITIONS = 6
 INTERACTIONS = 10_000

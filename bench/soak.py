@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiokafka import AIOKafkaProducer
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.load import Load, outputs_seen, routing_figures
+from devstack.harness.sandbox import Sandbox, hand_off_all, opened, wait_until
 from devstack.stack import local_stack
 from services.common.kafka_options import aiokafka_options
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.load import Load, outputs_seen, routing_figures
-from tests.support.sandbox import Sandbox, hand_off_all, opened, wait_until
 
 POISON_KINDS = (
     "undecodable",

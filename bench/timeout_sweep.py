@@ -18,10 +18,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import Stack, local_stack, percentile, save
+from devstack.harness.sandbox import Sandbox, human_until, redis_now_ms
 from services.common.kafka_options import aiokafka_options
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
-from tests.support.sandbox import Sandbox, human_until, redis_now_ms
+from services.handoff.state.store import ModeStore
 
 FILL = """
 for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do

@@ -33,10 +33,10 @@ from devstack.services import PORT_SETTING, ServiceProcess
 from services.common.settings import CommonSettings
 from services.common.stackenv import write_env_file
 from services.common.topics import ensure_topics
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import QueueVersionConflictError
-from services.handoff.tickets import QueueSettings
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import QueueVersionConflictError
 
 SERVICES = (
     ("services.router", "HANDOFF_ROUTER_HTTP_PORT", 8081),

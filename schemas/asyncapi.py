@@ -75,7 +75,11 @@ def consumer_of(model: Any) -> Any:
 
 
 def document() -> dict[str, Any]:
-    broker = KafkaBroker("kafka:9092", description="Apache Kafka; values are UTF-8 JSON.")
+    broker = KafkaBroker(
+        "kafka:9092",
+        description="Apache Kafka; values are UTF-8 JSON. Record headers may carry the W3C "
+        "trace context (`traceparent`, `tracestate`): pass it on, never decide by it.",
+    )
     for service, topic, model, action, description in FLOWS:
         title = f"{service}/{topic}"
         if action == "receive":

@@ -3,29 +3,21 @@ ports in a temp dir, the topics, and the three services running against them."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from devstack.harness.bus import Bus
+from devstack.harness.env import CLUSTER, service_env, settings_for
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from devstack.redis_cluster import RedisClusterProcesses
 from devstack.services import ServiceProcess
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-
-ROOT = Path(__file__).resolve().parent.parent
-# HANDOFF_TEST_REDIS_CLUSTER=1: the stack's Redis is a three-master Redis Cluster (see the
-# Makefile's `test` target, which runs the rule tests that way too).
-CLUSTER = os.environ.get("HANDOFF_TEST_REDIS_CLUSTER") == "1"
-# The operator API's HS256 secret for this test session (tests sign their tokens with it).
-API_JWT_SECRET = secrets.token_urlsafe(48)
+from services.handoff.state.store import ModeStore
 
 
 @pytest.fixture(scope="session")
@@ -55,35 +47,6 @@ def redis_server(stack_dir: Path) -> Iterator[RedisProcess]:
     server.wait_ready(30)
     yield server
     server.stop()
-
-
-def service_env(kafka: KafkaProcess, redis_url: str, prefix: str = "") -> dict[str, str]:
-    return {
-        "HANDOFF_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "HANDOFF_REDIS_URL": redis_url,
-        "HANDOFF_REDIS_CLUSTER": "true" if CLUSTER else "false",
-        "HANDOFF_TOPIC_PREFIX": prefix,
-        "HANDOFF_TOPIC_PARTITIONS": "3",
-        "HANDOFF_MINUTE_SECONDS": "1",  # an idle-timeout "minute" lasts one second in tests
-        "HANDOFF_TIMEOUT_TICK_MS": "50",
-        "HANDOFF_CONSUMER_POLL_MS": "50",
-        "HANDOFF_LOG_LEVEL": os.environ.get("HANDOFF_TEST_LOG_LEVEL", "INFO"),
-        "HANDOFF_API_JWT_SECRET": API_JWT_SECRET,
-        # R17's tests pick a weekday and time per tenant (tests/support/tickets.py set_clock).
-        "HANDOFF_TEST_CLOCK": "true",
-        "HANDOFF_WAITING_SWEEP_MS": "200",
-        "PYTHONPATH": str(ROOT),
-        "PATH": os.environ.get("PATH", ""),
-    }
-
-
-def settings_for(env: dict[str, str]) -> CommonSettings:
-    return CommonSettings(
-        kafka_bootstrap=env["HANDOFF_KAFKA_BOOTSTRAP"],
-        redis_url=env["HANDOFF_REDIS_URL"],
-        topic_prefix=env["HANDOFF_TOPIC_PREFIX"],
-        topic_partitions=int(env["HANDOFF_TOPIC_PARTITIONS"]),
-    )
 
 
 @pytest.fixture(scope="session")

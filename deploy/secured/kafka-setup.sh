@@ -9,6 +9,7 @@ for user in channels agents router handoff timeout api ops; do
     --add-config "SCRAM-SHA-512=[password=$(cat /run/secrets/kafka-$user)]"
 done
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Read --group handoff-agent --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Read --group handoff-agent-versions --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Describe --topic agent.replies --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Write --topic agent.replies --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Describe --topic chat.ai-requests --resource-pattern-type literal
@@ -17,6 +18,8 @@ kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Write --topic chat.dead-letter --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Describe --topic handoff.commands --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Write --topic handoff.commands --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Describe --topic handoff.events --resource-pattern-type literal
+kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Read --topic handoff.events --resource-pattern-type literal
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Describe --transactional-id handoff-agent- --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:agents --operation Write --transactional-id handoff-agent- --resource-pattern-type prefixed
 kafka-acls.sh --bootstrap-server kafka:9094 --command-config /run/secrets/kafka-admin.properties --add --allow-principal User:api --operation Describe --topic handoff.operator-commands --resource-pattern-type literal

@@ -8,12 +8,14 @@ from services.agent.domain import Brain
 from services.agent.llm import OpenAIBrain
 from services.agent.rules import RuleBrain
 from services.agent.settings import AgentSettings
-from services.agent.store import FailureCounter
+from services.agent.store import AgentStore
+from services.agent.versions import AfterCatchUp, VersionFollower
 from services.agent.worker import AgentHandler
+from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
-from services.common.service import run_service
-from services.handoff.store import ModeStore
+from services.common.redis_options import connect_with
+from services.common.service import Worker, run_service
 
 
 def make_brain(settings: AgentSettings) -> Brain:
@@ -32,22 +34,28 @@ def make_brain(settings: AgentSettings) -> Brain:
 async def main() -> None:
     settings = AgentSettings()
     configure_logging(settings.log_level, settings.log_redact)
-    # Reads only: the published agent version and, for the LLM brain, the transcript.
-    store = ModeStore.from_settings(settings)
+    tracing.configure(settings, "agent")
+    # The agent's own keys only (`agent:`): what it learnt of its versions from the log, its
+    # count of failed turns and its recent turns. It reads nothing of the handoff service.
+    store = AgentStore(
+        connect_with(settings),
+        ttl_ms=settings.agent_failed_turns_ttl_minutes * 60_000,
+        turns_cap=settings.agent_turns_kept,
+    )
     brain = make_brain(settings)
-    failures = FailureCounter(store.redis, settings.agent_failed_turns_ttl_minutes * 60_000)
     handler = AgentHandler(
         store,
-        failures,
         brain,
         settings.topics,
         max_failed_turns=settings.agent_max_failed_turns,
         history_turns=settings.agent_llm_history_turns,
         concurrency=settings.agent_concurrency,
     )
+    versions = VersionFollower(settings, store)
     processor = TransactionalProcessor(settings, "agent", [settings.topics.ai_requests], handler)
+    workers: list[Worker] = [versions, AfterCatchUp(processor, versions)]
     try:
-        await run_service("agent", settings, settings.agent_http_port, store, [processor])
+        await run_service("agent", settings, settings.agent_http_port, store, workers)
     finally:
         await brain.aclose()
 

@@ -11,9 +11,10 @@ derived from the message, so a replayed batch yields byte-identical records.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas import (
     AgentReply,
@@ -23,7 +24,7 @@ from schemas import (
     ids_of,
     interaction_key,
 )
-from services.handoff.domain import AgentVersion, derived_id
+from services.common.ids import derived_id
 
 MAX_REASON = 280
 DEFAULT_REASON = "The agent decided this conversation needs a person."
@@ -33,6 +34,36 @@ NO_HANDOFF_ANSWER = (
     "I'm sorry, I can't connect you to a person in this chat. "
     "I'll do my best to help: what do you need?"
 )
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What the agent uses of its published version: the number (its commands' actor names
+    it) and, of the version's `handoff` block, whether handoff is on, the instructions (one
+    condition per line) and the queues it may hand to (first = default). The agent learns it
+    from handoff.events (`agent_version_applied`, `agent_version_published`), never from the
+    handoff service's state."""
+
+    version: int
+    enabled: bool = False
+    instructions: str = ""
+    queues: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, version: int, handoff: Mapping[str, Any]) -> PublishedVersion:
+        """The version from an `agent_version_applied` record's `handoff` block (the operator
+        API's HandoffSettingsBody). Fields the agent does not use are ignored, missing ones
+        take their defaults; a field of the wrong type is a ValueError."""
+        enabled = handoff.get("enabled", False)
+        instructions = handoff.get("instructions") or ""
+        queues = handoff.get("queues") or []
+        if not isinstance(enabled, bool):
+            raise ValueError(f"handoff.enabled is not a boolean: {enabled!r}")
+        if not isinstance(instructions, str):
+            raise ValueError("handoff.instructions is not a string")
+        if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
+            raise ValueError("handoff.queues is not a list of names")
+        return cls(version, enabled, instructions, tuple(queues))
 
 
 @dataclass(frozen=True)
@@ -89,7 +120,7 @@ Thought = Answer | Handoff
 
 class Brain(Protocol):
     name: str
-    wants_history: bool  # whether the worker should read the transcript for `Turn.history`
+    wants_history: bool  # whether the worker keeps and reads its recent turns (`Turn.history`)
 
     async def think(self, turn: Turn) -> Thought: ...
     async def aclose(self) -> None: ...
@@ -106,7 +137,7 @@ def one_sentence(reason: str) -> str:
     return first
 
 
-def can_hand_off(published: AgentVersion | None, message: RoutedMessage) -> bool:
+def can_hand_off(published: PublishedVersion | None, message: RoutedMessage) -> bool:
     """R2 as the agent sees it: offer the tool only where a handoff can be accepted.
 
     A Live Test message still gets the tool: the editor sees the agent's decision, and the
@@ -114,9 +145,7 @@ def can_hand_off(published: AgentVersion | None, message: RoutedMessage) -> bool
     the command would surely be rejected and the user left without an answer.
     """
     return (
-        published is not None
-        and published.handoff.enabled
-        and message.message.user.external_id is not None
+        published is not None and published.enabled and message.message.user.external_id is not None
     )
 
 
@@ -157,18 +186,17 @@ BILLING_WORDS = re.compile(
 )
 
 
-def queue_for(reason: str, published: AgentVersion) -> str | None:
+def queue_for(reason: str, published: PublishedVersion) -> str | None:
     """R14: the queue to hand to, by the reason: `billing` for billing words when the
     published version lists it; else None, which the handoff service reads as the version's
     first queue (its default). Never a queue the version does not list."""
-    listed = published.handoff.queues
-    if "billing" in listed and BILLING_WORDS.search(reason):
+    if "billing" in published.queues and BILLING_WORDS.search(reason):
         return "billing"
     return None
 
 
 def command_for(
-    routed: RoutedMessage, reason: str, published: AgentVersion, requested_at: datetime
+    routed: RoutedMessage, reason: str, published: PublishedVersion, requested_at: datetime
 ) -> HandoffCommand:
     """The request_handoff tool call as the contract's command (R2: live_test copied), into
     the queue the reason calls for (R14)."""

@@ -20,6 +20,9 @@ class AgentSettings(CommonSettings):
     agent_llm_timeout_seconds: float = 20.0
     # Recorded turns of the interaction the LLM sees before the new message.
     agent_llm_history_turns: int = 10
+    # Turns of an interaction the agent keeps for the LLM brain (its own, under `agent:`),
+    # for as long as its count of failed turns (agent_failed_turns_ttl_minutes).
+    agent_turns_kept: int = 50
     # Hand off after this many turns in a row the agent could not answer.
     agent_max_failed_turns: int = 3
     # How long the count of failed turns is kept after the interaction's last message.

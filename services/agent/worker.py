@@ -1,7 +1,8 @@
 """The batch handler of chat.ai-requests: think about each message, answer or hand off.
 
-Per message: read the *published* version's handoff settings (once per agent per batch), ask
-the brain, count failed turns, and emit either an `AgentReply` on agent.replies (with the
+Per message: read the *published* version's handoff settings (once per agent per batch, as
+the agent learnt them from handoff.events: versions.py), ask the brain, count failed turns,
+and emit either an `AgentReply` on agent.replies (with the
 routing's `state_version`) or a `HandoffCommand` on handoff.commands (and no reply). The
 TransactionalProcessor commits the outputs with the batch's offsets. Interactions are
 thought about concurrently; one interaction's messages one after the other, in order.
@@ -16,11 +17,12 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client import Counter
 
-from schemas import RoutedMessage, TranscriptTurn, interaction_key
+from schemas import RoutedMessage, interaction_key
 from services.agent.domain import (
     Answer,
     Brain,
     Handoff,
+    PublishedVersion,
     Thought,
     Turn,
     after_failures,
@@ -30,11 +32,10 @@ from services.agent.domain import (
     resumed_of,
     settle,
 )
-from services.agent.store import FailureCounter
+from services.agent.store import AgentStore, Role
+from services.common import tracing
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.domain import AgentVersion
-from services.handoff.store import ModeStore
 
 log = structlog.get_logger()
 
@@ -48,8 +49,7 @@ TURNS = Counter(
 class AgentHandler:
     def __init__(
         self,
-        store: ModeStore,
-        failures: FailureCounter,
+        store: AgentStore,
         brain: Brain,
         topics: Topics,
         max_failed_turns: int = 3,
@@ -57,7 +57,6 @@ class AgentHandler:
         concurrency: int = 8,
     ) -> None:
         self._store = store
-        self._failures = failures
         self._brain = brain
         self._topics = topics
         self._limit = max_failed_turns
@@ -82,7 +81,8 @@ class AgentHandler:
             async with self._concurrency:
                 for i, record, routed in group:
                     version = published[(routed.message.tenant_id, routed.message.agent_id)]
-                    handled[i] = await self._handle(record, routed, version)
+                    with tracing.processing(record) as headers:
+                        handled[i] = await self._handle(record, routed, version, headers)
 
         await asyncio.gather(*(handle_group(g) for g in groups.values()))
         batch = Handled()
@@ -90,12 +90,15 @@ class AgentHandler:
             batch.extend(each)
         return batch
 
-    async def _published(self, agent: tuple[str, str]) -> AgentVersion | None:
-        versions, published = await self._store.agent_versions(*agent)
-        return next((v for v in versions if v.version == published), None)
+    async def _published(self, agent: tuple[str, str]) -> PublishedVersion | None:
+        return await self._store.published(*agent)
 
     async def _handle(
-        self, record: Record, routed: RoutedMessage, published: AgentVersion | None
+        self,
+        record: Record,
+        routed: RoutedMessage,
+        published: PublishedVersion | None,
+        headers: tracing.Headers,
     ) -> Handled:
         message = routed.message
         ikey = interaction_key(message)
@@ -107,14 +110,16 @@ class AgentHandler:
         turn = Turn(
             text=message.text,
             attachments=tuple(a.name for a in message.attachments),
-            instructions=published.handoff.instructions if published else "",
+            instructions=published.instructions if published else "",
             can_hand_off=tool,
             history=await self._history(routed),
             resumed=resumed_of(routed.routing.context),
         )
         thought = settle(await self._brain.think(turn), tool)
         thought = await self._count(routed, thought, tool)
+        await self._remember(routed, thought)
         handled.count(TURNS.labels(brain=self._brain.name, outcome=_outcome(thought)))
+        tracing.note("handoff.outcome", _outcome(thought))
         log.info(
             "agent_decided",
             interaction=ikey,
@@ -127,10 +132,10 @@ class AgentHandler:
             assert published is not None  # `tool` is only True with a published version
             at = datetime.fromtimestamp(record.timestamp / 1000, UTC)  # the same on a replay
             command = command_for(routed, thought.reason, published, at)
-            handled.emit(Output.of(self._topics.commands, ikey, command))
+            handled.emit(Output.of(self._topics.commands, ikey, command, headers))
         else:
             reply = reply_for(routed, thought.text)
-            handled.emit(Output.of(self._topics.agent_replies, ikey, reply))
+            handled.emit(Output.of(self._topics.agent_replies, ikey, reply, headers))
         return handled
 
     async def _count(self, routed: RoutedMessage, thought: Thought, tool: bool) -> Thought:
@@ -139,21 +144,42 @@ class AgentHandler:
         if message.user.external_id is None:
             return thought
         failed = isinstance(thought, Answer) and not thought.understood
-        n = await self._failures.step(
+        n = await self._store.step_failures(
             interaction_key(message), message.live_test, message.event_id,
             "fail" if failed else "reset",
         )  # fmt: skip
         return after_failures(thought, n, self._limit, tool)
 
-    async def _history(self, routed: RoutedMessage) -> tuple[tuple[str, str], ...]:
-        """Earlier turns for brains that want them; none for Live Test and anonymous users
-        (their turns are not recorded: R12)."""
+    def _keeps_history(self, routed: RoutedMessage) -> bool:
+        """Turns are kept for brains that want them; never for Live Test and anonymous users
+        (R12: nothing of theirs is recorded)."""
         message = routed.message
-        if not self._brain.wants_history or message.live_test or not message.user.external_id:
+        identified = message.user.external_id is not None
+        return self._brain.wants_history and not message.live_test and identified
+
+    async def _history(self, routed: RoutedMessage) -> tuple[tuple[str, str], ...]:
+        """The agent's own recent turns of the interaction, from before this message."""
+        if not self._keeps_history(routed):
             return ()
-        raw = await self._store.transcript(interaction_key(message), self._history_turns + 1)
-        turns = [TranscriptTurn.model_validate(t) for t in raw]
-        return tuple((t.role, t.text) for t in turns if t.event_id != message.event_id)
+        message = routed.message
+        turns = await self._store.turns_before(
+            interaction_key(message), message.event_id, self._history_turns
+        )
+        return tuple(turns)
+
+    async def _remember(self, routed: RoutedMessage, thought: Thought) -> None:
+        """Records this message's turns for the next ones: what was said while a teammate had
+        the user (R20's routing.context), the user's text and the agent's answer (none when
+        it hands off: the user is with a person from here)."""
+        if not self._keeps_history(routed):
+            return
+        message = routed.message
+        context = routed.routing.context
+        turns: list[tuple[Role, str]] = [(t.role, t.text) for t in context.turns] if context else []
+        turns.append(("user", message.text))
+        if isinstance(thought, Answer):
+            turns.append(("ai", thought.text))
+        await self._store.record_turns(interaction_key(message), message.event_id, turns)
 
 
 def _outcome(thought: Thought) -> str:

@@ -23,6 +23,7 @@ from rich.console import Console
 from schemas import Attachment, EndUser, InteractionIds, OutboundMessage, UserMessage
 from schemas import interaction_key as key_of
 from services.cli import live
+from services.common import tracing
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
@@ -77,7 +78,9 @@ class Session:
             sent_at=datetime.now(UTC),
         )
         topic = self.settings.topics.inbound
-        await send_idempotent(self.producer, [Output.of(topic, self.ikey, message)])
+        with tracing.sending(topic) as span:  # a channel starts the message's trace
+            output = Output.of(topic, self.ikey, message, tracing.inject(span))
+            await send_idempotent(self.producer, [output])
         return message
 
     async def answer_to(self, message: UserMessage, wait: float) -> None:
@@ -135,6 +138,7 @@ async def _run(
     wait: float,
 ) -> None:
     s = live.settings()
+    tracing.configure(s, "chat-cli")
     async with Session(s, ids, live_test) as session:
         files = live.store_files(s, paths)
         user = ids.user.external_id

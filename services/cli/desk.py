@@ -37,11 +37,12 @@ from schemas import (
 )
 from services.cli import live
 from services.cli.mode import default_actor
+from services.common import tracing
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
-from services.handoff.events import outbound_turn
-from services.handoff.store import HumanReply, ModeStore
+from services.handoff.domain.events import outbound_turn
+from services.handoff.state.store import HumanReply, ModeStore
 
 app = typer.Typer(
     help="The human desk from a terminal: watch the human queue, reply to users.",
@@ -183,6 +184,7 @@ def _audit(ids: InteractionIds, actor: str, message: OutboundMessage) -> Operato
 
 async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool, actor: str) -> str:
     s = live.settings()
+    tracing.configure(s, "desk-cli")
     ikey = interaction_key(ids)
     store = ModeStore.from_settings(s)
     producer = idempotent_producer(s)
@@ -215,13 +217,17 @@ async def _reply(ids: InteractionIds, text: str, paths: list[Path], force: bool,
             sent_at=datetime.now(UTC),
         )
         await producer.start()
-        await send_idempotent(
-            producer,
-            [
-                Output.of(s.topics.outbound, ikey, message),
-                Output.of(s.topics.events, ikey, _audit(ids, actor, message)),
-            ],
-        )
+        # A person's answer, in the trace of what the desk was given last (as the API's).
+        parent = tracing.extract(await store.latest_trace(ikey))
+        with tracing.sending(s.topics.outbound, parent, {"handoff.sender": "human"}) as span:
+            headers = tracing.inject(span)
+            await send_idempotent(
+                producer,
+                [
+                    Output.of(s.topics.outbound, ikey, message, headers),
+                    Output.of(s.topics.events, ikey, _audit(ids, actor, message), headers),
+                ],
+            )
         # Recorded (and counted as activity, R19) at once; the handoff service's consumer of
         # chat.outbound would record it too, and skips it by its event_id.
         turn = outbound_turn(message).model_dump_json()

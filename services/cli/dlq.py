@@ -23,7 +23,7 @@ from rich.table import Table
 from services.cli.reading import Rec, read_topics, since_option
 from services.common.aiokafka_edge import idempotent_producer
 from services.common.settings import CommonSettings
-from services.handoff.client import StateClient
+from services.handoff.state.reader import StateClient
 
 app = typer.Typer(
     help="Dead letters: list them, look at one, send them back.", no_args_is_help=True

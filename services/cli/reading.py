@@ -35,6 +35,7 @@ class Rec:
     key: str | None
     raw: bytes
     value: dict[str, Any] | None  # the decoded JSON object, None when it is not one
+    headers: tuple[tuple[str, bytes | None], ...] = ()  # e.g. the trace context
 
     @property
     def type(self) -> str:
@@ -128,7 +129,8 @@ async def read_topics(
                         break
                     yield Rec(r.topic, r.partition, r.offset, r.timestamp,
                               r.key.decode("utf-8", "replace") if r.key is not None else None,
-                              r.value or b"", decode_value(r.value or b""))  # fmt: skip
+                              r.value or b"", decode_value(r.value or b""),
+                              tuple(r.headers))  # fmt: skip
             for tp in list(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)

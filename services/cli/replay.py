@@ -35,7 +35,7 @@ from services.cli.state import rebuild_state
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 
 console = Console(highlight=False)
 

@@ -44,16 +44,16 @@ from schemas import (
 )
 from services.cli.reading import Rec, read_topics
 from services.common.settings import CommonSettings, Topics
-from services.handoff.domain import (
+from services.handoff.domain.events import change_record, outbound_turn
+from services.handoff.domain.modes import (
     AgentVersion,
     HandoffConfig,
     ModeState,
     return_notice_text,
     ticket_id_of,
 )
-from services.handoff.events import change_record, outbound_turn
-from services.handoff.store import ApplyRequest, ModeStore
-from services.handoff.tickets import Ticket, pickup_due_ms
+from services.handoff.domain.tickets import Ticket, pickup_due_ms
+from services.handoff.state.store import ApplyRequest, ModeStore
 from services.router.domain import is_stateless, user_turn
 
 app = typer.Typer(help="The mode state in Redis.", no_args_is_help=True)

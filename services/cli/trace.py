@@ -3,7 +3,8 @@
 Answers "why did this user get this reply?" on one screen: the inbound message, the routing
 decision (mode, cause, state version), the agent's reply and the reply gate's verdict
 (forwarded, or suppressed and why: the gate's stored decision, read from Redis), what went
-out, and the mode changes in between, in time order.
+out, and the mode changes in between, in time order. It names the OpenTelemetry trace id the
+records carry in their `traceparent` header, to look the same message up in a tracing backend.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from rich.console import Console
 from schemas import InteractionIds, interaction_key
 from services.cli.reading import Rec, read_topics, since_option
 from services.cli.render import as_json, line
+from services.common import tracing
 from services.common.settings import CommonSettings
-from services.handoff.client import StateClient
+from services.handoff.state.reader import StateClient
 
 
 def key_of(rec: Rec) -> str | None:
@@ -68,6 +70,12 @@ def related_to_event(records: list[Rec], event_id: str) -> list[Rec]:
         ]  # fmt: skip
     unique = {(r.topic, r.partition, r.offset): r for r in mine}
     return sorted(unique.values(), key=lambda r: (r.timestamp_ms, r.topic, r.offset))
+
+
+def trace_ids(records: list[Rec]) -> list[str]:
+    """The trace ids the records' headers carry, each once, in the records' order."""
+    found = (tracing.trace_id_of(r.headers) for r in records)
+    return list(dict.fromkeys(t for t in found if t is not None))
 
 
 async def annotate(steps: list[Rec], records: list[Rec], state: StateClient | None) -> list[Step]:
@@ -132,9 +140,12 @@ def trace(
 
     with console.status("reading every topic…"):  # shown on a terminal only
         steps = asyncio.run(run())
+    if not json_out:
+        for trace_id in trace_ids([step.rec for step in steps]):
+            console.print(f"trace id {trace_id}")
     for step in steps:
         if json_out:
-            print(as_json(step.rec, note=step.note))
+            print(as_json(step.rec, note=step.note, trace_id=tracing.trace_id_of(step.rec.headers)))
         else:
             console.print(line(step.rec, step.note))
     if not steps:

@@ -56,10 +56,12 @@ def grants(settings: CommonSettings) -> dict[str, Grant]:
         # every instance follows every partition of chat.outbound).
         # What users are sent, and (the web chat's header: who is answering) their tickets.
         "channels": Grant(reads=(t.outbound, t.events), writes=(t.inbound,)),
+        # Agents: the routed messages in, answers and handoffs out; and their versions, from
+        # the agent_version_* records of handoff.events (group `agent-versions`).
         "agents": Grant(
-            reads=(t.ai_requests,),
+            reads=(t.ai_requests, t.events),
             writes=(t.agent_replies, t.commands, t.dead_letter),
-            groups=("agent",),
+            groups=("agent", "agent-versions"),
             transactional=("agent",),
         ),
         "router": Grant(
@@ -130,10 +132,12 @@ def kafka_acls_commands(settings: CommonSettings, bootstrap: str, config: str) -
 
 
 # Redis: the parts that hold state, each as its own ACL user, on Handoff's keys only
-# (`ho:*`). Commands: reads and writes, the functions and scripts the state code runs (and
-# FUNCTION LOAD: every service loads the library at start), TIME (the functions' clock),
-# the cluster's slot map, and nothing @dangerous (no FLUSH*, KEYS, CONFIG, DEBUG).
+# (`ho:*`; the agents on their own, `agent:*`, and never Handoff's). Commands: reads and
+# writes, the functions and scripts the state code runs (and FUNCTION LOAD: every service
+# loads the library at start), TIME (the functions' clock), the cluster's slot map, and
+# nothing @dangerous (no FLUSH*, KEYS, CONFIG, DEBUG).
 REDIS_USERS = ("router", "handoff", "timeout", "agents", "ops", "webchat")
+REDIS_KEYS = {"agents": "~agent:*"}  # the rest: "~ho:*"
 REDIS_RULES = (
     "resetkeys", "~ho:*", "resetchannels", "-@all",
     "+@read", "+@write", "+@scripting", "+@connection", "+@transaction", "-@dangerous",
@@ -155,7 +159,8 @@ READ_ONLY_REDIS_USERS = frozenset({"webchat"})
 def redis_acl_rules(password: str, user: str) -> list[str]:
     """`ACL SETUSER <user>` arguments (or an aclfile line after `user <user>`)."""
     rules = REDIS_READ_ONLY_RULES if user in READ_ONLY_REDIS_USERS else REDIS_RULES
-    return ["reset", "on", f">{password}", *rules]
+    keys = REDIS_KEYS.get(user, "~ho:*")
+    return ["reset", "on", f">{password}", *(keys if r == "~ho:*" else r for r in rules)]
 
 
 def setup_script(settings: CommonSettings, bootstrap: str, config: str) -> str:

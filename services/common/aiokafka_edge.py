@@ -20,7 +20,10 @@ from services.common.settings import CommonSettings
 async def send_idempotent(producer: AIOKafkaProducer, outputs: Sequence[Output]) -> None:
     """Sends in order and waits for every ack: with acks=all on an idempotent producer, each
     record is written once, in order."""
-    futures = [await producer.send(o.topic, o.value, key=o.key.encode()) for o in outputs]
+    futures = [
+        await producer.send(o.topic, o.value, key=o.key.encode(), headers=list(o.headers) or None)
+        for o in outputs
+    ]
     await asyncio.gather(*futures)
 
 

@@ -5,7 +5,7 @@ Why not a FastStream subscriber: FastStream has no Kafka transactions and its ac
 tie "outputs written" to "input offsets committed". Here each polled batch is handled, then
 its outputs and its input offsets go to Kafka in ONE transaction. A crash anywhere before the
 commit aborts both, and the batch is handled again; handlers are replay-safe because the Redis
-side stores each decision keyed by the input record (see services/handoff/lua/handoff.lua).
+side stores each decision keyed by the input record (see services/handoff/state/lua/handoff.lua).
 
 The core runs on librdkafka (confluent-kafka); the edge producers stay on aiokafka
 (services/common/aiokafka_edge.py). Choices made on purpose (librdkafka's defaults differ):
@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import redis.exceptions
 import structlog
@@ -64,6 +64,7 @@ from schemas import DeadLetter, DeadLetterError
 from services.common import metrics
 from services.common.kafka_options import librdkafka_options
 from services.common.settings import CommonSettings
+from services.common.tracing import NO_HEADERS, Headers, RecordHeaders
 
 log = structlog.get_logger()
 
@@ -86,6 +87,7 @@ class Record(Protocol):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: RecordHeaders | None  # the trace context travels here (tracing.py)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,10 +100,11 @@ class Output:
     topic: str
     key: str
     value: bytes
+    headers: Headers = NO_HEADERS  # the trace context of the span that made it
 
     @classmethod
-    def of(cls, topic: str, key: str, event: BaseModel) -> Output:
-        return cls(topic, key, event.model_dump_json().encode())
+    def of(cls, topic: str, key: str, event: BaseModel, headers: Headers = NO_HEADERS) -> Output:
+        return cls(topic, key, event.model_dump_json().encode(), headers)
 
 
 def dead_letter(record: Record, kind: str, detail: str) -> DeadLetter:
@@ -319,6 +322,7 @@ class Consumed:
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: RecordHeaders | None
 
 
 @dataclass
@@ -331,6 +335,12 @@ class Polled:
 
     records: list[Consumed]
     group: GroupMetadata
+
+
+def _headers(m: Message) -> RecordHeaders | None:
+    # A consumed record's headers are a list of (str, bytes | None); librdkafka's stub types
+    # them as what produce() also accepts.
+    return cast(RecordHeaders | None, m.headers())
 
 
 def _executor(name: str) -> ThreadPoolExecutor:
@@ -427,7 +437,9 @@ class GroupConsumer:
             assert topic is not None and partition is not None and offset is not None
             if (topic, partition) in owned:
                 records.append(
-                    Consumed(topic, partition, offset, m.timestamp()[1], m.key(), m.value())
+                    Consumed(
+                        topic, partition, offset, m.timestamp()[1], m.key(), m.value(), _headers(m)
+                    )
                 )
         records.sort(key=lambda r: (r.topic, r.partition))  # stable: offsets stay in order
         return Polled(records, self._consumer.consumer_group_metadata())
@@ -625,7 +637,13 @@ class KafkaWriter:
         for o in outputs:
             while True:
                 try:
-                    p.produce(o.topic, o.value, o.key.encode(), on_delivery=deliveries)
+                    if o.headers:
+                        p.produce(
+                            o.topic, o.value, o.key.encode(), on_delivery=deliveries,
+                            headers=list(o.headers),
+                        )  # fmt: skip
+                    else:
+                        p.produce(o.topic, o.value, o.key.encode(), on_delivery=deliveries)
                     break
                 except BufferError as exc:  # the local queue is full: let deliveries drain it
                     if time.monotonic() > deadline:  # Kafka not taking any: fail the batch

@@ -7,7 +7,10 @@ these settings add what a URL should not carry (a password from a mounted file) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from services.common.settings import CommonSettings
 
@@ -31,3 +34,29 @@ def redis_options(settings: CommonSettings) -> dict[str, Any]:
         }
         options.update({key: str(path) for key, path in files.items() if path is not None})
     return options
+
+
+def connect(
+    url: str,
+    cluster: bool = False,
+    timeout: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> aioredis.Redis:
+    """A Redis client, or a Redis Cluster one: the state code is the same for both, since
+    every multi-key step stays on one slot (the keys' shard tag) and pipelines are split per
+    node. `options` are the credentials and TLS files (`redis_options`)."""
+    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **(options or {})}
+    if cluster:
+        client = RedisCluster.from_url(url, decode_responses=True, **kwargs)
+        return cast(aioredis.Redis, client)
+    return aioredis.from_url(url, decode_responses=True, **kwargs)
+
+
+def connect_with(settings: CommonSettings) -> aioredis.Redis:
+    """The service's Redis client, as its settings say."""
+    return connect(
+        settings.redis_url,
+        settings.redis_cluster,
+        settings.redis_timeout_seconds,
+        redis_options(settings),
+    )

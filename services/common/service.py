@@ -17,7 +17,8 @@ log = structlog.get_logger()
 class Worker(Protocol):
     """A long-running loop (a Kafka processor, the timeout sweeper)."""
 
-    healthy: bool
+    @property
+    def healthy(self) -> bool: ...  # an attribute or a property: /readyz only reads it
 
     async def start(self) -> None: ...
     async def run(self) -> None: ...

@@ -96,6 +96,9 @@ class CommonSettings(BaseSettings):
     ops_host: str | None = None
     http_metrics: bool = True
     http_docs: bool = True
+    # OpenTelemetry (services/common/tracing.py): the OTLP/HTTP collector's base URL, e.g.
+    # http://collector:4318 (spans go to <it>/v1/traces). Unset: tracing off, no spans made.
+    otel_exporter_otlp_endpoint: str | None = None
     # How many seconds an "idle timeout minute" lasts. 60 in production; tests shrink it.
     minute_seconds: float = 60.0
 
@@ -116,7 +119,7 @@ class CommonSettings(BaseSettings):
     topic_timeout_shards: str = "handoff.timeout-shards"
     topic_partitions: int = 6
 
-    # What the state functions keep (see services/handoff/client.py StateLimits).
+    # What the state functions keep (see services/handoff/state/reader.py StateLimits).
     dedupe_ttl_hours: float = 168.0
     transcript_max_turns: int = 500
     history_max_changes: int = 1000

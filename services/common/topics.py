@@ -15,7 +15,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
-from services.handoff.keys import SHARDS
+from services.common.shards import SHARDS
 
 DAY_MS = 24 * 3600 * 1000
 

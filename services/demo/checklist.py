@@ -37,11 +37,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from schemas import EndUser, HandoffCommand, InteractionIds, UserMessage, interaction_key
+from services.agent.store import AgentStore
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.kafka import Output
 from services.demo.watch import Watch
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 
@@ -192,12 +193,29 @@ class Demo:
         current = next((v for v in versions if v.version == published), None)
         if current is not None and current.handoff == CONFIG:
             self.version = current.version
+            await self._agent_knows_version()
             return f"{t}/{a}: published version {self.version} is the demo's"
         await self.store.load_functions()
         now = datetime.now(UTC).isoformat()
         self.version = await self.store.apply_agent_version(t, a, CONFIG, now, "demo")
         await self.store.publish_agent_version(t, a, self.version, "demo")
+        await self._agent_knows_version()
         return f"{t}/{a}: applied and published version {self.version}"
+
+    async def _agent_knows_version(self) -> None:
+        """The reference agent learns a Publish from handoff.events, a moment after it is
+        made: the paths start once it knows the demo's version (it shares this Redis)."""
+        agent = AgentStore(self.store.redis)
+        deadline = asyncio.get_running_loop().time() + REPLY_S
+        while (known := await agent.published(self.ids.tenant_id, self.ids.agent_id)) is None or (
+            known.version != self.version
+        ):
+            if asyncio.get_running_loop().time() > deadline:
+                raise PathFailedError(
+                    f"the agent did not learn version {self.version} from handoff.events "
+                    f"within {REPLY_S:.0f} s: is services.agent running?"
+                )
+            await asyncio.sleep(0.1)  # polling interval of the condition
 
     # The paths -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
@@ -16,13 +17,13 @@ from services.handoff.api.auth import JwtVerifier, read_public_key
 from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.api.secret import resolve_secret
-from services.handoff.canned import CannedReplies
-from services.handoff.commands import CommandConsumer, CommandService
-from services.handoff.presence import PresenceStore
 from services.handoff.replies import ExternalReplies
+from services.handoff.service.commands import CommandConsumer, CommandService
+from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
-from services.handoff.ticket_actions import TicketActions
+from services.handoff.state.canned import CannedReplies
+from services.handoff.state.presence import PresenceStore
+from services.handoff.state.store import ModeStore
 from services.webchat.files import FileStore
 
 log = structlog.get_logger()
@@ -31,6 +32,7 @@ log = structlog.get_logger()
 async def main() -> None:
     settings = HandoffSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "handoff")
     verifier = JwtVerifier(
         resolve_secret(settings.api_jwt_secret, settings.api_jwt_secret_file),
         read_public_key(settings.api_jwt_public_key),

@@ -20,9 +20,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.events import Id
 from services.handoff.api.models import HandoffSettingsBody
-from services.handoff.domain import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
+from services.handoff.domain.limits import IDLE_TIMEOUT_MINUTES
+from services.handoff.domain.modes import DEFAULT_NOTICE, DEFAULT_RETURN_NOTICE, HandoffConfig
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore, UnknownVersionError
+from services.handoff.state.store import ModeStore, UnknownVersionError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--agent", required=True)
         if name == "apply":
             p.add_argument("--enabled", action="store_true", help="handoff enabled")
-            p.add_argument("--idle-timeout", type=int, default=None, help="minutes, 1-10080")
+            p.add_argument(
+                "--idle-timeout",
+                type=int,
+                default=None,
+                help=f"minutes, {IDLE_TIMEOUT_MINUTES.min}-{IDLE_TIMEOUT_MINUTES.max}",
+            )
             p.add_argument("--instructions", default="")
             p.add_argument("--notice", default=DEFAULT_NOTICE)
             p.add_argument(

@@ -22,8 +22,8 @@ import structlog
 
 from schemas import OutboundMessage, interaction_key
 from services.common.kafka import Handled, Record, decode
-from services.handoff.events import outbound_turn
-from services.handoff.store import HumanReply, ModeStore
+from services.handoff.domain.events import outbound_turn
+from services.handoff.state.store import HumanReply, ModeStore
 
 log = structlog.get_logger()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common import tracing
 from services.common.kafka import TransactionalProcessor
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.client import StateClient
+from services.handoff.state.reader import StateClient
 from services.router.handlers import InboundRouter, ReplyGate
 from services.router.settings import RouterSettings
 
@@ -15,6 +16,7 @@ from services.router.settings import RouterSettings
 async def main() -> None:
     settings = RouterSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "router")
     state = StateClient.from_settings(settings)
     await state.load_functions()
     topics = settings.topics

@@ -12,8 +12,8 @@ from schemas import (
     UserMessage,
     ids_of,
 )
-from services.handoff.client import RouteDecision
-from services.handoff.domain import at_ms, optional_at_ms
+from services.handoff.domain.modes import at_ms, optional_at_ms
+from services.handoff.domain.routing import RouteDecision
 
 
 def is_stateless(message: UserMessage) -> bool:

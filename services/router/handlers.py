@@ -12,10 +12,11 @@ from collections.abc import Sequence
 import structlog
 
 from schemas import AgentReply, UserMessage, interaction_key
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.kafka import MAX_OUTPUT_BYTES, Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.client import GateRequest, RouteRequest, StateClient
+from services.handoff.domain.routing import GateRequest, RouteRequest
+from services.handoff.state.reader import StateClient
 from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_record, user_turn
 
 log = structlog.get_logger()
@@ -42,6 +43,7 @@ class InboundRouter:
         self._topics = topics
 
     async def __call__(self, records: Sequence[Record]) -> Handled:
+        started = tracing.now_ns()
         decoded = [(r, decode(r, UserMessage)) for r in records]
         messages = [(r, m) for r, m in decoded if isinstance(m, UserMessage)]
         requests = [route_request(r, m) for r, m in messages]
@@ -63,7 +65,8 @@ class InboundRouter:
             )
             room = MAX_OUTPUT_BYTES - len(ikey.encode())
             value = routed_record(record.value or b"", item, decision, room)
-            handled.emit(Output(topic, ikey, value))
+            headers = tracing.processed(record, started, {"handoff.mode": decision.mode})
+            handled.emit(Output(topic, ikey, value, headers))
             handled.count(metrics.MESSAGES_ROUTED.labels(mode=decision.mode))
             log.debug(
                 "routed",
@@ -82,6 +85,7 @@ class ReplyGate:
         self._topics = topics
 
     async def __call__(self, records: Sequence[Record]) -> Handled:
+        started = tracing.now_ns()
         decoded = [(r, decode(r, AgentReply)) for r in records]
         replies = [(r, m) for r, m in decoded if isinstance(m, AgentReply)]
         requests = [
@@ -107,10 +111,10 @@ class ReplyGate:
             if verdict.status == "duplicate":
                 handled.count(metrics.DUPLICATES.labels(topic=record.topic))
                 continue
+            headers = tracing.processed(record, started, {"handoff.verdict": verdict.verdict})
             if verdict.forwarded:
-                handled.emit(
-                    Output.of(self._topics.outbound, ikey, forwarded_reply(item, record.timestamp))
-                )
+                reply = forwarded_reply(item, record.timestamp)
+                handled.emit(Output.of(self._topics.outbound, ikey, reply, headers))
             if verdict.status == "decided":
                 handled.count(metrics.REPLIES.labels(verdict=verdict.verdict))
                 log.log(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common import tracing
 from services.common.logging import configure_logging
 from services.common.service import run_service
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from services.timeout.settings import TimeoutSettings
 from services.timeout.worker import TimeoutWorker
 
@@ -14,6 +15,7 @@ from services.timeout.worker import TimeoutWorker
 async def main() -> None:
     settings = TimeoutSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "timeout")
     store = ModeStore.from_settings(settings)
     await store.load_functions()
     worker = TimeoutWorker(store, settings)

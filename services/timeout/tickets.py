@@ -27,12 +27,10 @@ import structlog
 
 from schemas import OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.domain import at_ms, derived_id
-from services.handoff.events import ticket_changed
-from services.handoff.keys import outbox_key, shard_tag
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import Outputs
-from services.handoff.tickets import (
+from services.common.ids import derived_id
+from services.handoff.domain.events import ticket_changed
+from services.handoff.domain.modes import PICKUP_ACTOR, at_ms
+from services.handoff.domain.tickets import (
     QueueSettings,
     Ticket,
     Waiting,
@@ -40,7 +38,10 @@ from services.handoff.tickets import (
     still_waiting_text,
     waiting_line,
 )
-from services.handoff.waiting import QueueStatus, queue_status
+from services.handoff.service.waiting import QueueStatus, queue_status
+from services.handoff.state.keys import outbox_key, shard_tag
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import Outputs
 from services.timeout.settings import TimeoutSettings
 
 log = structlog.get_logger()
@@ -105,7 +106,7 @@ class TicketSweeps:
             position = (await self._status(cache, ticket, now)).positions.get(ticket.ticket_id)
             after = replace(ticket, version=ticket.version + 1, pickup_overdue=True)
             change = ticket_changed(
-                ticket, after, "system:pickup", "pickup_overdue", now, position
+                ticket, after, PICKUP_ACTOR, "pickup_overdue", now, position
             ).model_dump_json()
             outputs: Outputs = [("events", ticket.ikey, change)]
             if settings.on_no_pickup == "notify":

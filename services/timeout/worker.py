@@ -29,10 +29,10 @@ import time
 
 import structlog
 
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.kafka import GroupConsumer, GroupMetadata, KafkaWriter, Output, fatal
-from services.handoff.events import mode_changed
-from services.handoff.store import ModeStore, OutboxEntry
+from services.handoff.domain.events import mode_changed
+from services.handoff.state.store import ModeStore, OutboxEntry
 from services.timeout.settings import TimeoutSettings
 from services.timeout.tickets import TicketSweeps
 
@@ -93,7 +93,8 @@ class TimeoutWorker:
     def _outputs(self, entry: OutboxEntry) -> list[Output]:
         topics = self._settings.topics
         queued = [
-            Output(topics.for_role(r), key, value.encode()) for r, key, value in entry.outputs
+            Output(topics.for_role(r), key, value.encode(), tracing.headers_of(trace))
+            for (r, key, value), trace in zip(entry.outputs, entry.traces, strict=True)
         ]
         if entry.change is not None:  # a timeout revert, queued by handoff.lua (with its notice)
             event = mode_changed(entry.change, self._settings.minute_ms)

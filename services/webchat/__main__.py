@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common import tracing
 from services.common.logging import configure_logging
 from services.common.service import run_service
 from services.webchat import identity
@@ -17,6 +18,7 @@ from services.webchat.settings import WebchatSettings
 async def main() -> None:
     settings = WebchatSettings()
     configure_logging(settings.log_level, settings.log_redact)
+    tracing.configure(settings, "webchat")
     data = settings.webchat_data_dir.resolve()
     feed, inbound = OutboundFeed(settings), Inbound(settings)
     # Reads the page's own transcript and mode (never writes): the gateway's readiness is

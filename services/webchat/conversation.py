@@ -6,15 +6,15 @@ gateway reads them itself rather than calling the operator API: that API's token
 to one tenant and carry an operator's role, and the gateway serves every tenant as their end
 users, whose only authority is the signed cookie. It never writes here.
 
-The key layout is the handoff service's (services/handoff/keys.py); the gateway must not
-import that service, so the few names it reads are spelled here, and
+The key layout is the handoff service's (services/handoff/state/keys.py); the gateway must not
+import that service, so the few names it reads are spelled here (the shards come from
+services/common/shards.py, as for every service), and
 tests/unit/test_webchat_conversation.py pins them to keys.py.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -23,13 +23,14 @@ from redis.asyncio.cluster import RedisCluster
 
 from services.common.redis_options import redis_options
 from services.common.settings import CommonSettings
+from services.common.shards import shard_of
+from services.common.shards import shard_tag as tag_of
 
-SHARDS = 64
 Answering = Literal["ai", "waiting", "human"]
 
 
 def shard_tag(ikey: str) -> str:
-    return f"{{h{zlib.crc32(ikey.encode()) % SHARDS}}}"
+    return tag_of(shard_of(ikey))
 
 
 def state_key(ikey: str) -> str:

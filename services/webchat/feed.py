@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from schemas import OutboundMessage, TicketChanged, UserMessage, interaction_key
+from services.common import tracing
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
@@ -124,6 +125,7 @@ class Inbound:
         await self._producer.stop()
 
     async def send(self, message: UserMessage) -> None:
-        await send_idempotent(
-            self._producer, [Output.of(self._topic, interaction_key(message), message)]
-        )
+        """Sends `message`, starting its trace (tracing.py): one user message, one trace."""
+        with tracing.sending(self._topic) as span:
+            output = Output.of(self._topic, interaction_key(message), message, tracing.inject(span))
+            await send_idempotent(self._producer, [output])

@@ -10,10 +10,10 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.events import Who
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 
 NOTICE = "A teammate from support has this conversation now."
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from devstack.harness.bus import Bus
 from services.handoff.agents import validate_config
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, agent_path, error_code
-from tests.support.bus import Bus
 
 pytestmark = pytest.mark.integration
 

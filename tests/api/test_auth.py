@@ -16,13 +16,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.errors import ApiError
-from services.handoff.store import ModeStore
+from services.handoff.domain import limits
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +209,12 @@ async def test_the_console_is_served_locally_with_a_strict_csp(http: httpx.Async
     for asset in ("/console/js/app.js", "/console/js/desk.js", "/console/app.css"):
         r = await http.get(asset)
         assert r.status_code == 200, asset
+
+
+async def test_limits_are_the_domain_table_for_any_signed_in_operator(
+    viewer: Api, http: httpx.AsyncClient
+) -> None:
+    r = await viewer.get("/v1/limits")
+    assert r.status_code == 200
+    assert r.json() == limits.table()
+    assert (await http.get("/v1/limits")).status_code == 401

@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.canned import CannedReplies, CannedReply
-from services.handoff.keys import presence_key, shard_of
-from services.handoff.presence import PresenceStore
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.state.canned import CannedReplies, CannedReply
+from services.handoff.state.keys import presence_key, shard_of
+from services.handoff.state.presence import PresenceStore
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code, publish_agent, route, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import httpx
 import jwt
 import pytest
 
-from services.handoff.store import ModeStore
+from devstack.harness.events import Who
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, agent_path, error_code, mode_path, publish_agent
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,17 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from services.handoff.keys import (
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.state.keys import (
     LISTS_BACKFILLED_KEY,
     InteractionKeys,
     agent_tag,
     agents_index_key,
     interactions_index_key,
 )
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, error_code, make_token, publish_agent, route
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

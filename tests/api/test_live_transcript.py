@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, publish_agent, route, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from services.handoff.store import ModeStore
+from devstack.harness.events import Who
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

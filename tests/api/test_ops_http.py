@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.harness.env import settings_for
 from devstack.ports import free_port
 from devstack.services import ServiceProcess
 from services.common.topics import ensure_topics
-from tests.conftest import settings_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.state.store import ModeStore
 from tests.api.conftest import TokenFactory
 from tests.api.helpers import Api, error_code
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off, of, publish_queues_agent, queue_path, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, attachment
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import (
     NOTICE,
     Api,
@@ -20,8 +22,6 @@ from tests.api.helpers import (
     route,
     user_path,
 )
-from tests.support.bus import Bus
-from tests.support.events import Who, attachment
 
 pytestmark = pytest.mark.integration
 # R3's notice and R16's place in line (the queue's first ticket: no estimate yet).

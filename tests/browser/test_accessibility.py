@@ -8,14 +8,14 @@ import re
 import pytest
 from playwright.async_api import Browser, expect
 
-from services.handoff.canned import CannedReplies, CannedReply
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.canned import CannedReplies, CannedReply
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
 from tests.support.browser import axe_violations
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off
 
 pytestmark = pytest.mark.integration

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, attachment
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import NOTICE, make_token, publish_agent, route
 from tests.browser.conftest import shot
-from tests.support.bus import Bus
-from tests.support.events import Who, attachment
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import NOTICE, publish_agent, route
 from tests.browser.conftest import shot
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
+from devstack.harness.sandbox import wait_until
 from tests.api.helpers import make_token
-from tests.support.sandbox import wait_until
 
 pytestmark = pytest.mark.integration
 

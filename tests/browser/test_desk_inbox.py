@@ -17,11 +17,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route, user_path
 from tests.browser.conftest import shot
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import redis_now_ms
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
 from tests.browser.conftest import shot
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import redis_now_ms
 from tests.support.tickets import hand_off, publish_queues_agent
 
 pytestmark = pytest.mark.integration

@@ -22,16 +22,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from playwright.async_api import Browser
 
+from devstack.harness.bus import Bus
+from devstack.harness.env import service_env, settings_for
 from devstack.kafka import KafkaProcess
 from devstack.ports import free_port
 from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
 from services.common.settings import Topics
 from services.common.topics import ensure_topics
-from services.handoff.store import ModeStore
-from tests.conftest import service_env, settings_for
+from services.handoff.state.store import ModeStore
 from tests.support.browser import chromium
-from tests.support.bus import Bus
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "webchat"

@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, agent_knows, publish_known
 from services.agent.domain import NO_HANDOFF_ANSWER, STUCK_REASON
 from services.agent.rules import NOT_UNDERSTOOD
-from services.handoff.domain import derived_id
+from services.common.ids import derived_id
 from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 from tests.support.tickets import publish_queues_agent
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ async def ai_answer(stack: Stack, who: Who, message: dict[str, Any]) -> dict[str
 async def test_agent_hands_off_when_the_user_asks_for_a_person(stack: Stack, tenant: str) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    version = await publish_agent(stack.store, who)
+    version = await publish_known(stack.store, who)
     hello = await say(stack, who, "hello")
     assert (await ai_answer(stack, who, hello))["sender"] == "ai"
 
@@ -87,7 +87,7 @@ async def test_agent_hands_off_when_the_user_asks_for_a_person(stack: Stack, ten
 async def test_the_reply_carries_the_state_version_it_was_given(stack: Stack, tenant: str) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     for action, source in (("to_human", "agent"), ("to_ai", "operator")):
         command = who.command(action, source=source)
         topic = t.commands if source == "agent" else t.operator_commands
@@ -115,7 +115,7 @@ async def test_a_reply_made_stale_by_a_handoff_never_reaches_the_user(
     its late reply carries the old state version and the reply gate drops it (R9)."""
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     agent = stack.procs["agent"]
     agent.stop()
     try:
@@ -149,7 +149,7 @@ async def test_live_test_handoff_is_rejected_and_the_user_stays_on_ai(
 ) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
 
     ask = await say(stack, who, "I want to talk to a person", live_test=True)
 
@@ -169,7 +169,7 @@ async def test_live_test_handoff_is_rejected_and_the_user_stays_on_ai(
 async def test_with_handoff_disabled_the_agent_just_answers(stack: Stack, tenant: str) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who, enabled=False)
+    await publish_known(stack.store, who, enabled=False)
 
     ask = await say(stack, who, "I want to talk to a person")
 
@@ -181,7 +181,7 @@ async def test_with_handoff_disabled_the_agent_just_answers(stack: Stack, tenant
 async def test_three_unanswered_turns_in_a_row_hand_off(stack: Stack, tenant: str) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     for text in ("blorp", "fizzle wob"):
         message = await say(stack, who, text)
         assert (await ai_answer(stack, who, message))["text"] == NOT_UNDERSTOOD
@@ -197,7 +197,8 @@ async def test_agent_hands_billing_trouble_to_the_billing_queue(stack: Stack, te
     """R14: the reference agent picks the queue by the reason, among its version's queues."""
     t, bus = stack.bus.topics, stack.bus
     who, other = Who(tenant, "support"), Who(tenant, "support", user="bob")
-    await publish_queues_agent(stack.store, who, queues=("default", "billing"))
+    version = await publish_queues_agent(stack.store, who, queues=("default", "billing"))
+    await agent_knows(stack.store.redis, who, version)
 
     await say(stack, who, "I was charged twice for my order!")
     await say(stack, other, "I want to talk to a person")
@@ -215,7 +216,7 @@ async def test_back_from_a_teammate_the_agent_acknowledges_the_return(
 ) -> None:  # R20
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     await say(stack, who, "I want to talk to a person")
     await bus.wait_for(t.events, of(who, "mode_changed", to_mode="human"))
     token = make_token(stack.env["HANDOFF_API_JWT_SECRET"], tenant=tenant, sub="jane")

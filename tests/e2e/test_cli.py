@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, publish_known
 from tests.e2e.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ async def test_chat_shows_ai_and_notice_and_the_desk_sees_the_file_and_replies(
 ) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support", user="carol")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     watcher = stack.popen(
         "-m", "services.cli.main", "desk", "watch", "--tenant", tenant, "--for", "40",
         cwd=workdir,
@@ -79,7 +79,7 @@ async def test_desk_reply_refuses_while_the_ai_has_the_conversation(
     stack: Stack, tenant: str, workdir: Path
 ) -> None:
     who = Who(tenant, "support", user="dave")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     message = who.message("hello")
     await stack.bus.send(stack.bus.topics.inbound, message, key=who.key)
     await stack.bus.wait_routed(message["event_id"])
@@ -95,7 +95,7 @@ async def test_desk_reply_refuses_while_the_ai_has_the_conversation(
 async def test_desk_reply_to_a_user_who_never_wrote_says_so(
     stack: Stack, tenant: str, workdir: Path
 ) -> None:
-    await publish_agent(stack.store, Who(tenant, "support", user="nobody"))
+    await publish_known(stack.store, Who(tenant, "support", user="nobody"))
 
     reply = stack.cli("desk", "reply", "--tenant", tenant, "--user", "nobody", "hi", cwd=workdir)
     forced = stack.cli(
@@ -114,7 +114,7 @@ async def test_desk_watch_opens_with_the_named_agents_tickets_only(
 ) -> None:
     mine, other = Who(tenant, "support", user="erin"), Who(tenant, "sales", user="fay")
     for who in (mine, other):
-        await publish_agent(stack.store, who)
+        await publish_known(stack.store, who)
         command = who.command("to_human", reason=f"{who.agent} needs a person")
         await stack.bus.send(stack.bus.topics.commands, command, key=who.key)
         await stack.bus.wait_for(

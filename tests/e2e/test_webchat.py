@@ -16,10 +16,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, publish_known
 from services.webchat import identity
 from tests.e2e.conftest import ARTIFACTS, Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, publish_agent
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ async def test_messages_go_to_chat_inbound_and_answers_come_back_on_the_stream(
     stack: Stack, http: httpx.AsyncClient, tenant: str
 ) -> None:
     who = Who(tenant, "support", user="bob")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     query = {"tenant": tenant, "user": "bob"}
     events = Events()
     async with http.stream("GET", "/api/stream", params=query) as stream:
@@ -159,7 +159,7 @@ async def test_webchat_in_chromium_handoff_file_and_desk_reply(
 ) -> None:
     t, bus = stack.bus.topics, stack.bus
     who = Who(tenant, "support", user="alice")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     expect.set_options(timeout=20_000)
     context = await browser.new_context(viewport={"width": 900, "height": 760})
     context.set_default_timeout(20_000)

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from devstack.harness.events import Who
 from devstack.services import ServiceProcess
 from services.webchat import identity
 from tests.e2e.conftest import Stack
-from tests.support.events import Who
 
 pytestmark = pytest.mark.integration
 

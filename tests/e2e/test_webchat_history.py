@@ -9,13 +9,18 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from services.handoff.commands import CommandService
-from services.handoff.keys import InteractionKeys
-from services.handoff.ticket_actions import ActionRequest, ActionResult, Caller, TicketActions
+from devstack.harness.events import Who
+from devstack.harness.sandbox import NOTICE, publish_known, wait_until
+from services.handoff.service.commands import CommandService
+from services.handoff.service.ticket_actions import (
+    ActionRequest,
+    ActionResult,
+    Caller,
+    TicketActions,
+)
+from services.handoff.state.keys import InteractionKeys
 from tests.e2e.conftest import ARTIFACTS, Stack
 from tests.support.browser import axe_violations
-from tests.support.events import Who
-from tests.support.sandbox import NOTICE, publish_agent, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +49,7 @@ async def test_a_reload_loads_the_conversation_from_the_server(
     stack: Stack, browser: Browser, tenant: str
 ) -> None:
     who = Who(tenant, "support", user="carol")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     expect.set_options(timeout=20_000)
     context = await browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(20_000)
@@ -116,7 +121,7 @@ async def test_the_history_endpoint_serves_the_cookies_own_conversation_only(
     stack: Stack, tenant: str
 ) -> None:
     who = Who(tenant, "support", user="dave")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     async with httpx.AsyncClient(base_url=stack.webchat_url, timeout=20) as http:
         dave = {"tenant": tenant, "user": "dave"}
         sent = await http.post(
@@ -147,7 +152,7 @@ async def test_the_web_chat_has_no_serious_axe_violation_and_a_keyboard_attach(
     stack: Stack, browser: Browser, tenant: str
 ) -> None:
     who = Who(tenant, "support", user="ivy")
-    await publish_agent(stack.store, who)
+    await publish_known(stack.store, who)
     context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
     page = await context.new_page()
     try:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.harness.bus import Bus
+from devstack.harness.sandbox import Sandbox, opened
 from devstack.stack import local_stack
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.sandbox import Sandbox, opened
+from services.handoff.state.store import ModeStore
 
 Stack = tuple[Sandbox, Bus, ModeStore]
 

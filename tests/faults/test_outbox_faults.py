@@ -14,11 +14,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, shard_tag
+from devstack.harness.events import Who
+from devstack.harness.sandbox import publish_agent, wait_until
+from services.handoff.state.keys import SHARDS, outbox_key, shard_tag
 from tests.api.helpers import make_token, mode_path
 from tests.faults.conftest import Stack
-from tests.support.events import Who
-from tests.support.sandbox import publish_agent, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import wait_until
 from schemas import HandoffCommand
-from services.handoff.commands import API, CommandService
-from services.handoff.tickets import QueueSettings
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.service.commands import API, CommandService
 from tests.faults.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import wait_until
 from tests.support.tickets import publish_queues_agent
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, shard_tag
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import hand_off_all, publish_agent, wait_until
+from services.handoff.state.keys import SHARDS, outbox_key, shard_tag
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, mode_path, user_path
 from tests.faults.conftest import Stack
 from tests.integration.test_ops_cli import handoffctl
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import hand_off_all, publish_agent, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -10,11 +10,11 @@ import urllib.request
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.handoff.store import ModeStore
+from devstack.harness.events import Who
+from devstack.harness.load import Load, check_routing, outputs_seen, poison_id
+from devstack.harness.sandbox import hand_off_all, publish_agent, wait_until
+from services.handoff.state.store import ModeStore
 from tests.faults.conftest import Stack
-from tests.support.events import Who
-from tests.support.load import Load, check_routing, outputs_seen, poison_id
-from tests.support.sandbox import hand_off_all, publish_agent, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 

@@ -11,10 +11,10 @@ import random
 
 import pytest
 
+from devstack.harness.events import Who
+from devstack.harness.load import Load, check_routing, outputs_seen
+from devstack.harness.sandbox import hand_off_all, wait_until
 from tests.faults.conftest import Stack
-from tests.support.events import Who
-from tests.support.load import Load, check_routing, outputs_seen
-from tests.support.sandbox import hand_off_all, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 

@@ -9,13 +9,13 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from services.handoff.keys import SHARDS, outbox_key, queues_key, shard_tag
-from services.handoff.tickets import QueueSettings
+from devstack.harness.events import Who
+from devstack.harness.sandbox import wait_until
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.keys import SHARDS, outbox_key, queues_key, shard_tag
 from tests.api.helpers import make_token
 from tests.faults.conftest import Stack
 from tests.integration.test_ops_cli import handoffctl
-from tests.support.events import Who
-from tests.support.sandbox import wait_until
 from tests.support.tickets import hand_off, publish_queues_agent, ticket_path
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]

@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import human_until, publish_agent, redis_now_ms, wait_until
 from schemas import HandoffCommand
-from services.handoff.commands import API, CommandService
+from services.handoff.service.commands import API, CommandService
 from tests.faults.conftest import Stack
-from tests.support.events import Who, key_of
-from tests.support.sandbox import human_until, publish_agent, redis_now_ms, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.harness.events import Who
+from devstack.harness.load import Load, check_routing, outputs_seen
+from devstack.harness.sandbox import Sandbox, opened, wait_until
 from devstack.stack import local_stack
 from tests.faults.conftest import Stack
-from tests.support.events import Who
-from tests.support.load import Load, check_routing, outputs_seen
-from tests.support.sandbox import Sandbox, opened, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

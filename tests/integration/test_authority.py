@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import publish_agent
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import publish_agent
+from services.handoff.state.store import ModeStore
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import publish_agent
 from devstack.services import ServiceProcess
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.integration.test_rules import hand_off, route
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import publish_agent
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import publish_agent
+from services.handoff.state.store import ModeStore
 from tests.integration.test_rules import hand_off, route
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import publish_agent
 
 pytestmark = pytest.mark.integration
 

@@ -27,6 +27,9 @@ from prometheus_client import REGISTRY
 
 import services.router.domain
 import services.router.handlers
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import Sandbox, opened, wait_until
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from services.common.kafka import (
@@ -39,11 +42,9 @@ from services.common.kafka import (
     TransactionalProcessor,
 )
 from services.common.settings import CommonSettings
-from services.handoff.client import RouteDecision, RouteRequest, StateClient
+from services.handoff.domain.routing import RouteDecision, RouteRequest
+from services.handoff.state.reader import StateClient
 from services.router.handlers import InboundRouter
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import Sandbox, opened, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.handoff.keys import queues_key
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import wait_until
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import wait_until
 from tests.support.tickets import (
     hand_off,
     of,

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.handoff.keys import queues_key
-from services.handoff.store import ModeStore
-from services.handoff.tickets import new_ticket
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.tickets import new_ticket
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off, of, publish_queues_agent, queue_path, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.handoff.store import ModeStore
-from services.handoff.tickets import QueueSettings
-from tests.support.bus import Bus
-from tests.support.events import Who
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.store import ModeStore
 from tests.support.tickets import hand_off, of, publish_queues_agent, send_handoff, set_clock
 
 pytestmark = pytest.mark.integration

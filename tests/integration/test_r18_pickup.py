@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.handoff.store import ModeStore
-from services.handoff.tickets import QueueSettings
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token
-from tests.support.bus import Bus
-from tests.support.events import Who
 from tests.support.tickets import hand_off, of, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.domain import DEFAULT_RETURN_NOTICE
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of, now
+from devstack.harness.sandbox import publish_agent, redis_now_ms, wait_until
+from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, error_code, make_token, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of, now
-from tests.support.sandbox import publish_agent, redis_now_ms, wait_until
 
 pytestmark = pytest.mark.integration
 

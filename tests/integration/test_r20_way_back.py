@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.handoff.client import RouteRequest
-from services.handoff.domain import DEFAULT_RETURN_NOTICE, HandoffConfig
-from services.handoff.keys import InteractionKeys, shard_of
-from services.handoff.store import ModeStore
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of, new_id
+from devstack.harness.sandbox import NOTICE, human_until, redis_now_ms, wait_for_lease_expiry
+from services.handoff.domain.modes import DEFAULT_RETURN_NOTICE, HandoffConfig
+from services.handoff.domain.routing import RouteRequest
+from services.handoff.state.keys import InteractionKeys, shard_of
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import Api, make_token, user_path
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of, new_id
-from tests.support.sandbox import NOTICE, human_until, redis_now_ms, wait_for_lease_expiry
 
 # R3's notice, then R16's place in line (the queue's first ticket: no estimate yet).
 HANDOFF_NOTICE = f"{NOTICE} You're number 1 in line. We don't have a wait estimate yet."

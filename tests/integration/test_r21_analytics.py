@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who
+from devstack.harness.sandbox import Sandbox, opened, wait_until
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route, user_path
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
-from tests.support.bus import Bus
-from tests.support.events import Who
-from tests.support.sandbox import Sandbox, opened, wait_until
 from tests.support.tickets import hand_off, of, publish_queues_agent, ticket_path
 
 pytestmark = pytest.mark.integration

@@ -21,15 +21,16 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import TopicAuthorizationFailedError
 
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE, agent_knows, human_until, publish_agent, redis_now_ms
 from devstack.process import ProcessStartError
 from devstack.services import ServiceProcess
 from services.common.kafka_options import aiokafka_options
-from services.handoff.client import StateClient
-from services.handoff.keys import InteractionKeys
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE, human_until, publish_agent, redis_now_ms
+from services.common.redis_options import connect_with
+from services.handoff.state.keys import InteractionKeys
+from services.handoff.state.reader import StateClient
+from services.handoff.state.store import ModeStore
 from tests.support.secured import SecuredStack
 
 pytestmark = pytest.mark.integration
@@ -120,7 +121,12 @@ async def test_the_system_works_end_to_end_with_a_principal_per_part(
     with its notice delivered (handoff), and the idle timeout's revert (timeout)."""
     topics = ops_bus.topics
     who = Who("secure", "support")
-    await publish_agent(ops_store, who, idle=1)  # one idle minute lasts a second here
+    version = await publish_agent(ops_store, who, idle=1)  # one idle minute lasts a second
+    agents = connect_with(secured.settings("agents", "agents"))  # only they read agent:*
+    try:
+        await agent_knows(agents, who, version)
+    finally:
+        await agents.aclose()
     channel = await producer_as(secured, "channels")
     try:
         hello = who.message("hello")
@@ -198,6 +204,14 @@ async def test_redis_users_reach_only_handoffs_keys(secured: SecuredStack) -> No
             await store.redis.flushall()
     finally:
         await store.close()
+    # The agents' user: their own keys (agent:*), never Handoff's.
+    agents = connect_with(secured.settings("agents", "agents"))
+    try:
+        await agents.set("agent:probe", "1")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await agents.get(InteractionKeys("secure:support:web:alice").state)
+    finally:
+        await agents.aclose()
 
 
 async def test_a_redis_cluster_over_tls_with_acl_users(secured: SecuredStack) -> None:

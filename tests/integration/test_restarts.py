@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import KafkaProcess
-from devstack.redis import RedisProcess
-from services.handoff.store import ModeStore
-from tests.integration.test_ops_cli import handoffctl
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of
-from tests.support.load import Load, check_routing, outputs_seen
-from tests.support.sandbox import (
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of
+from devstack.harness.load import Load, check_routing, outputs_seen
+from devstack.harness.sandbox import (
     Sandbox,
     hand_off_all,
     opened,
@@ -29,6 +25,10 @@ from tests.support.sandbox import (
     wait_for_lease_expiry,
     wait_until,
 )
+from devstack.kafka import KafkaProcess
+from devstack.redis import RedisProcess
+from services.handoff.state.store import ModeStore
+from tests.integration.test_ops_cli import handoffctl
 
 pytestmark = pytest.mark.integration
 

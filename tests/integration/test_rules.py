@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from services.handoff.store import ModeStore
-from tests.support.bus import Bus
-from tests.support.events import Who, attachment, key_of
-from tests.support.sandbox import NOTICE, publish_agent
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, attachment, key_of
+from devstack.harness.sandbox import NOTICE, publish_agent
+from services.handoff.state.store import ModeStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.events import Who
+from devstack.harness.events import Who
 
 
 def mode_changed(who: Who, to: str, cause: str, reason: str, when: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest
 
+from devstack.harness.env import service_env
 from devstack.kafka import BrokerSecurity, KafkaProcess
 from devstack.redis import RedisProcess, RedisSecurity
 from devstack.redis_cluster import RedisClusterProcesses
@@ -23,7 +24,6 @@ from services.common.acl_table import PRINCIPALS, REDIS_USERS, Acl, acls, redis_
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
-from tests.conftest import service_env
 
 ADMIN = "admin"
 # Kafka's protocol codes (org.apache.kafka.common.acl / resource).

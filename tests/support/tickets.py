@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.handoff.domain import HandoffConfig
-from services.handoff.keys import queues_key
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import test_clock_key
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of
-from tests.support.sandbox import NOTICE
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of
+from devstack.harness.sandbox import NOTICE
+from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import test_clock_key
 
 
 async def publish_queues_agent(store: ModeStore, who: Who, **handoff: Any) -> int:

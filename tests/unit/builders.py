@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import AgentReply, HandoffCommand, UserMessage
-from services.handoff.domain import AgentVersion, HandoffConfig
+from services.handoff.domain.modes import AgentVersion, HandoffConfig
 
 NOW_MS = 1_714_564_800_000  # 2024-05-01T12:00:00Z
 MINUTE_MS = 60_000

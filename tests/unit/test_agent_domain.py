@@ -3,6 +3,8 @@ emits, the failed-clarification rule, and where the handoff tool is offered."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from services.agent.domain import (
     STUCK_REASON,
     Answer,
     Handoff,
+    PublishedVersion,
     Resumed,
     after_failures,
     can_hand_off,
@@ -24,10 +27,14 @@ from services.agent.domain import (
     resumed_of,
     settle,
 )
-from services.handoff.domain import AgentVersion, HandoffConfig
-from tests.unit.builders import message, published
+from services.handoff.domain.modes import HandoffConfig
+from tests.unit.builders import message
 
 AT = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
+
+
+def published(enabled: bool = True) -> PublishedVersion:
+    return PublishedVersion(version=3, enabled=enabled)
 
 
 def routed(version: int = 7, **extra: Any) -> RoutedMessage:
@@ -125,8 +132,8 @@ def test_settle() -> None:
 
 
 def test_the_handoff_goes_to_billing_for_billing_words_when_the_version_lists_it() -> None:
-    both = AgentVersion(4, HandoffConfig(enabled=True, queues=("default", "billing")))
-    only_default = AgentVersion(4, HandoffConfig(enabled=True, queues=("default",)))
+    both = PublishedVersion(4, enabled=True, queues=("default", "billing"))
+    only_default = PublishedVersion(4, enabled=True, queues=("default",))
     billing = 'The user reported an urgent billing problem ("charged twice").'
     assert command_for(routed(), billing, both, AT).queue == "billing"
     assert command_for(routed(), "I was CHARGED twice for my order.", both, AT).queue == "billing"
@@ -155,3 +162,31 @@ def test_resumed_of_the_routing_context() -> None:  # R20
         ended_by="timeout",
         turns=(("human", "Refunded."),),
     )
+
+
+def test_the_agents_version_is_read_from_the_handoff_block_the_handoff_service_publishes() -> None:
+    # The block of an agent_version_applied record is the handoff service's HandoffConfig
+    # as a dict (services/handoff/state/store.py apply_agent_version): every field the agent uses
+    # is there, and the rest are ignored.
+    config = HandoffConfig(
+        enabled=True,
+        idle_timeout_minutes=30,
+        instructions="Hand off when: the user mentions a lawyer",
+        queues=("default", "billing"),
+        announce_teammate=True,
+    )
+    block = json.loads(json.dumps(asdict(config)))  # as it travels: JSON, queues a list
+    assert PublishedVersion.of(7, block) == PublishedVersion(
+        7, enabled=True, instructions=config.instructions, queues=("default", "billing")
+    )
+    assert PublishedVersion.of(1, {}) == PublishedVersion(1)  # all defaults: handoff off
+    assert PublishedVersion.of(1, {"enabled": True, "future_field": 1}).enabled
+
+
+@pytest.mark.parametrize(
+    "block",
+    [{"enabled": "yes"}, {"instructions": 3}, {"queues": "billing"}, {"queues": [1]}],
+)
+def test_a_handoff_block_of_the_wrong_shape_is_refused(block: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="handoff"):
+        PublishedVersion.of(1, block)

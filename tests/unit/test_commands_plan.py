@@ -16,15 +16,15 @@ from schemas import (
     OutboundMessage,
     TranscriptTurn,
 )
-from services.handoff.commands import API, CommandService, Entry
-from services.handoff.domain import (
+from services.common.ids import derived_id
+from services.handoff.domain.modes import (
     DEFAULT_RETURN_NOTICE,
     AgentVersion,
     ModeState,
-    derived_id,
     plan_transition,
 )
-from services.handoff.store import CommandSnapshot
+from services.handoff.service.commands import API, CommandService, Entry
+from services.handoff.state.store import CommandSnapshot
 from tests.unit.builders import MINUTE_MS, NOW_MS, attachment, command, published
 
 NOTICE = "Jane from support will reply here shortly."

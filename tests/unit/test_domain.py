@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from services.handoff.domain import (
+from services.common.ids import derived_id
+from services.handoff.domain.modes import (
     DEFAULT_NOTICE,
     ModeState,
     Rejection,
     Transition,
     check_command,
-    derived_id,
     notice_text,
     plan_transition,
 )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.handoff.hours import OpeningHours, parse_range
+from services.handoff.domain.hours import OpeningHours, parse_range
 
 WEEKDAYS_9_TO_5 = {d: ["09:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")}
 

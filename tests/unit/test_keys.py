@@ -1,4 +1,4 @@
-"""The interaction key (schemas/interaction.py) and Redis key layout (services/handoff/keys.py)."""
+"""The interaction key (schemas/interaction.py) and the Redis key layout (state/keys.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from schemas import InteractionIds, interaction_key, parse_interaction_key
 from schemas.events import ID_PATTERN
-from services.handoff.keys import SHARDS, InteractionKeys, shard_of
+from services.handoff.state.keys import SHARDS, InteractionKeys, shard_of
 from tests.unit.builders import ids
 
 ids_ = st.from_regex(ID_PATTERN, fullmatch=True)

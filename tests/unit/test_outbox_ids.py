@@ -1,11 +1,11 @@
-"""Outbox stream ids as Kafka checkpoints (services/handoff/store.py)."""
+"""Outbox stream ids as Kafka checkpoints (services/handoff/state/store.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.handoff.store import outbox_seq, stream_id
+from services.handoff.state.store import outbox_seq, stream_id
 
 ms = st.integers(min_value=0, max_value=(1 << 43) - 1)  # ms up to the year 2248
 n = st.integers(min_value=0, max_value=(1 << 20) - 1)

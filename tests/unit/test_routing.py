@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schemas import RoutedMessage
-from services.handoff.client import RouteDecision
+from services.handoff.domain.routing import RouteDecision
 from services.router.domain import (
     forwarded_reply,
     is_stateless,

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
-from services.handoff.domain import AgentVersion, HandoffConfig, Rejection
-from services.handoff.tickets import (
+from services.handoff.domain.modes import AgentVersion, HandoffConfig, Rejection
+from services.handoff.domain.tickets import (
     QueueChoice,
     QueueSettings,
     Refusal,
@@ -46,7 +46,7 @@ def code(result: TicketStep | Refusal) -> str:
 def test_ticket_ids_name_their_shard_and_are_stable() -> None:
     tid = ticket_id_for(IKEY, "ticket", "cmd-1")
     assert tid == ticket_id_for(IKEY, "ticket", "cmd-1") != ticket_id_for(IKEY, "ticket", "cmd-2")
-    from services.handoff.keys import shard_of
+    from services.handoff.state.keys import shard_of
 
     assert shard_of_ticket(tid) == shard_of(IKEY)
     assert shard_of_ticket("tk99-" + "0" * 32) is None and shard_of_ticket("nope") is None

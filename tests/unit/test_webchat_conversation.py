@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.handoff.keys import InteractionKeys, ticket_key
+from services.handoff.state.keys import InteractionKeys, ticket_key
 from services.webchat import conversation
 
 

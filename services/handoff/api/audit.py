@@ -9,7 +9,7 @@ import structlog
 
 from schemas import OperatorAction
 from services.handoff.api.auth import Operator
-from services.handoff.store import QueuedOutput
+from services.handoff.state.store import QueuedOutput
 
 log = structlog.get_logger()
 

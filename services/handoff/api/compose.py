@@ -3,7 +3,7 @@ attaches to a reply, and the tenant's canned replies.
 
 Same rules as the rest of the API: viewers read, editors and admins write, a path of another
 tenant answers 404 like a missing resource; who is composing is always the token's `sub`.
-Presence is ephemeral (presence.py): no audit record, nothing on the log. Canned replies
+Presence is ephemeral (state/presence.py): no audit record, nothing on the log. Canned replies
 are stored per tenant and each change is audited (`canned_reply_update`,
 `canned_reply_delete`). Files go to the web chat's file store (services/webchat/files.py),
 with its limits, and their URL is what the reply's attachment carries.
@@ -33,7 +33,7 @@ from services.handoff.api.routes import (
     interaction,
     require_interaction,
 )
-from services.handoff.canned import CannedReply
+from services.handoff.state.canned import CannedReply
 from services.webchat.files import InvalidUploadError
 
 router = APIRouter(prefix="/v1/tenants/{t}")

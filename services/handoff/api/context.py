@@ -8,12 +8,12 @@ from fastapi import Request
 
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.desk import DeskFeed
-from services.handoff.canned import CannedReplies
-from services.handoff.commands import CommandService
-from services.handoff.presence import PresenceStore
+from services.handoff.service.commands import CommandService
+from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
-from services.handoff.ticket_actions import TicketActions
+from services.handoff.state.canned import CannedReplies
+from services.handoff.state.presence import PresenceStore
+from services.handoff.state.store import ModeStore
 from services.webchat.files import FileStore
 
 

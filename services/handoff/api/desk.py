@@ -38,9 +38,10 @@ from schemas import (
     TicketChanged,
     interaction_key,
 )
+from services.common import tracing
 from services.common.kafka_options import aiokafka_options
 from services.handoff.settings import HandoffSettings
-from services.handoff.store import ModeStore
+from services.handoff.state.store import ModeStore
 
 log = structlog.get_logger()
 
@@ -165,13 +166,15 @@ class DeskFeed:
             batches = await self._consumer.getmany(timeout_ms=self._settings.consumer_poll_ms)
             for records in batches.values():
                 for record in records:
-                    await self._handle(record.value)
+                    await self._handle(record.value, record.headers)
 
-    async def _handle(self, value: bytes | None) -> None:
+    async def _handle(self, value: bytes | None, headers: tracing.RecordHeaders) -> None:
         found = desk_event(value)
         if found is None:
             return
         tenant, name, item = found
+        if isinstance(item, HandoffTicket | RoutedMessage):
+            await self._remember_trace(item, headers)
         if isinstance(item, HandoffTicket):
             opened_ms = int(item.created_at.timestamp() * 1000)
             try:
@@ -185,3 +188,17 @@ class DeskFeed:
             if isinstance(item, RoutedMessage):
                 event_id = item.message.event_id
             self.publish(tenant, sse(name, item.model_dump(mode="json"), event_id))
+
+    async def _remember_trace(
+        self, item: HandoffTicket | RoutedMessage, headers: tracing.RecordHeaders
+    ) -> None:
+        """A desk reply is a person's answer to what the desk was given last: its span is
+        made a child of that record's trace context (routes.py desk_reply), kept here."""
+        carrier = tracing.carrier_from(headers)
+        if not carrier:
+            return
+        ikey = interaction_key(item.message if isinstance(item, RoutedMessage) else item)
+        try:
+            await self._store.remember_trace(ikey, carrier)
+        except Exception:  # observability only: the feed goes on
+            log.exception("desk_trace_failed", interaction=ikey)

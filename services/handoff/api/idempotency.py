@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from services.common.ids import derived_id
 from services.handoff.api.auth import Operator
 from services.handoff.api.errors import ApiError
-from services.handoff.domain import derived_id
 
 REUSED = "duplicate"  # what the store says of a command id met with another `src`
 

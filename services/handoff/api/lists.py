@@ -18,7 +18,7 @@ from services.handoff.api import models as m
 from services.handoff.api.auth import Operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.errors import ApiError, responses
-from services.handoff.domain import optional_at_ms
+from services.handoff.domain.modes import optional_at_ms
 
 router = APIRouter(prefix="/v1/tenants/{t}")
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas import TicketChanged
+from schemas import Cause, Mode, TicketChanged, parse_interaction_key
 from schemas.events import (
     ID_PATTERN,
     MAX_ATTACHMENTS,
@@ -29,7 +29,9 @@ from schemas.events import (
     Text,
     TranscriptTurn,
 )
-from services.handoff.domain import (
+from services.handoff.domain import limits
+from services.handoff.domain.events import mode_changed
+from services.handoff.domain.modes import (
     DEFAULT_NOTICE,
     DEFAULT_RETURN_NOTICE,
     AgentVersion,
@@ -38,13 +40,14 @@ from services.handoff.domain import (
     at_ms,
     optional_at_ms,
 )
-from services.handoff.events import mode_changed
-from services.handoff.tickets import QueueSettings, Ticket
+from services.handoff.domain.tickets import QueueSettings, Ticket
 
-MAX_IDLE_MINUTES = 10080  # one week
 QueueId = Annotated[str, Field(pattern=ID_PATTERN)]
-Mode = Literal["ai", "human"]
-Cause = Literal["agent", "operator", "timeout"]
+
+
+def _within(bound: limits.Bound) -> Any:
+    """The request-model check of a domain bound (and its OpenAPI minimum and maximum)."""
+    return Field(ge=bound.min, le=bound.max)
 
 
 def _not_blank(value: str) -> str:
@@ -91,7 +94,7 @@ class Session(Out):
 
 _REASON = Field(
     min_length=1,
-    max_length=280,
+    max_length=limits.REASON_CHARS,
     description="Why, in one sentence. Kept in the history and shown to the desk.",
 )
 Reason = Annotated[str, _REASON, AfterValidator(_not_blank)]
@@ -100,7 +103,9 @@ Reason = Annotated[str, _REASON, AfterValidator(_not_blank)]
 class SwitchToHuman(Body):
     mode: Literal["human"] = Field(description="`human`: the agent goes silent.")
     reason: Reason
-    idle_timeout_minutes: Annotated[int, Field(ge=0, le=MAX_IDLE_MINUTES), Integral] | None = Field(
+    idle_timeout_minutes: (
+        Annotated[int, _within(limits.SWITCH_IDLE_TIMEOUT_MINUTES), Integral] | None
+    ) = Field(
         default=None,
         description="Overrides the published idle timeout; 0 = no timeout; null = the "
         "published version's setting.",
@@ -212,19 +217,22 @@ class HandoffSettingsBody(Body):
     """The handoff section of an agent version."""
 
     enabled: bool = Field(description="Whether the agent's handoff tool works (R2).")
-    idle_timeout_minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
-        default=None,
-        description="Human mode ends this long after the user's last message; "
-        "null: no timeout (an operator brings the user back).",
+    idle_timeout_minutes: Annotated[int, _within(limits.IDLE_TIMEOUT_MINUTES), Integral] | None = (
+        Field(
+            default=None,
+            description="Human mode ends this long after the user's last message; "
+            "null: no timeout (an operator brings the user back).",
+        )
     )
-    instructions: Annotated[str, Field(max_length=2000)] = Field(
+    instructions: Annotated[str, Field(max_length=limits.INSTRUCTIONS_CHARS)] = Field(
         default="", description="When the agent should hand off, in the agent's prompt."
     )
     notice_text: Annotated[
-        str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
+        str, Field(min_length=1, max_length=limits.NOTICE_CHARS), AfterValidator(_not_blank)
     ] = Field(default=DEFAULT_NOTICE, description="What the user is told on a handoff.")
     queues: Annotated[
-        list[QueueId], Field(max_length=50, json_schema_extra={"uniqueItems": True})
+        list[QueueId],
+        Field(max_length=limits.QUEUES_PER_AGENT, json_schema_extra={"uniqueItems": True}),
     ] = Field(
         default=[],
         description="The queues the agent may hand to (R14), first = default; empty: "
@@ -236,7 +244,7 @@ class HandoffSettingsBody(Body):
         "says when people are back; `stay_with_ai` rejects the agent's handoff "
         "(`out_of_hours`), the AI keeps the user, who is told when people are available.",
     )
-    waiting_notice_text: Annotated[str, Field(max_length=1000)] = Field(
+    waiting_notice_text: Annotated[str, Field(max_length=limits.NOTICE_CHARS)] = Field(
         default="",
         description="The waiting part of the handoff notice and of a better-place notice "
         "(R16), with `{position}`, `{eta_minutes}`, `{opens_at}` (other text is kept as "
@@ -249,7 +257,7 @@ class HandoffSettingsBody(Body):
         "ticket (R15).",
     )
     return_notice_text: Annotated[
-        str, Field(min_length=1, max_length=1000), AfterValidator(_not_blank)
+        str, Field(min_length=1, max_length=limits.NOTICE_CHARS), AfterValidator(_not_blank)
     ] = Field(
         default=DEFAULT_RETURN_NOTICE,
         description="What the user is told whenever the conversation returns to the AI "
@@ -372,7 +380,7 @@ class DeskReplySent(Out):
 
 
 class IdleExtend(Body):
-    minutes: Annotated[int, Field(ge=1, le=MAX_IDLE_MINUTES), Integral] | None = Field(
+    minutes: Annotated[int, _within(limits.EXTEND_MINUTES), Integral] | None = Field(
         default=None,
         description="Human mode lasts at least this many minutes from now; default: the "
         "interaction's idle timeout. Never shortens the current expiry.",
@@ -484,13 +492,13 @@ class TicketView(Out):
 
     @classmethod
     def of(cls, t: Ticket, position: int | None, now_ms: int) -> TicketView:
-        _, agent, channel, ext = t.ikey.split(":", 3)
+        ids = parse_interaction_key(t.ikey)
         return cls(
             ticket_id=t.ticket_id,
             tenant_id=t.tenant_id,
-            agent_id=agent,
-            channel=channel,
-            external_id=ext,
+            agent_id=ids.agent_id,
+            channel=ids.user.channel,
+            external_id=ids.user.external_id or "",
             interaction=t.ikey,
             queue=t.queue,
             status=t.status,
@@ -521,8 +529,8 @@ class QueueTickets(Out):
     )
 
 
-_NOTE = Annotated[str, Field(min_length=1, max_length=2000)]
-_NAME = Annotated[str, Field(min_length=1, max_length=200)]
+_NOTE = Annotated[str, Field(min_length=1, max_length=limits.NOTE_CHARS)]
+_NAME = Annotated[str, Field(min_length=1, max_length=limits.NAME_CHARS)]
 _VERSION = Field(
     default=None,
     description="Optional: the ticket_version you acted on; 409 `version_conflict` if "
@@ -538,7 +546,7 @@ class ClaimBody(Body):
 
 
 class AssignBody(Body):
-    assignee: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+    assignee: Annotated[str, Field(min_length=1, max_length=limits.NAME_CHARS)] = Field(
         description="The teammate's operator id (`sub`)."
     )
     display_name: _NAME | None = None

@@ -8,7 +8,6 @@ tenant, and a write only for an editor or admin.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,8 +17,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
-from schemas import EndUser, HandoffCommand, OutboundMessage, TranscriptTurn, interaction_key
+from schemas import (
+    EndUser,
+    HandoffCommand,
+    OutboundMessage,
+    TranscriptTurn,
+    interaction_key,
+    parse_interaction_key,
+)
 from schemas.events import ID_PATTERN, ExternalId, InteractionIds
+from services.common import tracing
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, current_operator, tenant_scope
@@ -27,11 +34,12 @@ from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.desk import sse
 from services.handoff.api.errors import ApiError, rejection, responses
 from services.handoff.api.idempotency import check_reuse, idempotent_call
-from services.handoff.commands import API
-from services.handoff.domain import at_ms, optional_at_ms
-from services.handoff.events import outbound_turn
-from services.handoff.keys import queues_key
-from services.handoff.store import HumanReply, UnknownVersionError
+from services.handoff.domain import limits
+from services.handoff.domain.events import outbound_turn
+from services.handoff.domain.modes import at_ms, optional_at_ms
+from services.handoff.service.commands import API
+from services.handoff.state.keys import queues_key
+from services.handoff.state.store import HumanReply, UnknownVersionError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1/tenants/{t}")
@@ -53,6 +61,16 @@ async def session(operator: Annotated[Operator, Depends(current_operator)]) -> m
         can_write=operator.can_write,
         expires_at=datetime.fromtimestamp(operator.expires_at, UTC),
     )
+
+
+@session_router.get(
+    "/limits",
+    responses=responses(401),
+    summary="The bounds the API checks (idle timeouts, text lengths); the console reads them",
+    tags=["session"],
+)
+async def bounds(_: Annotated[Operator, Depends(current_operator)]) -> dict[str, object]:
+    return limits.table()
 
 
 # Path parameters ----------------------------------------------------------------------------
@@ -188,26 +206,25 @@ async def switch_mode(
     for counter in result.counters:  # counted once stored with its records (the outbox)
         counter.inc()
     response.headers["Idempotency-Key"] = key
-    events = [json.loads(value) for role, _, value in result.outputs if role == "events"]
-    changed = next((e for e in events if e.get("type") == "mode_changed"), None)
+    changed = result.changed
     if changed is None:
-        rejected = next((e for e in events if e.get("type") == "command_rejected"), None)
-        detail = rejected["detail"] if rejected else "The command id was used before."
+        rejected = result.rejected
+        detail = rejected.detail if rejected else "The command id was used before."
         error = rejection(result.code, detail)
         error.headers = {"Idempotency-Key": key}
         raise error
     return m.ModeChangedView(
         agent_id=a,
-        mode=changed["to_mode"],
-        from_mode=changed["from_mode"],
-        cause=changed["cause"],
-        actor=changed["actor"],
-        reason=changed["reason"],
-        changed_at=changed["changed_at"],
-        human_since=changed["changed_at"] if changed["to_mode"] == "human" else None,
-        expires_at=changed["expires_at"],
-        idle_timeout_minutes=changed.get("idle_timeout_minutes"),
-        state_version=changed["state_version"],
+        mode=changed.to_mode,
+        from_mode=changed.from_mode,
+        cause=changed.cause,
+        actor=changed.actor,
+        reason=changed.reason,
+        changed_at=changed.changed_at,
+        human_since=changed.changed_at if changed.to_mode == "human" else None,
+        expires_at=changed.expires_at,
+        idle_timeout_minutes=changed.idle_timeout_minutes,
+        state_version=changed.state_version,
         command_id=command_id,
     )
 
@@ -332,14 +349,20 @@ async def desk_reply(
         audit(operator, "desk_reply", ikey, ikey, "sent", message.event_id),
     ]
     turn = outbound_turn(message).model_dump_json()
-    result = await ctx.store.human_reply(
-        HumanReply(ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True)
-    )
+    # A person's answer, in the trace of what the desk was given last (desk.py keeps it).
+    parent = tracing.extract(await ctx.store.latest_trace(ikey))
+    with tracing.sending(ctx.settings.topics.outbound, parent, {"handoff.sender": "human"}) as span:
+        reply = HumanReply(
+            ikey, message.event_id, f"api/{message.event_id}", turn, outputs, True,
+            trace=tracing.carrier_of(span),
+        )  # fmt: skip
+        result = await ctx.store.human_reply(reply)
+        tracing.note("handoff.outcome", result["status"])
     if result["status"] == "not_in_human_mode":
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
         )
-    # Teammates about to answer too are warned (presence.py); the reply itself is recorded.
+    # Teammates about to answer too are warned (state/presence.py); the reply itself is recorded.
     name = (await ctx.presence.name_of(ikey, operator.sub)) or operator.sub
     await ctx.presence.mark(ikey, operator.sub, name, "replied")
     return m.DeskReplySent(
@@ -525,13 +548,13 @@ async def desk_tickets(t: Tenant, operator: ReadDesk, ctx: Ctx) -> m.DeskTickets
     found = await ctx.store.desk_open_tickets(t, ctx.settings.desk_max_tickets)
     items = []
     for ikey, opened_ms, state in found:
-        _, agent, channel, ext = ikey.split(":", 3)
+        who = parse_interaction_key(ikey)
         items.append(
             m.DeskTicket(
                 interaction=ikey,
-                agent_id=agent,
-                channel=channel,
-                external_id=ext,
+                agent_id=who.agent_id,
+                channel=who.user.channel,
+                external_id=who.user.external_id or "",
                 opened_at=datetime.fromtimestamp(opened_ms / 1000, UTC),
                 state=m.RoutingState.of(state, ctx.settings.minute_ms),
             )

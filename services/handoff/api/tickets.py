@@ -17,12 +17,12 @@ from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, tenant_scope
 from services.handoff.api.context import ApiContext, api_context
 from services.handoff.api.errors import ApiError, responses
-from services.handoff.domain import at_ms
-from services.handoff.keys import queues_key
-from services.handoff.ticket_actions import ActionRequest, Caller
-from services.handoff.ticket_store import QueueRecord, QueueVersionConflictError
-from services.handoff.tickets import DEFAULT_QUEUE, QueueSettings, Refusal
-from services.handoff.waiting import queue_status
+from services.handoff.domain.modes import at_ms
+from services.handoff.domain.tickets import DEFAULT_QUEUE, QueueSettings, Refusal
+from services.handoff.service.ticket_actions import ActionRequest, Caller
+from services.handoff.service.waiting import queue_status
+from services.handoff.state.keys import queues_key
+from services.handoff.state.ticket_store import QueueRecord, QueueVersionConflictError
 
 router = APIRouter(prefix="/v1/tenants/{t}")
 

@@ -143,6 +143,7 @@ function summary(v) {
 
 export function agentPage(session, agentId) {
   const canWrite = session.can_write;
+  const idleBound = session.limits.idle_timeout_minutes;
   const formBox = h("section", { class: "card settings" }, loading());
   const versionsBox = h("section", { class: "card versions" }, loading());
   const el = h("div", { class: "page" },
@@ -211,7 +212,7 @@ export function agentPage(session, agentId) {
     const hd = editing ? editing.handoff : { enabled: true, idle_timeout_minutes: null, instructions: "", notice_text: DEFAULT_NOTICE };
     const disabled = !canWrite;
     const enabled = h("input", { type: "checkbox", id: "f-enabled", name: "enabled", role: "switch", checked: hd.enabled, disabled });
-    const idle = h("input", { type: "number", id: "f-idle", name: "idle_timeout_minutes", min: 1, max: 10080, value: hd.idle_timeout_minutes ?? "", placeholder: "no timeout", disabled });
+    const idle = h("input", { type: "number", id: "f-idle", name: "idle_timeout_minutes", min: idleBound.min, max: idleBound.max, value: hd.idle_timeout_minutes ?? "", placeholder: "no timeout", disabled });
     const instructions = h("textarea", { id: "f-instructions", name: "instructions", rows: 5, disabled }, hd.instructions);
     const notice = h("textarea", { id: "f-notice", name: "notice_text", rows: 3, required: true, disabled }, hd.notice_text);
     const queues = h("input", { type: "text", id: "f-queues", name: "queues", value: (hd.queues || []).join(", "), placeholder: "default", disabled });
@@ -271,10 +272,10 @@ export function agentPage(session, agentId) {
     h("div", { class: "section-head" }, h("h2", {}, "Handoff"), editing ? h("span", { class: "muted" }, `editing from version ${editing.version}`) : null),
     h("div", { class: "field toggle" }, enabled, h("label", { for: "f-enabled" }, "Let the agent hand conversations to a person"), fieldError("enabled")),
     h("div", { class: "field" }, h("label", { for: "f-idle" }, "Idle timeout (minutes)"), idle,
-      h("p", { class: "hint" }, "Back to the AI this long after the user's last message. Empty: no timeout, a person switches back. 1–10080."), fieldError("idle_timeout_minutes")),
-    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-instructions" }, "When to hand off"), counter(instructions, 2000)), instructions,
+      h("p", { class: "hint" }, `Back to the AI this long after the user's last message. Empty: no timeout, a person switches back. ${idleBound.min}–${idleBound.max}.`), fieldError("idle_timeout_minutes")),
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-instructions" }, "When to hand off"), counter(instructions, session.limits.instructions_chars)), instructions,
       h("p", { class: "hint" }, "Instructions for the agent: which situations call for a person."), fieldError("instructions")),
-    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-notice" }, "Message to the user"), counter(notice, 1000)), notice,
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-notice" }, "Message to the user"), counter(notice, session.limits.notice_chars)), notice,
       h("p", { class: "hint" }, "Sent to the user when the conversation is handed over."), fieldError("notice_text")),
     h("div", { class: "field" }, h("label", { for: "f-queues" }, "Queues the agent may hand to"), queues,
       h("p", { class: "hint" }, "Queue ids separated by commas; the first is the default. Empty: the default queue."), fieldError("queues")),

@@ -89,6 +89,8 @@ async function start(status) {
   sessionStarted();
   try {
     session = await get("/v1/session");
+    // The bounds every form checks, from the one table the API checks them with.
+    session.limits = await get("/v1/limits");
   } catch (err) {
     token.clear();
     if (status && err.status !== 401) status.replaceChildren(errorBox(err));

@@ -148,7 +148,7 @@ function settingsForm(session, q, queue, refresh) {
   allDay.addEventListener("change", syncHours);
   syncHours();
   const closed = h("textarea", { id: "queue-closed-dates", rows: 3, disabled, placeholder: "2026-12-24\n2026-12-25" }, s.closed_dates.join("\n"));
-  const pickup = input("queue-pickup-minutes", { type: "number", min: 1, max: 10080, value: s.pickup_minutes ?? "", placeholder: "no target" });
+  const pickup = input("queue-pickup-minutes", { type: "number", min: session.limits.pickup_target_minutes.min, max: session.limits.pickup_target_minutes.max, value: s.pickup_minutes ?? "", placeholder: "no target" });
   const onNoPickup = h("select", { id: "queue-on-no-pickup", disabled }, Object.entries(NO_PICKUP).map(([v, label]) => h("option", { value: v, selected: v === s.on_no_pickup }, label)));
   const status = h("div", { class: "form-status" });
   const save = h("button", { type: "submit", class: "button primary", id: "queue-save", disabled }, queue.configured ? "Save" : "Create queue");

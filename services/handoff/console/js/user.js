@@ -195,8 +195,8 @@ export function userPage(session, channel, ext) {
 
   async function switchMode(a, mode) {
     const toHuman = mode === "human";
-    const reason = h("textarea", { name: "reason", id: "switch-reason", rows: 3, maxlength: 280, required: true, placeholder: toHuman ? "e.g. The user asked for a refund over the limit." : "e.g. Resolved on the phone." });
-    const idle = h("input", { name: "idle", id: "switch-idle", type: "number", min: 0, max: 10080, placeholder: "agent default" });
+    const reason = h("textarea", { name: "reason", id: "switch-reason", rows: 3, maxlength: session.limits.reason_chars, required: true, placeholder: toHuman ? "e.g. The user asked for a refund over the limit." : "e.g. Resolved on the phone." });
+    const idle = h("input", { name: "idle", id: "switch-idle", type: "number", min: session.limits.switch_idle_timeout_minutes.min, max: session.limits.switch_idle_timeout_minutes.max, placeholder: "agent default" });
     const body = h("div", {},
       h("p", { class: "muted" }, toHuman
         ? `${a.agent_id} goes silent for ${ext}; the user is told a teammate has it, and the desk gets a ticket.`

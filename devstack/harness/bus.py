@@ -28,6 +28,7 @@ class Seen:
     key: str | None
     value: Any  # decoded JSON, or the raw bytes when not JSON
     timestamp_ms: int  # the record's CreateTime: when its producer sent it
+    headers: tuple[tuple[str, bytes], ...] = ()  # e.g. the trace context (traceparent)
 
 
 class Bus:
@@ -77,9 +78,10 @@ class Bus:
                     except ValueError:
                         value = r.value
                     key = r.key.decode() if r.key is not None else None
-                    self.records.append(
-                        Seen(r.topic, r.partition, r.offset, key, value, r.timestamp)
+                    seen = Seen(
+                        r.topic, r.partition, r.offset, key, value, r.timestamp, tuple(r.headers)
                     )
+                    self.records.append(seen)
             if batches:
                 self._changed.set()
 
@@ -90,15 +92,25 @@ class Bus:
         )
 
     def on(self, topic: str, where: Callable[[Any], bool] = lambda v: True) -> list[Any]:
-        return [s.value for s in self.records if s.topic == topic and where(s.value)]
+        return [s.value for s in self.seen(topic, where)]
+
+    def seen(self, topic: str, where: Callable[[Any], bool] = lambda v: True) -> list[Seen]:
+        """The records of `topic` matching `where`, with their position and headers."""
+        return [s for s in self.records if s.topic == topic and where(s.value)]
 
     async def wait_for(
         self, topic: str, where: Callable[[Any], bool], count: int = 1, timeout: float = 20.0
     ) -> list[Any]:
         """The records of `topic` matching `where`, once there are at least `count` of them."""
+        return [s.value for s in await self.wait_for_seen(topic, where, count, timeout)]
+
+    async def wait_for_seen(
+        self, topic: str, where: Callable[[Any], bool], count: int = 1, timeout: float = 20.0
+    ) -> list[Seen]:
+        """As `wait_for`, with each record's position and headers."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.on(topic, where)
+            found = self.seen(topic, where)
             if len(found) >= count:
                 return found
             remaining = deadline - time.monotonic()

@@ -10,18 +10,12 @@ strands existing state, so it is a constant, not a setting.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-SHARDS = 64
-
-
-def shard_of(ikey: str) -> int:
-    return zlib.crc32(ikey.encode()) % SHARDS
-
-
-def shard_tag(shard: int) -> str:
-    return f"{{h{shard}}}"
+# The shards themselves are services/common/shards.py's (the agent's keys use them too).
+from services.common.shards import SHARDS as SHARDS
+from services.common.shards import shard_of as shard_of
+from services.common.shards import shard_tag as shard_tag
 
 
 @dataclass(frozen=True)
@@ -50,6 +44,11 @@ class InteractionKeys:
     @property
     def transcript(self) -> str:
         return self._key("transcript")
+
+    @property
+    def trace(self) -> str:
+        """The trace context of the latest record queued for the desk (tracing.py)."""
+        return self._key("trace")
 
     @property
     def deadlines(self) -> str:

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from services.handoff.client import StateClient
-from services.handoff.keys import presence_key
+from services.handoff.state.keys import presence_key
+from services.handoff.state.reader import StateClient
 
 Activity = Literal["composing", "replied"]
 

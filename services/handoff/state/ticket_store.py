@@ -23,9 +23,9 @@ import structlog
 from redis.exceptions import ResponseError
 
 from schemas import OutboundMessage
-from services.handoff.client import StateClient
-from services.handoff.events import outbound_turn
-from services.handoff.keys import (
+from services.handoff.domain.events import outbound_turn
+from services.handoff.domain.tickets import QueueSettings, Ticket, shard_of_ticket
+from services.handoff.state.keys import (
     outbox_key,
     pickup_key,
     queue_pickups_key,
@@ -38,7 +38,7 @@ from services.handoff.keys import (
     ticket_history_key,
     ticket_key,
 )
-from services.handoff.tickets import QueueSettings, Ticket, shard_of_ticket
+from services.handoff.state.reader import StateClient
 
 log = structlog.get_logger()
 

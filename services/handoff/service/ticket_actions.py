@@ -19,13 +19,10 @@ import structlog
 
 from schemas import HandoffCommand, OperatorAction, OutboundMessage, ids_of, parse_interaction_key
 from services.common import metrics
-from services.handoff.commands import API, CommandService, Resolution, TicketRefusedError
-from services.handoff.domain import at_ms, derived_id
-from services.handoff.events import ticket_changed
-from services.handoff.keys import outbox_key, shard_tag
-from services.handoff.store import ModeStore
-from services.handoff.ticket_store import Outputs
-from services.handoff.tickets import (
+from services.common.ids import derived_id
+from services.handoff.domain.events import ticket_changed
+from services.handoff.domain.modes import at_ms
+from services.handoff.domain.tickets import (
     DEFAULT_QUEUE,
     Action,
     QueueSettings,
@@ -38,7 +35,11 @@ from services.handoff.tickets import (
     shard_of_ticket,
     teammate_text,
 )
-from services.handoff.waiting import positions
+from services.handoff.service.commands import API, CommandService, Resolution, TicketRefusedError
+from services.handoff.service.waiting import positions
+from services.handoff.state.keys import outbox_key, shard_tag
+from services.handoff.state.store import ModeStore
+from services.handoff.state.ticket_store import Outputs
 
 log = structlog.get_logger()
 MAX_RETRIES = 30

@@ -2,34 +2,38 @@
 
 Pure functions and dataclasses, no I/O: the service layer reads a snapshot from Redis, asks
 these functions what should happen, and writes the answer back in one atomic, version-checked
-step (services/handoff/lua/handoff.lua).
+step (services/handoff/state/lua/handoff.lua).
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
-from schemas import HandoffCommand
+from schemas import Cause, HandoffCommand, Mode
+from services.common.ids import derived_id
+from services.handoff.domain.limits import SWITCH_IDLE_TIMEOUT_MINUTES
 
-Mode = Literal["ai", "human"]
-Cause = Literal["agent", "operator", "timeout"]
 # R22: what the entry point a command came through vouches for, never what the record says.
 Authority = Literal["agent", "operator"]
-IDS = uuid.UUID("6f1d7a53-6c4b-4f5e-9d0e-68616e646f66")  # namespace of every derived id
 
 DEFAULT_NOTICE = (
     "I've handed this conversation to a human teammate. They'll reply here as soon as they can."
 )
 # Said on every return, also when no teammate ever wrote (an idle timeout while queued).
 DEFAULT_RETURN_NOTICE = "You're chatting with our assistant again. It can see what was said so far."
-
-
-def derived_id(*parts: object) -> str:
-    """A stable id for an output, so a replayed input yields byte-identical records."""
-    return str(uuid.uuid5(IDS, "\x1f".join(str(p) for p in parts)))
+# R5 and R18: who returns a user to the AI, and why, when no person did. handoff.lua makes
+# these returns (atomically with the lease check) and is loaded with these texts.
+TIMEOUT_ACTOR = "system:timeout"
+TIMEOUT_REASON = "The idle timeout expired with no new user message."
+PICKUP_ACTOR = "system:pickup"
+LUA_CONSTANTS = {
+    "DEFAULT_RETURN_NOTICE": DEFAULT_RETURN_NOTICE,
+    "TIMEOUT_ACTOR": TIMEOUT_ACTOR,
+    "TIMEOUT_REASON": TIMEOUT_REASON,
+    "PICKUP_ACTOR": PICKUP_ACTOR,
+}
 
 
 def at_ms(ms: int) -> datetime:
@@ -140,7 +144,7 @@ class ModeState:
         }
 
 
-_CAUSES: dict[str, Cause] = {"agent": "agent", "operator": "operator", "timeout": "timeout"}
+_CAUSES: dict[str, Cause] = {c: c for c in get_args(Cause)}  # the contract's causes, all of them
 
 
 def parse_cause(value: str) -> Cause | None:
@@ -178,10 +182,18 @@ def check_command(
         return Rejection("live_test", "Live Test conversations never change a live user's mode.")
     if command.user.external_id is None:
         return Rejection("anonymous_user", "Handoff needs an identified user (external_id).")
-    if command.source == "agent" and command.action == "to_ai":
+    # Whatever is not an operator command has an agent's powers, no more.
+    if command.source != "operator" and command.action == "to_ai":
         return Rejection("not_allowed", "An agent cannot take a conversation back from a human.")
-    if command.source == "agent" and command.idle_timeout_minutes is not None:
+    if command.source != "operator" and command.idle_timeout_minutes is not None:
         return Rejection("not_allowed", "Only operators may override the idle timeout.")
+    minutes = command.idle_timeout_minutes
+    if minutes is not None and minutes not in SWITCH_IDLE_TIMEOUT_MINUTES:
+        bound = SWITCH_IDLE_TIMEOUT_MINUTES
+        return Rejection(
+            "invalid_idle_timeout",
+            f"idle_timeout_minutes must be {bound.min}-{bound.max} (0 = no timeout).",
+        )
     if command.action == "to_human":
         if published is None:
             return Rejection("agent_not_published", "The agent has no published version.")

@@ -114,7 +114,7 @@ On every return to the AI the state keeps `pending_context`: what the AI should 
 human stretch, captured at the return (the ticket may change or go afterwards). The next
 message routed to the AI takes it (take_return_context) into its route marker, once. ]]
 
--- The text set by Python (services/handoff/client.py) when it loads the library: the
+-- The text set by Python (services/handoff/state/reader.py) when it loads the library: the
 -- default return notice of a stretch begun before the notice was captured in the state.
 local DEFAULT_RETURN_NOTICE = __DEFAULT_RETURN_NOTICE__
 
@@ -249,8 +249,8 @@ end
 -- actor, reason: of a return other than the idle timeout's (R18: nobody picked up).
 local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap, actor, reason)
   local new = {
-    mode = 'ai', cause = 'timeout', actor = actor or 'system:timeout',
-    reason = reason or 'The idle timeout expired with no new user message.',
+    mode = 'ai', cause = 'timeout', actor = actor or __TIMEOUT_ACTOR__,
+    reason = reason or __TIMEOUT_REASON__,
     changed_at = now, expires_at = '', idle_ms = '', human_since = '',
     version = st.version + 1, command_id = '',
   }
@@ -550,8 +550,8 @@ local function ho_pickup_fire(keys, args)
   for _, turn in ipairs(cjson.decode(args[11])) do add_turn(tag, t.ikey, turn, transcript_cap) end
   if back then
     if st.mode == 'human' and st.ticket_id == ticket_id then
-      revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap, 'system:pickup',
-                     reason)
+      revert_expired(tag, t.ikey, st, now_ms(), history_cap, transcript_cap,
+                     __PICKUP_ACTOR__, reason)
     end
   end
   return 'fired'

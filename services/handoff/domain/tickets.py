@@ -20,9 +20,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from schemas import HandoffCommand
 from schemas.events import ID_PATTERN
-from services.handoff.domain import AgentVersion, Rejection
-from services.handoff.hours import OpeningHours, parse_range, zone
-from services.handoff.keys import SHARDS, shard_of
+from services.handoff.domain.hours import OpeningHours, parse_range, zone
+from services.handoff.domain.limits import NAME_CHARS, PICKUP_TARGET_MINUTES
+from services.handoff.domain.modes import AgentVersion, Rejection
+from services.handoff.state.keys import SHARDS, shard_of
 
 Status = Literal["queued", "assigned", "resolved", "closed"]
 NoPickup = Literal["wait", "notify", "back_to_ai"]
@@ -58,7 +59,7 @@ class QueueSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    display_name: Annotated[str, Field(max_length=200)] = Field(
+    display_name: Annotated[str, Field(max_length=NAME_CHARS)] = Field(
         default="", description="How people call the queue; empty: its id."
     )
     timezone: Annotated[str, AfterValidator(_valid_zone)] = Field(
@@ -87,7 +88,9 @@ class QueueSettings(BaseModel):
         description="Local dates closed all day (a night range of the day before stops at "
         "midnight).",
     )
-    pickup_minutes: Annotated[int, Field(ge=1, le=10080)] | None = Field(
+    pickup_minutes: (
+        Annotated[int, Field(ge=PICKUP_TARGET_MINUTES.min, le=PICKUP_TARGET_MINUTES.max)] | None
+    ) = Field(
         default=None,
         description="Pickup target: a ticket still queued this long after it was queued is "
         "announced once and `on_no_pickup` applies (R18); null: no target.",

@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support.bus import Bus
-from tests.support.events import Who, key_of
+from devstack.harness.bus import Bus
+from devstack.harness.events import Who, key_of
 
 
 @dataclass

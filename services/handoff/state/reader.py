@@ -10,23 +10,24 @@ message and happen inside the same atomic function that reads the mode.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, Self, cast
+from typing import Any, Self, cast
 
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
-from schemas import parse_interaction_key
+from schemas import Cause, parse_interaction_key
 from services.common import metrics
-from services.common.redis_options import redis_options
+from services.common.redis_options import connect, redis_options
 from services.common.settings import CommonSettings
-from services.handoff.domain import DEFAULT_RETURN_NOTICE, ModeState, parse_cause
-from services.handoff.keys import (
+from services.handoff.domain.modes import LUA_CONSTANTS, ModeState, parse_cause
+from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
+from services.handoff.state.keys import (
     SHARDS,
     InteractionKeys,
     agents_index_key,
@@ -42,11 +43,15 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def _library() -> str:
-    """The function library, with the domain's default return notice as a Lua long string
-    (the text lives in domain.py only)."""
-    source = resources.files("services.handoff").joinpath("lua/handoff.lua").read_text()
-    assert "]==]" not in DEFAULT_RETURN_NOTICE
-    return source.replace("__DEFAULT_RETURN_NOTICE__", f"[==[{DEFAULT_RETURN_NOTICE}]==]")
+    """The function library, with the domain's decisions that Lua applies (the default return
+    notice, who and why a timeout returns a user) as Lua long strings: they live in
+    domain/modes.py only."""
+    source = resources.files("services.handoff.state").joinpath("lua/handoff.lua").read_text()
+    for name, text in LUA_CONSTANTS.items():
+        assert "]==]" not in text
+        source = source.replace(f"__{name}__", f"[==[{text}]==]")
+    assert not re.search(r"__[A-Z_]+__", source), "a placeholder without its constant"
+    return source
 
 
 LIBRARY = _library()
@@ -74,22 +79,6 @@ class StateLimits:
 REMEMBERED_INTERACTIONS = 100_000
 
 
-def connect(
-    url: str,
-    cluster: bool = False,
-    timeout: float | None = None,
-    options: dict[str, Any] | None = None,
-) -> aioredis.Redis:
-    """A Redis client, or a Redis Cluster one: the state code is the same for both, since
-    every multi-key step stays on one slot (keys.py) and pipelines are split per node.
-    `options` are the credentials and TLS files (services/common/redis_options.py)."""
-    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **(options or {})}
-    if cluster:
-        client = RedisCluster.from_url(url, decode_responses=True, **kwargs)
-        return cast(aioredis.Redis, client)
-    return aioredis.from_url(url, decode_responses=True, **kwargs)
-
-
 class BoundedSet:
     """The most recently added keys, at most `size` of them (a cache: forgetting costs a write)."""
 
@@ -106,53 +95,6 @@ class BoundedSet:
             self._keys[key] = None
         while len(self._keys) > self._size:
             del self._keys[next(iter(self._keys))]
-
-
-@dataclass(frozen=True)
-class RouteRequest:
-    ikey: str
-    event_id: str
-    src: str  # topic/partition/offset of the inbound record
-    turn_json: str  # the transcript turn; '' records nothing
-    stateless: bool  # Live Test or anonymous: AI, no state touched
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    status: Literal["routed", "replay", "duplicate"]
-    mode: Literal["ai", "human"] = "ai"
-    cause: Literal["agent", "operator", "timeout"] | None = None
-    version: int = 0
-    decided_at_ms: int = 0
-    human_since_ms: int | None = None
-    expires_at_ms: int | None = None
-    stateless: bool = False
-    ticket_id: str | None = None  # R14: the open ticket and its queue, in human mode
-    queue: str | None = None
-    # R20: what happened in the human stretch that just ended (ReturnContext's fields, the
-    # turns decoded), on the first message routed to the AI after it; else None.
-    context: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    ikey: str
-    reply_id: str
-    in_reply_to: str
-    src: str
-    state_version: int
-    turn_json: str
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    status: Literal["decided", "replay", "duplicate"]
-    verdict: str = ""
-    current_version: int | None = None
-
-    @property
-    def forwarded(self) -> bool:
-        return self.verdict == "forwarded"
 
 
 def _opt_int(value: Any) -> int | None:
@@ -390,7 +332,7 @@ class StateClient:
         return [json.loads(fields["turn"]) for _, fields in reversed(cast(list[Any], entries))]
 
 
-def _cause(value: Any) -> Literal["agent", "operator", "timeout"] | None:
+def _cause(value: Any) -> Cause | None:
     return parse_cause(value or "")
 
 

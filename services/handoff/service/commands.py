@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import structlog
 from prometheus_client import Counter
@@ -20,30 +20,35 @@ from schemas import (
     CommandRejected,
     HandoffCommand,
     HandoffTicket,
+    ModeChanged,
     OperatorAction,
     OutboundMessage,
     TranscriptTurn,
     ids_of,
     interaction_key,
 )
-from services.common import metrics
+from services.common import metrics, tracing
+from services.common.ids import derived_id
 from services.common.kafka import Handled, Output, Record, decode
 from services.common.settings import Topics
-from services.handoff.domain import (
+from services.handoff.domain.events import (
+    change_record,
+    mode_changed,
+    outbound_turn,
+    ticket_changed,
+)
+from services.handoff.domain.modes import (
     Authority,
     Rejection,
     Transition,
     at_ms,
-    derived_id,
     notice_text,
     optional_at_ms,
     plan_transition,
     return_notice_of,
     ticket_id_of,
 )
-from services.handoff.events import change_record, mode_changed, outbound_turn, ticket_changed
-from services.handoff.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
-from services.handoff.tickets import (
+from services.handoff.domain.tickets import (
     QueueChoice,
     Refusal,
     Ticket,
@@ -56,11 +61,13 @@ from services.handoff.tickets import (
     ticket_id_for,
     waiting_line,
 )
-from services.handoff.waiting import waiting_for_new_ticket
+from services.handoff.service.waiting import waiting_for_new_ticket
+from services.handoff.state.store import ApplyRequest, CommandSnapshot, ModeStore, QueuedOutput
 
 log = structlog.get_logger()
 
 Role = Literal["events", "outbound", "human_queue"]
+E = TypeVar("E", ModeChanged, CommandRejected)
 MAX_CONFLICT_RETRIES = 20
 
 
@@ -74,8 +81,29 @@ class CommandResult:
     # The counters to add once the outputs are written: none for a replay or a duplicate.
     counters: tuple[Counter, ...] = ()
 
-    def to_outputs(self, topics: Topics) -> list[Output]:
-        return [Output(topics.for_role(r), key, value.encode()) for r, key, value in self.outputs]
+    def to_outputs(
+        self, topics: Topics, headers: tracing.Headers = tracing.NO_HEADERS
+    ) -> list[Output]:
+        return [
+            Output(topics.for_role(r), key, value.encode(), headers)
+            for r, key, value in self.outputs
+        ]
+
+    @property
+    def changed(self) -> ModeChanged | None:
+        """The ModeChanged of an accepted command (also on a replay, from the stored outputs)."""
+        return self._event("mode_changed", ModeChanged)
+
+    @property
+    def rejected(self) -> CommandRejected | None:
+        return self._event("command_rejected", CommandRejected)
+
+    def _event(self, kind: str, model: type[E]) -> E | None:
+        for role, _, value in self.outputs:
+            event = json.loads(value) if role == "events" else {}
+            if event.get("type") == kind:
+                return model.model_validate(event)
+        return None
 
 
 @dataclass(frozen=True)
@@ -470,8 +498,10 @@ class CommandConsumer:
                 handled.dead_letter(self._topics.dead_letter, command)
                 continue
             src = f"{record.topic}/{record.partition}/{record.offset}"
-            result = await self._service.execute(command, src, self._entries[record.topic])
-            handled.outputs += result.to_outputs(self._topics)
+            with tracing.processing(record, {"handoff.action": command.action}) as headers:
+                result = await self._service.execute(command, src, self._entries[record.topic])
+                tracing.note("handoff.outcome", result.code)
+            handled.outputs += result.to_outputs(self._topics, headers)
             for counter in result.counters:
                 handled.count(counter)
         return handled

@@ -17,8 +17,9 @@ from schemas import (
     ids_of,
     parse_interaction_key,
 )
-from services.handoff.domain import ModeState, at_ms, derived_id, optional_at_ms
-from services.handoff.tickets import Ticket
+from services.common.ids import derived_id
+from services.handoff.domain.modes import ModeState, at_ms, optional_at_ms
+from services.handoff.domain.tickets import Ticket
 
 
 def change_record(ikey: str, before: ModeState, after: ModeState, event_id: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from services.handoff.client import StateClient
-from services.handoff.keys import canned_replies_key, outbox_key, tenant_tag
+from services.handoff.state.keys import canned_replies_key, outbox_key, tenant_tag
+from services.handoff.state.reader import StateClient
 
 Outputs = list[tuple[str, str, str]]
 Outcome = Literal["created", "replaced", "deleted", "not_found", "too_many"]

@@ -16,16 +16,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
+from devstack.harness.bus import Bus
+from devstack.harness.env import service_env, settings_for
+from devstack.harness.events import Who
 from devstack.kafka import KafkaProcess
 from devstack.redis import RedisProcess
 from devstack.services import ServiceProcess
+from services.agent.store import AgentStore
 from services.common.topics import ensure_topics
-from services.handoff.domain import HandoffConfig, ModeState
-from services.handoff.events import change_record
-from services.handoff.store import ApplyRequest, ModeStore
-from tests.conftest import service_env, settings_for
-from tests.support.bus import Bus
-from tests.support.events import Who
+from services.handoff.domain.events import change_record
+from services.handoff.domain.modes import HandoffConfig, ModeState
+from services.handoff.state.store import ApplyRequest, ModeStore
 
 NOTICE = "A human teammate from Acme support has taken over this chat."
 _next_db = itertools.cycle(range(1, 15))  # 15 is left to the replay tests; flushed on open
@@ -83,6 +86,25 @@ async def publish_agent(
     if publish:
         await store.publish_agent_version(who.tenant, who.agent, n)
     return n
+
+
+async def agent_knows(redis: aioredis.Redis, who: Who, version: int, timeout: float = 30) -> None:
+    """Waits until the reference agent has read `version` as `who`'s published one: it learns
+    a Publish from handoff.events, a moment after the handoff service (README)."""
+    store = AgentStore(redis)
+
+    async def knows() -> bool:
+        found = await store.published(who.tenant, who.agent)
+        return found is not None and found.version == version
+
+    await wait_until(knows, timeout, f"the agent knowing version {version} of {who.agent}")
+
+
+async def publish_known(store: ModeStore, who: Who, **options: Any) -> int:
+    """`publish_agent`, then waits until the agent (sharing this Redis) knows the version."""
+    version = await publish_agent(store, who, **options)
+    await agent_knows(store.redis, who, version)
+    return version
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.handoff.ticket_store import TicketStore
-from services.handoff.tickets import Ticket, eta_minutes, percentile
+from services.handoff.domain.tickets import Ticket, eta_minutes, percentile
+from services.handoff.state.ticket_store import TicketStore
 
 HOUR_MINUTES = 60
 

@@ -14,8 +14,9 @@ from typing import Any, cast
 from redis.exceptions import ResponseError
 
 from schemas import AgentVersionApplied, AgentVersionPublished
-from services.handoff.domain import AgentVersion, HandoffConfig, ModeState
-from services.handoff.keys import (
+from services.handoff.domain.modes import AgentVersion, HandoffConfig, ModeState
+from services.handoff.domain.tickets import QueueSettings
+from services.handoff.state.keys import (
     LISTS_BACKFILLED_KEY,
     InteractionKeys,
     agent_key,
@@ -28,8 +29,7 @@ from services.handoff.keys import (
     shard_tag,
     user_agents_key,
 )
-from services.handoff.ticket_store import TicketStore, queue_records, test_clock_key
-from services.handoff.tickets import QueueSettings
+from services.handoff.state.ticket_store import TicketStore, queue_records, test_clock_key
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ class CommandSnapshot:
 
 # A record queued in an outbox: (topic role, Kafka key, JSON value); see Topics.for_role.
 QueuedOutput = tuple[str, str, str]
+# W3C trace context fields (traceparent, tracestate) of a queued record: its Kafka headers.
+TraceCarrier = dict[str, str]
+# How long the desk's trace context of an interaction is kept (a reply after that starts a
+# trace of its own).
+TRACE_KEEP_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,16 @@ class OutboxEntry:
     seq: int  # the stream id as one increasing number (see outbox_seq)
     change: dict[str, Any] | None
     outputs: list[QueuedOutput]
+    # outputs[i]'s trace context ({} = none): a queued record's optional fourth element.
+    traces: list[TraceCarrier]
 
     @classmethod
     def of(cls, shard: int, entry_id: str, fields: dict[str, str]) -> OutboxEntry:
         change = json.loads(fields["change"]) if "change" in fields else None
-        outputs = [(r, k, v) for r, k, v in json.loads(fields.get("out", "[]"))]
-        return cls(shard, outbox_seq(entry_id), change, outputs)
+        queued = json.loads(fields.get("out", "[]"))
+        outputs = [(q[0], q[1], q[2]) for q in queued]
+        traces = [dict(q[3]) if len(q) > 3 and q[3] else {} for q in queued]
+        return cls(shard, outbox_seq(entry_id), change, outputs, traces)
 
 
 # Removes a desk index entry only if no newer ticket re-added it (its score is unchanged).
@@ -110,6 +119,7 @@ class HumanReply:
     turn_json: str
     outputs: Sequence[QueuedOutput] = ()  # queued in the outbox with the turn
     require_human: bool = False  # the API refuses a reply when the AI has the user
+    trace: TraceCarrier = field(default_factory=dict)  # the outputs' trace context
 
 
 def outbox_seq(entry_id: str) -> int:
@@ -242,7 +252,8 @@ class ModeStore(TicketStore):
         calls = []
         for r in replies:
             k = InteractionKeys(r.ikey)
-            outputs = json.dumps([list(o) for o in r.outputs]) if r.outputs else ""
+            queued = [[*o, r.trace] if r.trace else list(o) for o in r.outputs]
+            outputs = json.dumps(queued) if queued else ""
             calls.append((
                 "FCALL", "ho_human_reply", 3, k.human_reply(r.event_id), k.deadlines, k.outbox,
                 k.tag, r.ikey, r.src, r.turn_json, outputs, "1" if r.require_human else "0",
@@ -264,6 +275,15 @@ class ModeStore(TicketStore):
         return cast(dict[str, Any], json.loads(raw))
 
     # Desk ----------------------------------------------------------------------------------
+
+    async def remember_trace(self, ikey: str, carrier: TraceCarrier) -> None:
+        """The trace context of the latest record queued for the desk of `ikey`: a desk
+        reply's span is its child (services/common/tracing.py)."""
+        await self.redis.set(InteractionKeys(ikey).trace, json.dumps(carrier), px=TRACE_KEEP_MS)
+
+    async def latest_trace(self, ikey: str) -> TraceCarrier:
+        raw = await self.redis.get(InteractionKeys(ikey).trace)
+        return cast(TraceCarrier, json.loads(raw)) if raw else {}
 
     async def desk_ticket_opened(self, tenant_id: str, ikey: str, at_ms: int, keep: int) -> None:
         """Indexes a HandoffTicket for the desk's list of open tickets (newest `keep`)."""
