@@ -45,12 +45,12 @@ class HandoffSettings(TicketSettings, FileSettings):
     desk_max_tickets: int = 200
     desk_client_buffer: int = 1000
     desk_heartbeat_seconds: float = 15.0
-    # Presence in the reply box ("Jane is replying", api/presence.py): a teammate counts as
+    # Presence in the reply box ("Jane is replying", presence.py): a teammate counts as
     # composing this long after their last heartbeat (the desk sends one every few seconds
     # while they type), and as having just replied this long after their reply.
     desk_composing_seconds: float = 10.0
     desk_replied_seconds: float = 30.0
-    # Canned replies per tenant (api/canned.py).
+    # Canned replies per tenant (canned.py, api/compose.py).
     desk_max_canned_replies: int = 500
     # Analytics (R21): how long hour buckets (and each interaction's journey) are kept, and
     # the longest range `GET /v1/tenants/{t}/analytics` answers.
