@@ -16,9 +16,12 @@ function load() {
   }
 }
 
+// One for the page's life (browsers limit how many a page may open); made on a click where
+// possible: browsers only let a page play sound after a gesture.
+let audio = null;
+
 export function alerts() {
   const settings = load();
-  let audio = null; // made on a click: browsers only let a page play sound after a gesture
   const save = () => {
     try {
       localStorage.setItem(KEY, JSON.stringify(settings));
