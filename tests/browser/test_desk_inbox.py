@@ -268,7 +268,7 @@ async def test_the_reply_box_attaches_files_and_inserts_canned_replies(
         "mimeType": "application/octet-stream",
         "buffer": b"x" * (10 * 1024 * 1024 + 1),
     }
-    await page.set_input_files("#reply-file", files=[huge])
+    await page.set_input_files("#reply-file", files=[huge], timeout=60_000)  # 10 MB to pass
     await expect(page.locator("#reply-files-error")).to_have_text(
         "That file is too large: the limit is 10 MB."
     )

@@ -210,6 +210,7 @@ export function deskPage(session) {
 
   // Who owns what: the open tickets of every queue (the tickets API), by interaction. The
   // queues are the configured ones and those the desk's agents' published versions name.
+  let ownersKnown = false; // the owners were loaded once: until then nobody's ownership is known
   async function loadOwners() {
     try {
       const agents = [...new Set([...tickets.values()].map((t) => t.agent_id))];
@@ -225,6 +226,7 @@ export function deskPage(session) {
       const pages = await Promise.all(queueNames.map((q) => get(`${paths.queue(session.tenant, q)}/tickets`)));
       owned.clear();
       for (const page of pages) for (const tv of page.items) owned.set(tv.interaction, tv);
+      ownersKnown = true;
     } catch (err) {
       if (err.status === 401) return;
     }
@@ -364,6 +366,7 @@ export function deskPage(session) {
   // two teammates do not answer one user at once.
   // Likewise when another teammate is composing a reply to that user or has just sent one.
   async function mayAnswer(ticket, here) {
+    if (!ownersKnown) await loadOwners(); // a send right after the page opened still asks
     const tv = owned.get(ticket.interaction);
     const owner = tv && tv.assignee && tv.assignee !== session.sub ? tv.assignee_name || tv.assignee : null;
     const busy = presenceWarning(here ? await here.refresh() : [], ticket.external_id);
