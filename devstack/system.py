@@ -74,6 +74,9 @@ def _env(kafka: KafkaProcess, redis: RedisProcess, data: Path) -> dict[str, str]
     """The services' settings: what the user exported (HANDOFF_*), plus where the stack is."""
     env = {k: v for k, v in os.environ.items() if k.startswith("HANDOFF_")}
     env.setdefault("HANDOFF_WEBCHAT_DATA_DIR", str(data / "webchat"))
+    if "HANDOFF_WEBCHAT_HTTP_PORT" in env:  # the operator API's desk files link to the gateway
+        port = env["HANDOFF_WEBCHAT_HTTP_PORT"]
+        env.setdefault("HANDOFF_WEBCHAT_PUBLIC_URL", f"http://127.0.0.1:{port}")
     # A dev stack only: the chat page's ?user= names the end user (off in the code's defaults,
     # since anyone could then read and post as any user). The summary says it is on.
     env.setdefault("HANDOFF_WEBCHAT_QUERY_USER", "true")

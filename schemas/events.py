@@ -280,9 +280,10 @@ class OperatorAction(Event):
     """The audit record of one state-changing operator call, on handoff.events (R22).
 
     Who (`actor`, `role`, `token_id`: the token's `jti`, or null when it has none), what
-    (`action` on `target`: an interaction key, or `{agent_id}` / `{agent_id}@v{n}`), when
+    (`action` on `target`: an interaction key, `{agent_id}` / `{agent_id}@v{n}`, `queue:{q}`,
+    `canned_reply:{id}`), when
     (`at`), through what (`via`) and how it ended (`outcome`: `accepted`, a rejection code,
-    `applied`, `published`, `sent`). It never carries message text or reasons.
+    `applied`, `published`, `sent`, `deleted`). It never carries message text or reasons.
 
     `via` is `api` for the operator API, whose `actor` and `role` come from the verified
     token; or the Kafka topic a HandoffCommand came on, with `role` null: on
@@ -310,6 +311,8 @@ class OperatorAction(Event):
         "ticket_transfer",
         "ticket_release",
         "ticket_resolve",
+        "canned_reply_update",
+        "canned_reply_delete",
     ]
     target: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=64)]

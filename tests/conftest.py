@@ -50,8 +50,12 @@ def redis_server(stack_dir: Path) -> Iterator[RedisProcess]:
 
 
 @pytest.fixture(scope="session")
-def env(kafka: KafkaProcess, redis_server: RedisProcess) -> dict[str, str]:
-    return service_env(kafka, redis_server.url)
+def env(kafka: KafkaProcess, redis_server: RedisProcess, stack_dir: Path) -> dict[str, str]:
+    # The files teammates attach to desk replies (the web chat's store) stay in the temp dir.
+    return {
+        **service_env(kafka, redis_server.url),
+        "HANDOFF_WEBCHAT_DATA_DIR": str(stack_dir / "webchat"),
+    }
 
 
 @pytest.fixture(scope="session")

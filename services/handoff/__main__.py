@@ -22,7 +22,10 @@ from services.handoff.replies import ExternalReplies
 from services.handoff.service.commands import CommandService
 from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
+from services.handoff.state.canned import CannedReplies
+from services.handoff.state.presence import PresenceStore
 from services.handoff.state.store import ModeStore
+from services.webchat.files import FileStore
 
 log = structlog.get_logger()
 
@@ -67,7 +70,17 @@ async def main() -> None:
             settings.topics,
         ),
     )
-    app = create_app(ApiContext(settings, store, commands, desk, verifier, tickets))
+    presence = PresenceStore(
+        store,
+        int(settings.desk_composing_seconds * 1000),
+        int(settings.desk_replied_seconds * 1000),
+    )
+    canned = CannedReplies(store, settings.desk_max_canned_replies)
+    files = FileStore(settings.webchat_data_dir.resolve(), settings.webchat_base_url)
+    context = ApiContext(
+        settings, store, commands, desk, verifier, tickets, presence, canned, files
+    )
+    app = create_app(context)
     await run_service(
         "handoff",
         settings,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.common.settings import CommonSettings
+from services.webchat.settings import FileSettings
 
 
 class TicketSettings(CommonSettings):
@@ -22,7 +23,7 @@ class TicketSettings(CommonSettings):
         return int(self.teammate_online_seconds * 1000)
 
 
-class HandoffSettings(TicketSettings):
+class HandoffSettings(TicketSettings, FileSettings):
     """Settings of the handoff service (env `HANDOFF_...`)."""
 
     handoff_http_port: int = 8080
@@ -44,6 +45,13 @@ class HandoffSettings(TicketSettings):
     desk_max_tickets: int = 200
     desk_client_buffer: int = 1000
     desk_heartbeat_seconds: float = 15.0
+    # Presence in the reply box ("Jane is replying", state/presence.py): a teammate counts as
+    # composing this long after their last heartbeat (the desk sends one every few seconds
+    # while they type), and as having just replied this long after their reply.
+    desk_composing_seconds: float = 10.0
+    desk_replied_seconds: float = 30.0
+    # Canned replies per tenant (state/canned.py, api/compose.py).
+    desk_max_canned_replies: int = 500
     # Analytics (R21): how long hour buckets (and each interaction's journey) are kept, and
     # the longest range `GET /v1/tenants/{t}/analytics` answers.
     analytics_retention_days: float = 35.0

@@ -11,6 +11,7 @@ from playwright.async_api import Browser, expect
 from devstack.harness.bus import Bus
 from devstack.harness.events import Who
 from services.handoff.domain.modes import HandoffConfig
+from services.handoff.state.canned import CannedReplies, CannedReply
 from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, publish_agent, route
 from tests.browser.conftest import ARTIFACTS
@@ -40,6 +41,9 @@ async def test_every_console_page_has_no_serious_axe_violation(
     await store.apply_agent_version(tenant, "support", config, "2026-01-02T00:00:00Z", "t")
     await route(bus, who, "I need help with my order")
     await hand_off(bus, who, reason="Order problem")
+    await CannedReplies(store, 10).put(
+        tenant, CannedReply("greeting", "Greeting", "Hi, how can I help?", "", "operator:t"), []
+    )
     context = await browser.new_context(viewport={"width": 1360, "height": 860}, bypass_csp=True)
     page = await context.new_page()
     found: dict[str, list[str]] = {}
@@ -58,6 +62,22 @@ async def test_every_console_page_has_no_serious_axe_violation(
                 await expect(page.locator(".routing-foot .version").first).to_have_text(
                     re.compile(r"^State version \d+$")
                 )
+            if name == "desk":  # the reply box's list, the search dialog, an attached file
+                await page.locator("#reply-text").press_sequentially("/gre")
+                await expect(page.locator("#canned-options [role=option]")).to_have_count(1)
+                await page.set_input_files(
+                    "#reply-file",
+                    files=[{"name": "a.png", "mimeType": "image/png", "buffer": b"png"}],
+                )
+                await expect(page.locator("#reply-files .chip")).to_have_count(1)
+                found["desk-reply-box"] = await axe_violations(page)
+                await page.keyboard.press("Escape")
+                await page.keyboard.press("Control+k")
+                await page.keyboard.type("ann")
+                await expect(page.locator("#search-results [role=option]")).to_have_count(1)
+                found["desk-search"] = await axe_violations(page)
+                await page.keyboard.press("Escape")
+                await expect(page.locator("#search-dialog")).to_have_count(0)
             if name in ("users", "agents"):  # their lists, loaded
                 await expect(
                     page.locator("#user-list tbody tr, #agent-list [data-agent]").first

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from services.handoff.api import analytics, errors, lists, routes, tickets
+from services.handoff.api import analytics, compose, errors, lists, routes, tickets
 from services.handoff.api.context import ApiContext
 from services.handoff.api.guard import BodyGuard
 from services.handoff.api.metrics import ApiMiddleware
@@ -33,8 +33,9 @@ answers 404, exactly like a missing resource. Locally, `make token TENANT=acme R
 prints a token.
 
 **Limits.** A body larger than `HANDOFF_API_MAX_BODY_BYTES` (1 MiB) answers 413
-`body_too_large` before it is read; a write without a valid token answers 401 before its
-body is read.
+`body_too_large` before it is read (a file for a reply, `POST …/desk/files`: larger than
+`HANDOFF_WEBCHAT_MAX_UPLOAD_BYTES`, 10 MB, 413 `file_too_large`); a write without a valid
+token answers 401 before its body is read.
 
 **Errors.** Every error is `{"error": {"code": "...", "detail": "..."}}`; `code` is stable.
 
@@ -69,9 +70,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
     errors.install(app)
     app.add_exception_handler(RedisConnectionError, _unavailable)
     app.add_exception_handler(RedisTimeoutError, _unavailable)
-    app.add_middleware(BodyGuard, max_bytes=ctx.settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=ctx.settings.api_max_body_bytes,
+        upload_max_bytes=ctx.settings.webchat_max_upload_bytes,
+    )
     app.add_middleware(ApiMiddleware)
     app.include_router(routes.session_router)
+    # Before routes.router: its GET of a user (`{external_id:path}`) would take /composing.
+    app.include_router(compose.router)
     app.include_router(routes.router)
     app.include_router(tickets.router)
     app.include_router(lists.router)

@@ -11,7 +11,10 @@ from services.handoff.api.desk import DeskFeed
 from services.handoff.service.commands import CommandService
 from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
+from services.handoff.state.canned import CannedReplies
+from services.handoff.state.presence import PresenceStore
 from services.handoff.state.store import ModeStore
+from services.webchat.files import FileStore
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class ApiContext:
     desk: DeskFeed
     verifier: JwtVerifier
     tickets: TicketActions
+    presence: PresenceStore
+    canned: CannedReplies
+    files: FileStore
 
 
 def api_context(request: Request) -> ApiContext:

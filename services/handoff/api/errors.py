@@ -131,6 +131,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The operator's role may not do this (`insufficient_role`).",
         404: "Not found, or not in the token's tenant: the two are indistinguishable.",
         409: "Refused in the current state (see the code).",
+        413: "The body is larger than allowed (`body_too_large`, `file_too_large`).",
         422: "Invalid path, query, header or body (`validation_failed`, with `fields`).",
         503: "Kafka or Redis did not answer in time (`unavailable`); safe to retry with the "
         "same Idempotency-Key.",

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from schemas import Cause, Mode, TicketChanged, parse_interaction_key
@@ -343,12 +344,29 @@ class UserList(Page):
 
 
 class DeskReply(Body):
-    text: Annotated[Text, Field(min_length=1)]
-    attachments: Annotated[list[AttachmentBody], Field(max_length=MAX_ATTACHMENTS)] = []
+    # "Text or files", stated in the schema too (clients and schemathesis read it there).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"minLength": 1}}},
+                {"required": ["attachments"], "properties": {"attachments": {"minItems": 1}}},
+            ]
+        }
+    )
+    text: Text = Field(default="", description="May be empty when the reply has attachments.")
+    attachments: Annotated[list[AttachmentBody], Field(max_length=MAX_ATTACHMENTS)] = Field(
+        default=[], description="Files stored with `POST /v1/tenants/{t}/desk/files`."
+    )
     in_reply_to: EventId | None = None
     conversation_id: EventId | None = Field(
         default=None, description="Default: the conversation of the user's latest turn."
     )
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> DeskReply:
+        if not self.text and not self.attachments:
+            raise ValueError("a reply needs text or a file")
+        return self
 
 
 class DeskReplySent(Out):
@@ -558,3 +576,45 @@ class ResolveBody(Body):
         "false: the ticket is resolved and the user stays in human mode.",
     )
     ticket_version: int | None = _VERSION
+
+
+# The reply box (api/compose.py) -------------------------------------------------------------
+
+
+class ComposingBody(Body):
+    display_name: _NAME | None = Field(
+        default=None, description="How teammates see you; default: your `sub`."
+    )
+
+
+class ComposingTeammate(Out):
+    sub: str
+    display_name: str
+    activity: Literal["composing", "replied"] = Field(
+        description="`composing`: typing a reply now; `replied`: sent one a moment ago."
+    )
+    at: datetime = Field(description="When it was last seen.")
+
+
+class Composing(Out):
+    teammates: list[ComposingTeammate] = Field(
+        description="The other teammates composing a reply to this user, or who just "
+        "replied, the latest first (never the caller)."
+    )
+
+
+class CannedReplyBody(Body):
+    title: Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_not_blank)]
+    text: Annotated[Text, Field(min_length=1), AfterValidator(_not_blank)]
+
+
+class CannedReplyView(Out):
+    id: str
+    title: str
+    text: str
+    updated_at: str
+    updated_by: str
+
+
+class CannedReplies(Out):
+    items: list[CannedReplyView]

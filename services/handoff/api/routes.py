@@ -336,6 +336,9 @@ async def desk_reply(
         raise ApiError(
             409, "not_in_human_mode", "The AI has this conversation; switch it to human first."
         ) from None
+    # Teammates about to answer too are warned (state/presence.py); the reply itself is recorded.
+    name = (await ctx.presence.name_of(ikey, operator.sub)) or operator.sub
+    await ctx.presence.mark(ikey, operator.sub, name, "replied")
     return m.DeskReplySent(
         event_id=sent.message.event_id,
         conversation_id=sent.message.conversation_id,

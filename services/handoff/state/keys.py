@@ -163,3 +163,15 @@ def queue_pickups_key(tenant_id: str, queue: str) -> str:
 def teammates_key(tenant_id: str) -> str:
     """Teammates seen lately (R16's "teammates online"): operator `sub` -> last seen (ms)."""
     return f"ho:teammates:{{{tenant_id}}}"
+
+
+def canned_replies_key(tenant_id: str) -> str:
+    """The tenant's canned replies: reply id -> {title, text, updated_at, updated_by} JSON; on
+    the slot of the tenant's queue settings, whose outbox takes their audit records."""
+    return f"ho:canned:{tenant_tag(tenant_id)}:{tenant_id}"
+
+
+def presence_key(ikey: str) -> str:
+    """Who is replying to the interaction's user right now (ephemeral, a short TTL): operator
+    `sub` -> {name, activity, until} JSON."""
+    return f"ho:presence:{shard_tag(shard_of(ikey))}:{ikey}"

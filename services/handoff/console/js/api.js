@@ -49,13 +49,28 @@ export async function api(method, path, body, extraHeaders = {}) {
   const headers = { Accept: "application/json", ...extraHeaders };
   headers.Authorization = authorization();
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  return answer(() => fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }));
+}
+
+// A file as the request body (a desk reply's attachment): its type in Content-Type.
+export function upload(path, file) {
+  const headers = {
+    Accept: "application/json",
+    Authorization: authorization(),
+    "Content-Type": file.type || "application/octet-stream",
+  };
+  const url = `${path}?name=${encodeURIComponent(file.name)}`;
+  return answer(() => fetch(url, { method: "POST", headers, body: file }));
+}
+
+async function answer(send) {
   let response;
   try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    response = await send();
   } catch (err) {
     throw unreachable();
   }
@@ -92,6 +107,7 @@ export async function getIfChanged(path, etag) {
 }
 export const put = (path, body, headers) => api("PUT", path, body, headers);
 export const post = (path, body, headers) => api("POST", path, body, headers);
+export const del = (path) => api("DELETE", path);
 
 // Paths ----------------------------------------------------------------------------------
 
@@ -108,6 +124,7 @@ export const paths = {
   queue: (t, q) => `/v1/tenants/${enc(t)}/queues/${enc(q)}`,
   ticket: (t, id) => `/v1/tenants/${enc(t)}/tickets/${enc(id)}`,
   analytics: (t) => `/v1/tenants/${enc(t)}/analytics`,
+  canned: (t) => `/v1/tenants/${enc(t)}/canned-replies`,
 };
 
 // Server-sent events over fetch: EventSource cannot send the Authorization header, and a

@@ -8,8 +8,17 @@
 // browser), the count in the tab title and the nav, the open conversation in the URL
 // (#/desk?c=<interaction>) and a draft per conversation (localStorage, same keys). Sending to
 // a user another teammate owns asks first.
+//
+// The reply box (compose.js): "Omar is replying…" from the other teammates' heartbeats, and
+// sending while one of them composes (or has just replied) asks first; files attached to a
+// reply; canned replies by a picker or `/`. Opt-in sound and desktop alerts (notify.js).
+// Keys: J / K the next / previous conversation, R the reply box (Escape leaves it), C claim,
+// E resolve (or return to AI) after a confirmation, Ctrl/Cmd+K search (search.js).
 
 import { get, paths, post, put, stream } from "./api.js";
+import { cannedPicker, cannedReplies, fileTray, presence, presenceWarning, slashCommands } from "./compose.js";
+import { alerts } from "./notify.js";
+import { openSearch } from "./search.js";
 import {
   ago, clear, errorBox, h, liveCountdown, loading, openDialog, said, toast, transcriptView, turnView, when,
 } from "./ui.js";
@@ -50,6 +59,10 @@ export function deskPage(session) {
   const sentByMe = new Set(); // event ids of this page's replies
   let selected = null;
   const abort = new AbortController();
+  const canned = cannedReplies(session);
+  const bell = alerts();
+  let composer = null; // the open conversation's presence (compose.js)
+  const trays = new Map(); // interaction key -> its reply's attached files (compose.js)
 
   const live = h("span", { class: "live connecting", id: "desk-live" }, "Connecting…");
   const views = h("div", { class: "desk-views", id: "desk-views", role: "tablist", "aria-label": "Views" });
@@ -62,6 +75,7 @@ export function deskPage(session) {
     h("div", { class: "desk" },
       h("aside", { class: "queue card" },
         h("header", { class: "queue-head" }, h("h1", {}, "Desk ", count), live),
+        bell.controls,
         views,
         announce,
         list),
@@ -196,6 +210,7 @@ export function deskPage(session) {
 
   // Who owns what: the open tickets of every queue (the tickets API), by interaction. The
   // queues are the configured ones and those the desk's agents' published versions name.
+  let ownersKnown = false; // the owners were loaded once: until then nobody's ownership is known
   async function loadOwners() {
     try {
       const agents = [...new Set([...tickets.values()].map((t) => t.agent_id))];
@@ -211,6 +226,7 @@ export function deskPage(session) {
       const pages = await Promise.all(queueNames.map((q) => get(`${paths.queue(session.tenant, q)}/tickets`)));
       owned.clear();
       for (const page of pages) for (const tv of page.items) owned.set(tv.interaction, tv);
+      ownersKnown = true;
     } catch (err) {
       if (err.status === 401) return;
     }
@@ -258,32 +274,44 @@ export function deskPage(session) {
     }
     const ticket = t || closedBy.ticket;
     const base = paths.interaction(session.tenant, ticket.channel, ticket.external_id, ticket.agent_id);
+    if (composer) composer.close(composer.key === ticket.interaction); // redrawn: still typing
+    composer = null;
     turnsBox = h("div", { class: "turns" }, loading());
     const s = ticket.state;
-    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, required: true, "aria-label": `Reply to ${ticket.external_id}` });
+    const reply = h("textarea", { id: "reply-text", name: "text", rows: 3, placeholder: `Reply to ${ticket.external_id}…  (Ctrl+Enter sends)`, "aria-label": `Reply to ${ticket.external_id}` });
     reply.value = localStorage.getItem(draftKey(ticket.interaction)) || "";
     reply.addEventListener("input", () => {
       if (reply.value) localStorage.setItem(draftKey(ticket.interaction), reply.value);
       else localStorage.removeItem(draftKey(ticket.interaction));
     });
     const sendButton = h("button", { type: "submit", class: "button primary", id: "reply-send" }, "Send");
+    const here = closedBy ? null : presence(session, base, reply, canWrite);
+    if (here) here.key = ticket.interaction;
+    composer = here;
+    // A conversation's attached files stay with it while the pane is redrawn (as its draft).
+    if (!trays.has(ticket.interaction)) trays.set(ticket.interaction, fileTray(session));
+    const files = trays.get(ticket.interaction);
+    const slash = slashCommands(reply, canned);
     const form = canWrite && !closedBy
       ? h("form", {
           class: "reply",
           onsubmit: async (e) => {
             e.preventDefault();
             const text = reply.value.trim();
-            if (!text) return;
-            if (!(await mayAnswer(ticket))) return reply.focus();
+            const attachments = files.files();
+            if (!text && !attachments.length) return;
+            if (!(await mayAnswer(ticket, here))) return reply.focus();
             sendButton.disabled = true;
             try {
-              const sent = await post(`${base}/messages`, { text });
+              const sent = await post(`${base}/messages`, { text, attachments });
               sentByMe.add(sent.event_id);
+              here.sent();
               reply.value = "";
+              files.clear();
               localStorage.removeItem(draftKey(ticket.interaction));
-              previews.set(ticket.interaction, text);
+              previews.set(ticket.interaction, text || preview({ attachments }));
               renderList();
-              appendTurn({ event_id: sent.event_id, role: "human", text, attachments: [], at: sent.sent_at });
+              appendTurn({ event_id: sent.event_id, role: "human", text, attachments, at: sent.sent_at });
             } catch (err) {
               toast(err.message, "error");
             } finally {
@@ -292,23 +320,34 @@ export function deskPage(session) {
             }
           },
         },
+        here.el,
         reply,
-        h("div", { class: "reply-actions" }, h("span", { class: "hint" }, `Sent as ${session.sub}, from the ${ticket.agent_id} conversation.`), sendButton))
+        slash.listbox,
+        slash.status,
+        files.tray,
+        files.error,
+        h("div", { class: "reply-actions" },
+          h("span", { class: "reply-tools" }, files.controls, cannedPicker(reply, canned)),
+          h("span", { class: "hint" }, `Sent as ${session.sub}, from the ${ticket.agent_id} conversation. Type / for canned replies.`),
+          sendButton))
       : null;
+    const titleEl = h("h2", { id: "conv-title", tabindex: "-1" }, h("a", { href: userHref(ticket.channel, ticket.external_id) }, ticket.external_id), h("span", { class: "muted" }, ` on ${ticket.channel} · ${ticket.agent_id}`));
     paneTicket = closedBy ? null : ticket;
     paneBase = base;
     reply.addEventListener("keydown", (e) => {
+      if (e.defaultPrevented) return; // the canned replies' list took it
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form?.requestSubmit();
+      if (e.key === "Escape") titleEl.focus(); // out of the box: the desk's keys work again
     });
     clear(pane,
       h("header", { class: "conv-head" },
         h("div", {},
-          h("h2", {}, h("a", { href: userHref(ticket.channel, ticket.external_id) }, ticket.external_id), h("span", { class: "muted" }, ` on ${ticket.channel} · ${ticket.agent_id}`)),
+          titleEl,
           h("p", { class: "muted small" },
             `Handed over by ${s.actor || s.cause} · ${ago(ticket.opened_at)}`,
             (expiryBox = h("span", {}, closedBy ? null : expiry(s.expires_at))))),
         (ticketBox = h("div", { class: "ticket-box", id: "ticket-box" }))),
-      closedBy ? h("div", { class: "alert alert-info" }, closedBy.text) : null,
+      closedBy ? h("div", { class: "alert alert-info", id: "closed-note", tabindex: "-1" }, closedBy.text) : null,
       (warnBox = h("div", { id: "idle-warning" })),
       s.reason ? h("blockquote", { class: "reason" }, s.reason) : null,
       turnsBox,
@@ -325,13 +364,19 @@ export function deskPage(session) {
 
   // The ticket's assignee owns the conversation: anyone else is asked before answering, so
   // two teammates do not answer one user at once.
-  async function mayAnswer(ticket) {
+  // Likewise when another teammate is composing a reply to that user or has just sent one.
+  async function mayAnswer(ticket, here) {
+    if (!ownersKnown) await loadOwners(); // a send right after the page opened still asks
     const tv = owned.get(ticket.interaction);
-    if (!tv || !tv.assignee || tv.assignee === session.sub) return true;
-    const owner = tv.assignee_name || tv.assignee;
+    const owner = tv && tv.assignee && tv.assignee !== session.sub ? tv.assignee_name || tv.assignee : null;
+    const busy = presenceWarning(here ? await here.refresh() : [], ticket.external_id);
+    if (!owner && !busy) return true;
     const ok = await openDialog({
-      title: `${owner} owns this conversation`,
-      body: h("p", {}, `${owner} is answering ${ticket.external_id}. Send your reply as well?`),
+      title: owner ? `${owner} owns this conversation` : busy,
+      body: h("div", {},
+        owner ? h("p", {}, `${owner} is answering ${ticket.external_id}.`) : null,
+        owner && busy ? h("p", {}, `${busy}.`) : null,
+        h("p", {}, "Send your reply as well?")),
       confirm: "Send anyway",
     });
     return Boolean(ok);
@@ -423,6 +468,7 @@ export function deskPage(session) {
       body: h("div", {}, h("label", { for: "resolve-note" }, "Resolution note"), note,
         h("label", { class: "check", for: "resolve-return" }, back, "Return to AI")),
       confirm: "Resolve",
+      confirmId: "resolve-confirm",
       submit: (data) => {
         const n = String(data.get("note") || "").trim();
         return ticketAction(tv, "resolve", { return_to_ai: data.get("return_to_ai") === "on", ...(n ? { note: n } : {}) });
@@ -430,7 +476,10 @@ export function deskPage(session) {
     }).then((r) => {
       if (!r) return;
       toast(`${tv.external_id}'s ticket is resolved.`, "success");
-      if (back.checked) close(tv.interaction, `Resolved by you; ${tv.agent_id} has the conversation again.`);
+      if (back.checked) {
+        close(tv.interaction, `Resolved by you; ${tv.agent_id} has the conversation again.`);
+        document.getElementById("closed-note")?.focus(); // what was focused is gone
+      }
     });
   }
 
@@ -529,6 +578,7 @@ export function deskPage(session) {
       if (!selected) select(key);
       else if (selected === key) renderPane();
       toast(`New handoff: ${d.user.external_id} (${d.agent_id})`);
+      bell.tell(`New conversation: ${d.user.external_id}`, d.reason || "", key);
       announce.textContent = `New conversation waiting: ${d.user.external_id}.`;
     } else if (name === "message") {
       const key = keyOf(d.message);
@@ -543,6 +593,7 @@ export function deskPage(session) {
         unread[key] = (unread[key] || 0) + 1;
         saveUnread();
       }
+      if (key !== selected && inView(t, "mine")) bell.tell(`New message from ${t.external_id}`, preview(d.message), key);
       renderList();
     } else if (name === "mode") {
       if (d.to_mode === "ai") {
@@ -581,10 +632,55 @@ export function deskPage(session) {
     if (badge) badge.hidden = true; // counted again when the desk opens
   }
 
-  // Keyboard: J / K the next / previous conversation of the view, R the reply box, E resolve.
+  // Ctrl/Cmd+K: the desk's conversations (user id, agent, the last message, the handoff
+  // reason), then the tenant's other users whose id matches (the users list, GET …/users?q=):
+  // a user with an open conversation opens it, any other their user page.
+  function openConversation(key) {
+    view = "all";
+    select(key);
+    document.getElementById("conv-title")?.focus();
+  }
+
+  async function findConversations(query) {
+    const q = query.toLowerCase();
+    const here = sorted()
+      .filter((t) => [t.external_id, t.agent_id, previews.get(t.interaction), t.state.reason].some((v) => v && v.toLowerCase().includes(q)))
+      .slice(0, 20)
+      .map((t) => ({
+        label: t.external_id,
+        detail: `Conversation · ${t.agent_id} · ${previews.get(t.interaction) ?? t.state.reason ?? ""}`,
+        choose: () => openConversation(t.interaction),
+      }));
+    let users = [];
+    try {
+      users = (await get(`/v1/tenants/${encodeURIComponent(session.tenant)}/users?q=${encodeURIComponent(query)}&limit=20`)).items;
+    } catch (err) {
+      /* the conversations still answer */
+    }
+    const shown = new Set(here.map((r) => r.label));
+    const others = users
+      .filter((u) => !shown.has(u.external_id))
+      .map((u) => {
+        const key = `${session.tenant}:${u.agent_id}:${u.channel}:${u.external_id}`;
+        return {
+          label: u.external_id,
+          detail: `User · ${u.channel} · ${u.agent_id} · ${u.mode === "human" ? "with people" : "with the AI"}`,
+          choose: () => (tickets.has(key) ? openConversation(key) : void (location.hash = userHref(u.channel, u.external_id))),
+        };
+      });
+    return [...here, ...others];
+  }
+
+  // Keyboard: J / K the next / previous conversation of the view, R the reply box, C claim,
+  // E resolve (or return to AI), each after its confirmation; Ctrl/Cmd+K search.
   function onKey(e) {
-    if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
     if (document.querySelector("dialog[open]")) return;
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "k") {
+      e.preventDefault();
+      openSearch(findConversations);
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
     const key = e.key.toLowerCase();
     const items = sorted().filter((t) => inView(t, view));
     if (key === "j" || key === "k") {
@@ -593,8 +689,10 @@ export function deskPage(session) {
       if (next) select(next.interaction);
     } else if (key === "r") {
       document.getElementById("reply-text")?.focus();
+    } else if (key === "c") {
+      pane.querySelector("[data-action=claim]")?.click();
     } else if (key === "e") {
-      pane.querySelector("[data-action=resolve]")?.click();
+      (pane.querySelector("[data-action=resolve]") || document.getElementById("return-to-ai"))?.click();
     } else return;
     e.preventDefault();
   }
@@ -604,6 +702,7 @@ export function deskPage(session) {
   follow();
   const owners = setInterval(loadOwners, 5000);
   const warner = setInterval(renderWarning, 1000);
+  const watcher = setInterval(() => composer?.refresh(), 2000); // who else is replying
   const ticker = setInterval(() => {
     for (const t of list.querySelectorAll(".ticket-time")) t.textContent = ago(t.getAttribute("datetime"));
   }, 30000);
@@ -617,6 +716,8 @@ export function deskPage(session) {
       clearInterval(ticker);
       clearInterval(owners);
       clearInterval(warner);
+      clearInterval(watcher);
+      if (composer) composer.close();
     },
   };
 }

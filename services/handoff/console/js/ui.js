@@ -225,7 +225,7 @@ export function loading(text = "Loading…") {
 
 // A modal dialog built on <dialog>. `fields` returns the form's content; resolves with the
 // FormData on confirm, null on cancel. `submit(form)` may throw to keep the dialog open.
-export function openDialog({ title, body, confirm, danger = false, submit }) {
+export function openDialog({ title, body, confirm, danger = false, submit, confirmId }) {
   return new Promise((resolve) => {
     const error = h("div", { class: "dialog-error", role: "alert" });
     const titleId = `dialog-title-${++dialogs}`;
@@ -239,7 +239,7 @@ export function openDialog({ title, body, confirm, danger = false, submit }) {
         "div",
         { class: "dialog-actions" },
         h("button", { type: "button", class: "button secondary", value: "cancel", onclick: () => close(null) }, "Cancel"),
-        h("button", { type: "submit", class: `button ${danger ? "danger" : "primary"}` }, confirm),
+        h("button", { type: "submit", class: `button ${danger ? "danger" : "primary"}`, id: confirmId }, confirm),
       ),
     );
     const dialog = h("dialog", { class: "dialog", "aria-labelledby": titleId }, form);

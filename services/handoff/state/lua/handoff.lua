@@ -593,6 +593,26 @@ local function ho_queue_put(keys, args)
   return version + 1
 end
 
+--[[ ho_canned_put: one of a tenant's canned replies stored, replaced or deleted, with its
+audit record in the outbox (api/compose.py).
+KEYS: the tenant's canned replies hash (id -> reply JSON), its shard's outbox
+ARGV: tag, id, reply_json ('' = delete), max_replies, outputs_json ]]
+local function ho_canned_put(keys, args)
+  local existed = redis.call('HEXISTS', keys[1], args[2]) == 1
+  local outcome
+  if args[3] == '' then
+    if not existed then return 'not_found' end
+    redis.call('HDEL', keys[1], args[2])
+    outcome = 'deleted'
+  else
+    if not existed and redis.call('HLEN', keys[1]) >= tonumber(args[4]) then return 'too_many' end
+    redis.call('HSET', keys[1], args[2], args[3])
+    outcome = existed and 'replaced' or 'created'
+  end
+  outbox_emit(args[1], cjson.decode(args[5]))
+  return outcome
+end
+
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
 Claiming and reverting are one step, so two workers never revert (nor emit) one expiry twice.
 KEYS: deadlines, outbox
@@ -741,4 +761,5 @@ redis.register_function('ho_ticket_step', ho_ticket_step)
 redis.register_function('ho_pickup_fire', ho_pickup_fire)
 redis.register_function('ho_ticket_notice', ho_ticket_notice)
 redis.register_function('ho_queue_put', ho_queue_put)
+redis.register_function('ho_canned_put', ho_canned_put)
 redis.register_function('ho_agent_publish', ho_agent_publish)
