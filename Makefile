@@ -67,7 +67,7 @@ jars: $(STAMP) ## Kafka's jars from Maven Central into ~/.cache/handoff, and a J
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services schemas devstack
+	$(VENV)/bin/mypy services schemas devstack bench
 
 schemas: $(STAMP) ## regenerate schemas/json from the models
 	$(PY) -m schemas

@@ -25,9 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import RESULTS, ROOT, Stack, local_stack, percentile, save
+from bench.common import RESULTS, ROOT, local_stack, percentile, save
 from bench.route_throughput import INTERACTIONS, PARTITIONS, interaction, message, seed_human
 from devstack.ports import free_port
+from devstack.stack import Stack
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics

@@ -31,9 +31,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.partitioner import DefaultPartitioner
 
-from bench.common import ROOT, Stack, local_stack, rss_kb, save
+from bench.common import ROOT, local_stack, rss_kb, save
 from devstack.harness.sandbox import human_until, redis_now_ms
 from devstack.ports import free_port
+from devstack.stack import Stack
 from services.common.kafka_options import aiokafka_options
 from services.common.settings import CommonSettings
 from services.common.topics import ensure_topics
@@ -201,7 +202,7 @@ async def main(count: int, profile: bool) -> None:
             )
 
     def ratio(a: str, b: str) -> float:
-        return round(float(runs[a]["messages_per_s"]) / runs[b]["messages_per_s"], 3)
+        return round(float(runs[a]["messages_per_s"]) / float(runs[b]["messages_per_s"]), 3)
 
     figures: dict[str, Any] = {
         **runs,

@@ -17,8 +17,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import Stack, local_stack, percentile, save
+from bench.common import local_stack, percentile, save
 from devstack.harness.sandbox import Sandbox, human_until, redis_now_ms
+from devstack.stack import Stack
 from services.common.kafka_options import aiokafka_options
 from services.common.topics import ensure_topics
 from services.handoff.state.store import ModeStore
