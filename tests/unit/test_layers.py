@@ -19,9 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The pure domain modules: they import no I/O library, nor any module of the repository that
 # does (transitively). Every module of services/handoff/domain/ is one.
 DOMAIN_MODULES = (
-    *sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "services/handoff/domain").glob("*.py")
-    ),
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "services/handoff/domain").glob("*.py")),
     "services/router/domain.py",
     "services/handoff/analytics/domain.py",
     "services/agent/domain.py",
