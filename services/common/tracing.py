@@ -117,6 +117,14 @@ def carrier_of(span: Span | None) -> dict[str, str]:
     return carrier
 
 
+def carrier_after(span: Span | None, parent: Mapping[str, str]) -> dict[str, str]:
+    """What a record made in `span` carries: the span's context; with tracing off (no span),
+    the parent's W3C fields as they came, as a consumer passes its record's headers on."""
+    if span is None:
+        return {k: v for k, v in parent.items() if k in TRACE_HEADERS}
+    return carrier_of(span)
+
+
 def headers_of(carrier: Mapping[str, str]) -> Headers:
     """Record headers of stored W3C fields (an outbox entry's)."""
     return tuple((k, v.encode("ascii")) for k, v in carrier.items() if k in TRACE_HEADERS)

@@ -20,12 +20,8 @@ from services.handoff.api.secret import resolve_secret
 from services.handoff.consumer import CommandConsumer
 from services.handoff.replies import ExternalReplies
 from services.handoff.service.commands import CommandService
-from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
-from services.handoff.state.canned import CannedReplies
-from services.handoff.state.presence import PresenceStore
 from services.handoff.state.store import ModeStore
-from services.webchat.files import FileStore
 
 log = structlog.get_logger()
 
@@ -51,7 +47,6 @@ async def main() -> None:
         settings.teammate_online_ms,
         settings.test_clock,
     )
-    tickets = TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms)
     consumer = CommandConsumer(commands, settings.topics)
     processor = TransactionalProcessor(settings, "handoff", consumer.topic_names, consumer)
     # R19: teammates' replies external desks send straight to chat.outbound (replies.py).
@@ -70,16 +65,7 @@ async def main() -> None:
             settings.topics,
         ),
     )
-    presence = PresenceStore(
-        store,
-        int(settings.desk_composing_seconds * 1000),
-        int(settings.desk_replied_seconds * 1000),
-    )
-    canned = CannedReplies(store, settings.desk_max_canned_replies)
-    files = FileStore(settings.webchat_data_dir.resolve(), settings.webchat_base_url)
-    context = ApiContext(
-        settings, store, commands, desk, verifier, tickets, presence, canned, files
-    )
+    context = ApiContext.of(settings, store, commands, desk, verifier)
     app = create_app(context)
     await run_service(
         "handoff",

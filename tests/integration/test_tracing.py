@@ -47,7 +47,6 @@ from services.handoff.api.context import ApiContext
 from services.handoff.api.desk import DeskFeed
 from services.handoff.consumer import CommandConsumer
 from services.handoff.service.commands import CommandService
-from services.handoff.service.ticket_actions import TicketActions
 from services.handoff.settings import HandoffSettings
 from services.handoff.state.reader import StateClient
 from services.handoff.state.store import ModeStore
@@ -153,14 +152,7 @@ async def traced(
         identity.load_secret(None, (root / "webchat").resolve()),
         ConversationReader.from_settings(ws, 50),
     )
-    context = ApiContext(
-        hs,
-        store,
-        commands,
-        desk,
-        JwtVerifier(API_JWT_SECRET),
-        TicketActions(store, commands, hs.minute_ms, hs.teammate_online_ms),
-    )
+    context = ApiContext.of(hs, store, commands, desk, JwtVerifier(API_JWT_SECRET))
     bus = Bus(hs.kafka_bootstrap, topics)
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -29,6 +29,32 @@ class ApiContext:
     canned: CannedReplies
     files: FileStore
 
+    @classmethod
+    def of(
+        cls,
+        settings: HandoffSettings,
+        store: ModeStore,
+        commands: CommandService,
+        desk: DeskFeed,
+        verifier: JwtVerifier,
+    ) -> ApiContext:
+        """The API's parts around the command use case and the desk feed, from settings."""
+        return cls(
+            settings,
+            store,
+            commands,
+            desk,
+            verifier,
+            TicketActions(store, commands, settings.minute_ms, settings.teammate_online_ms),
+            PresenceStore(
+                store,
+                int(settings.desk_composing_seconds * 1000),
+                int(settings.desk_replied_seconds * 1000),
+            ),
+            CannedReplies(store, settings.desk_max_canned_replies),
+            FileStore(settings.webchat_data_dir.resolve(), settings.webchat_base_url),
+        )
+
 
 def api_context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.api

@@ -70,11 +70,12 @@ class DeskReplies:
         )
         outputs = [("outbound", ikey, message.model_dump_json()), audit(message)]
         turn = outbound_turn(message).model_dump_json()
-        parent = tracing.extract(await self._store.latest_trace(ikey))
+        given = await self._store.latest_trace(ikey)  # what the desk was shown last
+        parent = tracing.extract(given)
         with tracing.sending(self._topics.outbound, parent, {"handoff.sender": "human"}) as span:
             step = HumanReply(
                 ikey, message.event_id, f"{via}/{message.event_id}", turn, outputs,
-                reply.require_human, trace=tracing.carrier_of(span),
+                reply.require_human, trace=tracing.carrier_after(span, given),
             )  # fmt: skip
             result = await self._store.human_reply(step)
             tracing.note("handoff.outcome", result["status"])
