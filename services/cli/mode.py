@@ -27,6 +27,7 @@ from services.common.aiokafka_edge import idempotent_producer, send_idempotent
 from services.common.follow import Follower
 from services.common.kafka import Output
 from services.common.settings import CommonSettings
+from services.handoff.domain.limits import REASON_CHARS, SWITCH_IDLE_TIMEOUT_MINUTES
 
 app = typer.Typer(help="An interaction's mode, as an operator.", no_args_is_help=True)
 OUTCOMES = ("mode_changed", "command_rejected")
@@ -65,6 +66,23 @@ def _no_outcome(command: HandoffCommand, wait_s: float) -> int:
     return 1
 
 
+def check_switch(reason: str, idle_timeout: int | None) -> None:
+    """The switch's own bounds (domain/limits.py), said as a bad argument of its option."""
+    bound = SWITCH_IDLE_TIMEOUT_MINUTES
+    if idle_timeout is not None and idle_timeout not in bound:
+        raise typer.BadParameter(
+            f"must be {bound.min}-{bound.max} minutes (0 = no idle timeout)",
+            param_hint="--idle-timeout",
+        )
+    if not reason.strip():
+        raise typer.BadParameter("say why, in one sentence", param_hint="--reason")
+    if len(reason) > REASON_CHARS:
+        raise typer.BadParameter(
+            f"at most {REASON_CHARS} characters (this one has {len(reason)})",
+            param_hint="--reason",
+        )
+
+
 @app.command("set")
 def set_mode(
     mode: Annotated[str, typer.Argument(help="human or ai")],
@@ -88,6 +106,7 @@ def set_mode(
     if idle_timeout is not None and mode != "human":
         raise typer.BadParameter("only for a switch to human", param_hint="--idle-timeout")
     live.check_ids(tenant=tenant, agent=agent, channel=channel, user=user)
+    check_switch(reason, idle_timeout)
     command = HandoffCommand(
         tenant_id=tenant,
         agent_id=agent,
