@@ -255,10 +255,27 @@ FAQ: tuple[tuple[str, str], ...] = (
     (r"^(bye|goodbye|see you|tschuss|au revoir|adios)\b", "Goodbye, and have a nice day!"),
     (r"^(ok|okay|yes|no|sure|alright|fine|great|cool|nice)\W*$", "Alright. Anything else?"),
 )
+
+
+# The same answers for a user the handoff tool is not offered to (handoff off in the published
+# version, an anonymous user): they must not promise a person who cannot come.
+def _faq(starts: str) -> str:
+    return next(answer for _, answer in FAQ if answer.startswith(starts))
+
+
+WITHOUT_PERSON = {
+    _faq("I'm an AI assistant"): "I'm an AI assistant, here to help.",
+    _faq("I can help with"): f"I can help with {MENU}. Ask away.",
+    _faq("Hello!"): f"Hello! I'm the support assistant. I can help with {MENU}.",
+}
 NOT_UNDERSTOOD = f"Sorry, I didn't get that. Could you put it another way? I can help with {MENU}."
 FILES_ONLY = (
     "Thanks, I received your file. I can't look at files myself; if a person should see it, "
     'say "talk to a person".'
+)
+FILES_ONLY_WITHOUT_PERSON = (
+    "Thanks, I received your file. I can't look at files myself: tell me in words what you "
+    "need and I'll do my best."
 )
 
 
@@ -299,8 +316,10 @@ def decide(turn: Turn) -> Thought:
             return Handoff(reason_for(trigger))
         return Answer(WITHOUT_HANDOFF[trigger.kind])
     if not turn.text.strip() and turn.attachments:
-        return Answer(FILES_ONLY)
+        return Answer(FILES_ONLY if turn.can_hand_off else FILES_ONLY_WITHOUT_PERSON)
     answer = faq_answer(turn.text)
+    if answer is not None and not turn.can_hand_off:
+        answer = WITHOUT_PERSON.get(answer, answer)
     if turn.resumed is not None:
         rest = answer if answer is not None and answer not in SMALL_TALK else ANYTHING_ELSE
         return Answer(f"{welcome_back(turn.resumed)} {rest}")

@@ -235,3 +235,18 @@ def test_back_when_no_teammate_ever_wrote_the_agent_says_sorry() -> None:
     assert isinstance(thought, Answer)
     assert thought.text.startswith("I'm sorry none of my teammates could get to you in time.")
     assert "teammate ended" not in thought.text
+
+
+@pytest.mark.parametrize(
+    "text", ["hello", "help", "are you a bot?", "What can you do?", ""], ids=repr
+)
+def test_without_the_handoff_tool_no_answer_promises_a_person(text: str) -> None:
+    """Found from outside: with handoff off, the greeting still said "Say 'talk to a person'
+    at any time to reach a human teammate"."""
+    files = ("receipt.pdf",) if not text else ()
+    offered = decide(Turn(text, attachments=files, can_hand_off=True))
+    refused = decide(Turn(text, attachments=files, can_hand_off=False))
+    assert isinstance(offered, Answer) and isinstance(refused, Answer)
+    assert "person" in offered.text
+    assert "person" not in refused.text and "teammate" not in refused.text, refused.text
+    assert refused.understood
