@@ -41,6 +41,13 @@ class Step:
     note: str = ""
 
 
+# What a message can cause besides its routing and replies: a handoff's records.
+CAUSED = (
+    "handoff_command", "mode_changed", "command_rejected", "handoff_ticket", "ticket_changed",
+)  # fmt: skip
+WINDOW_MS = 60_000
+
+
 def related_to_event(records: list[Rec], event_id: str) -> list[Rec]:
     """The records of one user message: itself, its routing, replies, outbound, dead letters."""
     mine: list[Rec] = []
@@ -60,13 +67,16 @@ def related_to_event(records: list[Rec], event_id: str) -> list[Rec]:
             if v.get("type") == "agent_reply":
                 replies.add(str(v.get("reply_id")))
     mine += [r for r in records if (r.value or {}).get("event_id") in replies and r not in mine]
+    # Everything the message caused carries its trace context (a channel that sets one).
+    traces = set(trace_ids(mine))
+    mine += [r for r in records if traces and tracing.trace_id_of(r.headers) in traces]
     keys = {key_of(r) for r in mine}
-    if mine:  # the interaction's mode changes while the message was in flight
+    if mine:  # else: the interaction's changes around the message, a minute either side
         start, end = min(r.timestamp_ms for r in mine), max(r.timestamp_ms for r in mine)
         mine += [
             r for r in records
-            if r.type in ("mode_changed", "command_rejected", "handoff_ticket")
-            and key_of(r) in keys and start - 60_000 <= r.timestamp_ms <= end
+            if r.type in CAUSED and key_of(r) in keys
+            and start - WINDOW_MS <= r.timestamp_ms <= end + WINDOW_MS
         ]  # fmt: skip
     unique = {(r.topic, r.partition, r.offset): r for r in mine}
     return sorted(unique.values(), key=lambda r: (r.timestamp_ms, r.topic, r.offset))
