@@ -216,7 +216,7 @@ def _print_summary(
         f"  .venv/bin/handoffctl desk watch --tenant {SEED_TENANT}",
         f"  .venv/bin/handoffctl desk reply --tenant {SEED_TENANT} --agent {SEED_AGENT} "
         "--user alice 'Hi, Jane here.'",
-        "  make demo        # the four checklist paths against this stack",
+        "  make demo        # the eight checklist paths against this stack",
         "",
     ]
     print("\n".join(lines), flush=True)

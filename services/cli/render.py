@@ -42,7 +42,7 @@ def summary(rec: Rec) -> str:
     if kind == "routed_message":
         r = v.get("routing", {})
         return (f"{v.get('message', {}).get('event_id')} → {r.get('mode')} "
-                f"(cause {r.get('cause')}, v{r.get('state_version')})")  # fmt: skip
+                f"({cause_words(r.get('cause'))}, v{r.get('state_version')})")  # fmt: skip
     if kind == "handoff_ticket":
         turns = len(v.get("transcript", []))
         return f"ticket {v.get('ticket_id')} {_q(v.get('reason'))} {turns} turns"
@@ -50,14 +50,14 @@ def summary(rec: Rec) -> str:
         return f"{v.get('command_id')} {v.get('action')} by {v.get('actor')} {_q(v.get('reason'))}"
     if kind == "mode_changed":
         expires = f" expires {v['expires_at']}" if v.get("expires_at") else ""
-        return (f"{v.get('from_mode')}→{v.get('to_mode')} cause {v.get('cause')} "
+        return (f"{v.get('from_mode')}→{v.get('to_mode')} {cause_words(v.get('cause'))} "
                 f"by {v.get('actor')} v{v.get('state_version')}{expires} "
                 f"{_q(v.get('reason'), 40)}")  # fmt: skip
     if kind == "ticket_changed":
         owner = f" → {v['assignee']}" if v.get("assignee") else ""
         place = f" #{v['position']}" if v.get("position") else ""
         note = f" ({v['note']})" if v.get("note") else ""
-        return (f"ticket {v.get('ticket_id')} {v.get('queue')}: {v.get('from_status')}→"
+        return (f"ticket {v.get('ticket_id')} {v.get('queue')}: {v.get('from_status') or 'new'}→"
                 f"{v.get('status')}{owner}{place} by {v.get('actor')} "
                 f"v{v.get('ticket_version')}{note}")  # fmt: skip
     if kind == "command_rejected":
@@ -67,11 +67,18 @@ def summary(rec: Rec) -> str:
                 f"{_q(v.get('text'))}")  # fmt: skip
     if kind == "outbound_message":
         return f"{v.get('event_id')} {v.get('sender')}: {_q(v.get('text'))}"
+    if kind == "operator_action":
+        return (f"{v.get('action')} by {v.get('actor')} on {v.get('target')}: "
+                f"{v.get('outcome')} via {v.get('via')}")  # fmt: skip
     if kind == "dead_letter":
         e = v.get("error", {})
         return (f"{e.get('kind')} from {v.get('source_topic')}[{v.get('partition')}]@"
                 f"{v.get('offset')}: {e.get('detail', '')[:80]}")  # fmt: skip
     return json.dumps(v)[:120]
+
+
+def cause_words(cause: Any) -> str:
+    return f"cause {cause}" if cause else "no cause yet"
 
 
 def line(rec: Rec, note: str = "") -> str:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from schemas import InteractionIds, interaction_key
 from services.cli.reading import Rec, read_topics, since_option
-from services.cli.render import as_json, line
+from services.cli.render import as_json, cause_words, line
 from services.common import tracing
 from services.common.settings import CommonSettings
 from services.handoff.state.reader import StateClient
@@ -97,7 +97,7 @@ async def annotate(steps: list[Rec], records: list[Rec], state: StateClient | No
         if rec.type == "routed_message":
             r = v["routing"]
             where = "HUMAN QUEUE" if r["mode"] == "human" else "AI"
-            why = f"mode {r['mode']}, cause {r['cause']}, state v{r['state_version']}"
+            why = f"mode {r['mode']}, {cause_words(r['cause'])}, state v{r['state_version']}"
             note = f"routed to {where} ({why})"
         elif rec.type == "agent_reply":
             note = await gate_note(rec, v, v.get("reply_id") in out_ids, state)

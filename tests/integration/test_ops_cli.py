@@ -117,7 +117,7 @@ async def test_trace_shows_why_an_ai_reply_was_suppressed(
     assert "mode_changed" in kinds and "agent_reply" in kinds
     assert kinds.index("mode_changed") < kinds.index("agent_reply")
     notes = {s["value"]["type"]: s["note"] for s in steps}
-    assert notes["routed_message"] == "routed to AI (mode ai, cause None, state v0)"
+    assert notes["routed_message"] == "routed to AI (mode ai, no cause yet, state v0)"
     assert notes["agent_reply"].startswith(
         "reply gate: SUPPRESSED — the interaction was in human mode"
     )
