@@ -22,8 +22,8 @@ from rich.markup import escape
 
 from schemas import Attachment
 from schemas.events import ExternalId, Id
+from services.common.files import FileStore
 from services.common.stackenv import stack_settings
-from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 
 # sender -> (label, style): system notices, the AI, a human teammate, the end user.

@@ -39,11 +39,11 @@ from rich.markup import escape
 from schemas import EndUser, HandoffCommand, InteractionIds, UserMessage, interaction_key
 from services.agent.store import AgentStore
 from services.common.aiokafka_edge import idempotent_producer, send_idempotent
+from services.common.files import FileStore
 from services.common.kafka import Output
 from services.demo.watch import Watch
 from services.handoff.domain.modes import HandoffConfig
 from services.handoff.state.store import ModeStore
-from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 
 NOTICE = (

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from services.common import tracing
+from services.common.files import FileStore
 from services.common.logging import configure_logging
 from services.common.service import run_service
 from services.webchat import identity
 from services.webchat.app import Gateway, create_app
 from services.webchat.conversation import ConversationReader
 from services.webchat.feed import Inbound, OutboundFeed
-from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 
 

@@ -33,11 +33,11 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from schemas import Attachment, EndUser, InteractionIds, UserMessage, interaction_key
 from schemas.events import ExternalId, Id
+from services.common.files import FileStore, InvalidUploadError
 from services.common.http import SecurityHeaders
 from services.webchat import identity
 from services.webchat.conversation import ConversationReader
 from services.webchat.feed import Inbound, OutboundFeed
-from services.webchat.files import FileStore, InvalidUploadError
 from services.webchat.settings import WebchatSettings
 
 STATIC = resources.files("services.webchat").joinpath("static")

@@ -38,6 +38,7 @@ from services.agent.store import AgentStore
 from services.agent.versions import AfterCatchUp, VersionFollower
 from services.agent.worker import AgentHandler
 from services.common import tracing
+from services.common.files import FileStore
 from services.common.kafka import TransactionalProcessor
 from services.common.service import Worker
 from services.common.topics import ensure_topics
@@ -58,7 +59,6 @@ from services.webchat.app import Gateway
 from services.webchat.app import create_app as webchat_app
 from services.webchat.conversation import ConversationReader
 from services.webchat.feed import Inbound, OutboundFeed
-from services.webchat.files import FileStore
 from services.webchat.settings import WebchatSettings
 from tests.api.helpers import make_token, user_path
 

@@ -5,7 +5,7 @@ Same rules as the rest of the API: viewers read, editors and admins write, a pat
 tenant answers 404 like a missing resource; who is composing is always the token's `sub`.
 Presence is ephemeral (state/presence.py): no audit record, nothing on the log. Canned replies
 are stored per tenant and each change is audited (`canned_reply_update`,
-`canned_reply_delete`). Files go to the web chat's file store (services/webchat/files.py),
+`canned_reply_delete`). Files go to the web chat's file store (services/common/files.py),
 with its limits, and their URL is what the reply's attachment carries.
 """
 
@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from schemas import Attachment
+from services.common.files import InvalidUploadError
 from services.handoff.api import models as m
 from services.handoff.api.audit import audit
 from services.handoff.api.auth import Operator, tenant_scope
@@ -34,7 +35,6 @@ from services.handoff.api.routes import (
     require_interaction,
 )
 from services.handoff.state.canned import CannedReply
-from services.webchat.files import InvalidUploadError
 
 router = APIRouter(prefix="/v1/tenants/{t}")
 Tenant = Annotated[str, Path(description="Tenant id; must be the token's `tenant`.")]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from services.common.files import FileStore
 from services.handoff.api.auth import JwtVerifier
 from services.handoff.api.desk import DeskFeed
 from services.handoff.service.commands import CommandService
@@ -14,7 +15,6 @@ from services.handoff.settings import HandoffSettings
 from services.handoff.state.canned import CannedReplies
 from services.handoff.state.presence import PresenceStore
 from services.handoff.state.store import ModeStore
-from services.webchat.files import FileStore
 
 
 @dataclass(frozen=True)

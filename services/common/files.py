@@ -2,8 +2,9 @@
 
 The web chat gateway stores what a page uploads and serves it back at
 `{base_url}/files/<id>/<name>`: that URL is what a message's attachment carries. `handoffctl
-chat --attach` and `desk reply --attach` store files the same way in the same folder, so the
-gateway serves theirs too.
+chat --attach`, `desk reply --attach` and the desk's reply box (the operator API) store files
+the same way in the same folder, so the gateway serves theirs too: that is why this module is
+shared, not the web chat's.
 
 The user's file name lives only in the metadata, never on the file system: a file named
 `meta.json` (or `../x`, or 200 emoji, longer than a file system allows) is just a name. An
