@@ -27,6 +27,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from schemas import Attachment
+from services.common.settings import CommonSettings
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 # RFC 6838 type/subtype, at most 128 characters (Attachment.content_type's limit).
@@ -120,3 +121,32 @@ class FileStore:
             return None
         attachment = self._attachment(file_id, meta["name"], meta["content_type"], size)
         return StoredFile(folder / CONTENT, attachment)
+
+
+WEBCHAT_PORT = 8084
+
+
+class FileSettings(CommonSettings):
+    """Where uploaded files live and the URL they are served at: the web chat gateway serves
+    them, and the operator API (a teammate's attachment) and handoffctl store them there too,
+    so every service of one install reads the same `HANDOFF_WEBCHAT_*` values."""
+
+    # Uploaded files (files/<id>/<name>) and the cookie secret live here.
+    webchat_data_dir: Path = Path(".run/webchat")
+    # The base URL of the links to uploaded files that messages carry; default
+    # http://{http_host}:{the gateway's port}. Set it when the gateway sits behind a proxy,
+    # and for the other services when the gateway is not on this host's port 8084.
+    webchat_public_url: str | None = None
+    webchat_max_upload_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def webchat_port(self) -> int:
+        """The gateway's port, as far as this service knows (only the gateway sets it)."""
+        return WEBCHAT_PORT
+
+    @property
+    def webchat_base_url(self) -> str:
+        if self.webchat_public_url:
+            return self.webchat_public_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+        return f"http://{host}:{self.webchat_port}"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.common.files import FileSettings
 from services.common.settings import CommonSettings
-from services.webchat.settings import FileSettings
 
 
 class TicketSettings(CommonSettings):
