@@ -100,6 +100,7 @@ export function deskPage(session) {
       // Gone from the list: back on AI. Keep what the stream brought after we asked.
       for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
       renderList();
+      showExpiry();
       loadOwners();
       loadPreviews(page.items);
       const wanted = urlConversation();
@@ -266,6 +267,44 @@ export function deskPage(session) {
     return iso ? [" · back to AI in ", liveCountdown(iso)] : " · no idle timeout";
   }
 
+  // The idle expiry is the server's (R19): a teammate's reply or claim moves it a whole
+  // timeout ahead. Within one state version it only moves forward, so an older answer that
+  // arrives late never takes it back.
+  function followExpiry(key, state) {
+    const t = tickets.get(key);
+    if (!t || !state) return;
+    const was = t.state;
+    const older = was && was.state_version === state.state_version && was.expires_at && state.expires_at
+      && new Date(state.expires_at) < new Date(was.expires_at);
+    if (!older) t.state = state;
+    showExpiry();
+  }
+
+  // The open conversation's countdown and warning, from its ticket's state.
+  function showExpiry() {
+    const t = paneTicket && tickets.get(paneTicket.interaction);
+    if (!t || !expiryBox) return;
+    const shown = expiryBox.querySelector(".countdown");
+    if ((shown ? shown.dataset.until : null) !== (t.state.expires_at || null)) clear(expiryBox, expiry(t.state.expires_at));
+    renderWarning();
+  }
+
+  // The routing states again, after a claim or another teammate's reply (both move the
+  // expiry on the server): the desk's tickets, which carry them. One read for a burst.
+  let routingTimer = null;
+  function soonLoadRouting() {
+    if (routingTimer) return;
+    routingTimer = setTimeout(async () => {
+      routingTimer = null;
+      try {
+        const page = await get(`${paths.desk(session.tenant)}/tickets`);
+        for (const item of page.items) followExpiry(item.interaction, item.state);
+      } catch (err) {
+        /* the next change or reconnect reads them again */
+      }
+    }, 200);
+  }
+
   async function renderPane(closedBy) {
     const t = tickets.get(selected);
     if (!t && !closedBy) {
@@ -305,6 +344,7 @@ export function deskPage(session) {
             try {
               const sent = await post(`${base}/messages`, { text, attachments });
               sentByMe.add(sent.event_id);
+              followExpiry(ticket.interaction, { ...ticket.state, expires_at: sent.expires_at }); // R19: moved
               here.sent();
               reply.value = "";
               files.clear();
@@ -423,6 +463,7 @@ export function deskPage(session) {
       const changed = await post(`${paths.ticket(session.tenant, tv.ticket_id)}/${action}`, body);
       if (changed.status === "queued" || changed.status === "assigned") owned.set(changed.interaction, changed);
       else owned.delete(changed.interaction);
+      if (changed.status === "assigned") soonLoadRouting(); // taking the ticket moves the expiry (R19)
       renderList();
       renderTicketBox();
       return changed;
@@ -493,7 +534,8 @@ export function deskPage(session) {
       if (warnBox.firstChild) clear(warnBox);
       return;
     }
-    if (warnBox.firstChild) return; // the countdown inside ticks by itself
+    if (warnBox.firstChild && warnBox.dataset.until === iso) return; // the countdown inside ticks by itself
+    warnBox.dataset.until = iso;
     clear(warnBox, h("div", { class: "alert alert-warn", role: "alert" },
       h("span", {}, "Back to the AI in ", liveCountdown(iso), " unless someone writes."),
       canWrite ? h("button", { type: "button", class: "button small primary", id: "extend", onclick: () => extend(t) }, "Extend") : null));
@@ -503,9 +545,7 @@ export function deskPage(session) {
     const base = paths.interaction(session.tenant, t.channel, t.external_id, t.agent_id);
     try {
       const r = await post(`${base}/extend`, {});
-      t.state.expires_at = r.expires_at;
-      clear(warnBox);
-      if (expiryBox) clear(expiryBox, expiry(r.expires_at));
+      followExpiry(t.interaction, { ...t.state, expires_at: r.expires_at });
       toast("Extended: the conversation stays with people.", "success");
     } catch (err) {
       toast(said(err), "error");
@@ -587,7 +627,7 @@ export function deskPage(session) {
       t.state.expires_at = d.routing.expires_at;
       previews.set(key, preview(d.message));
       if (key === selected) {
-        if (expiryBox) clear(expiryBox, expiry(t.state.expires_at)); // each message moves it
+        showExpiry(); // each message moves it
         appendTurn({ event_id: d.message.event_id, role: "user", text: d.message.text, attachments: d.message.attachments, at: d.message.sent_at });
       } else {
         unread[key] = (unread[key] || 0) + 1;
@@ -602,8 +642,11 @@ export function deskPage(session) {
       }
     } else if (name === "ticket_changed") {
       soonLoadOwners(); // claimed, assigned, moved, released, resolved: by someone, anywhere
+      if (d.status === "assigned") soonLoadRouting(); // a teammate took it: the expiry moved
     } else if (name === "activity") {
-      if (d.action === "desk_reply" && d.target === selected && !sentByMe.has(d.command_id)) renderPane();
+      if (d.action !== "desk_reply" || sentByMe.has(d.command_id)) return;
+      soonLoadRouting(); // a teammate's reply moved the expiry (R19)
+      if (d.target === selected) renderPane();
     }
   }
 

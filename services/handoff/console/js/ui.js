@@ -63,7 +63,7 @@ export function countdown(iso) {
 // A live countdown element: ticks once a second while it is in the document; calls onDone
 // (once) when the time is up.
 export function liveCountdown(iso, onDone) {
-  const el = h("span", { class: "countdown", title: when(iso) }, countdown(iso));
+  const el = h("span", { class: "countdown", title: when(iso), dataset: { until: iso } }, countdown(iso));
   let fired = false;
   const timer = setInterval(() => {
     if (!el.isConnected) {
