@@ -114,8 +114,12 @@ async def test_the_desk_is_an_inbox(
     await page.keyboard.press("k")
     await expect(page.locator("#conversation h2")).to_contain_text("olga")
     await expect(page.locator("#tickets .unread-count")).to_have_count(0)
+    # The focus follows to the conversation's item in the list (the list is redrawn).
+    chosen = page.locator(f"#tickets .ticket[data-interaction='{first.key}']")
+    await expect(chosen).to_be_focused()
     await page.keyboard.press("j")
     await expect(page.locator("#conversation h2")).to_contain_text("nina")
+    await expect(page.locator(f"#tickets .ticket[data-interaction='{second.key}']")).to_be_focused()
     await page.keyboard.press("r")
     await expect(page.locator("#reply-text")).to_be_focused()
     assert opened_first["ticket_id"]

@@ -148,7 +148,7 @@ export function agentPage(session, agentId) {
   const versionsBox = h("section", { class: "card versions" }, loading());
   const el = h("div", { class: "page" },
     h("nav", { class: "crumbs" }, h("a", { href: "#/agents" }, "Agents"), " / ", agentId),
-    h("div", { class: "page-head" }, h("h1", {}, agentId), h("span", { id: "published-label", class: "muted" })),
+    h("div", { class: "page-head" }, h("h1", {}, agentId), h("span", { id: "published-label", class: "muted", tabindex: "-1" })),
     h("div", { class: "split" }, formBox, versionsBox));
   let agent = null;
   let editing = null; // the version shown in the form
@@ -255,6 +255,8 @@ export function agentPage(session, agentId) {
           if (publishToo) await post(`${paths.agent(session.tenant, agentId)}/versions/${v.version}/publish`);
           toast(publishToo ? `Version ${v.version} applied and published.` : `Version ${v.version} applied. Publish it to make it live.`, "success");
           await load(v.version);
+          // The form was redrawn: the focus goes to what changed (the live version), or Apply.
+          document.getElementById(publishToo ? "published-label" : "apply")?.focus();
         } catch (err) {
           if (err.code === "validation_failed" && err.fields.length) {
             for (const f of err.fields) {
@@ -332,6 +334,7 @@ export function agentPage(session, agentId) {
       await post(`${paths.agent(session.tenant, agentId)}/versions/${n}/publish`);
       toast(`Version ${n} is live.`, "success");
       await load(n);
+      document.getElementById("published-label").focus(); // its Publish button is gone
     } catch (err) {
       toast(err.message, "error");
     }

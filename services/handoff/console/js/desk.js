@@ -179,6 +179,8 @@ export function deskPage(session) {
     showCounts();
     const items = sorted().filter((t) => inView(t, view));
     count.textContent = tickets.size ? `(${tickets.size})` : "";
+    // The list is redrawn: a focused item keeps the focus (else it would fall to <body>).
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.interaction : null;
     if (!items.length) {
       const none = tickets.size ? "No conversation in this view." : "No conversation is waiting for a person. New handoffs appear here as they happen.";
       clear(list, h("li", { class: "empty" }, none));
@@ -199,7 +201,10 @@ export function deskPage(session) {
       ownerLine(owned.get(t.interaction)),
       unread[t.interaction] ? h("span", { class: "unread-count", "aria-label": `${unread[t.interaction]} unread` }, String(unread[t.interaction])) : null))));
     for (const t of items) t.fresh = false;
+    if (focused) focusItem(focused);
   }
+
+  const focusItem = (key) => list.querySelector(`.ticket[data-interaction="${CSS.escape(key)}"]`)?.focus();
 
   function ownerLine(tv) {
     if (!tv) return null;
@@ -729,7 +734,10 @@ export function deskPage(session) {
     if (key === "j" || key === "k") {
       const at = items.findIndex((t) => t.interaction === selected);
       const next = items[Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), items.length - 1)];
-      if (next) select(next.interaction);
+      if (next) {
+        select(next.interaction);
+        focusItem(next.interaction); // the focus follows the selection
+      }
     } else if (key === "r") {
       document.getElementById("reply-text")?.focus();
     } else if (key === "c") {
