@@ -171,6 +171,24 @@ async def test_agent_form_errors_are_said_in_words_and_notices_are_bounded(
     await expect(page.locator(".version-item")).to_have_count(1)
 
 
+async def test_the_joined_message_toggle_says_what_it_does(
+    page: Page, sign_in: Callable[..., Any]
+) -> None:
+    """`announce_teammate` only sends the user "<name> from our team has joined the
+    conversation."; the web chat shows who is answering whatever it says."""
+    await sign_in(page, "editor", hash="#/agents/support")
+    await page.click("#create-agent")
+    toggle = page.locator("#f-announce")
+    await expect(page.locator("label[for=f-announce]")).to_have_text(
+        "Send the user a message when a teammate takes the conversation"
+    )
+    await expect(toggle).to_have_attribute("aria-describedby", "f-announce-hint")
+    await expect(page.locator("#f-announce-hint")).to_have_text(
+        "The message names them: “Sam from our team has joined the conversation.” The web "
+        "chat shows who is answering, by name, either way."
+    )
+
+
 async def test_desk_gets_a_ticket_live_and_replies_to_the_user(
     page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
 ) -> None:

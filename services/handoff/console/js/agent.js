@@ -95,7 +95,7 @@ const FIELDS = {
   out_of_hours: "Outside opening hours",
   waiting_notice_text: "Waiting message",
   return_notice_text: "Message when the AI takes over again",
-  announce_teammate: "Tell the user the teammate's name",
+  announce_teammate: "“… has joined” message to the user",
 };
 
 function shown(key, value) {
@@ -222,7 +222,7 @@ export function agentPage(session, agentId) {
     const noticeChars = session.limits.notice_chars;
     const waiting = h("textarea", { id: "f-waiting", name: "waiting_notice_text", rows: 2, maxlength: noticeChars, disabled, placeholder: "Built-in: your place in line and the expected wait" }, hd.waiting_notice_text || "");
     const returning = h("textarea", { id: "f-return", name: "return_notice_text", rows: 2, maxlength: noticeChars, disabled }, hd.return_notice_text || "");
-    const announce = h("input", { type: "checkbox", id: "f-announce", name: "announce_teammate", role: "switch", checked: !!hd.announce_teammate, disabled });
+    const announce = h("input", { type: "checkbox", id: "f-announce", name: "announce_teammate", role: "switch", checked: !!hd.announce_teammate, disabled, "aria-describedby": "f-announce-hint" });
     const errors = h("div", { class: "form-errors" });
     const fieldError = (name) => h("div", { class: "field-error", dataset: { for: name } });
     const form = h("form", {
@@ -287,7 +287,10 @@ export function agentPage(session, agentId) {
     h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-waiting" }, "Waiting message"), counter(waiting, noticeChars)), waiting,
       h("p", { class: "hint" }, "May use {position}, {eta_minutes} and {opens_at}. Empty: the built-in sentence."), fieldError("waiting_notice_text")),
     h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-return" }, "Message when the AI takes over again"), counter(returning, noticeChars)), returning, fieldError("return_notice_text")),
-    h("div", { class: "field toggle" }, announce, h("label", { for: "f-announce" }, "Tell the user the teammate's name when they take the conversation"), fieldError("announce_teammate")),
+    // Only the "has joined" message: the web chat names who is answering whatever this says.
+    h("div", { class: "field toggle" }, announce, h("label", { for: "f-announce" }, "Send the user a message when a teammate takes the conversation"),
+      h("p", { class: "hint", id: "f-announce-hint" }, "The message names them: “Sam from our team has joined the conversation.” The web chat shows who is answering, by name, either way."),
+      fieldError("announce_teammate")),
     errors,
     canWrite
       ? h("div", { class: "form-actions" },
