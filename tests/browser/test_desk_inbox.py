@@ -83,6 +83,13 @@ async def test_the_desk_is_an_inbox(
     await expect(unread).to_have_text("1")
     await expect(page).to_have_title(re.compile(r"^\(1\) "))
     await expect(page.locator("a[data-nav=desk] .nav-count")).to_have_text("1")
+    # The nav keeps the count on the console's other pages.
+    await page.click("a[data-nav=queues]")
+    await expect(page.locator("#queue-list")).to_be_visible()
+    await expect(page.locator("a[data-nav=desk] .nav-count")).to_be_visible()
+    await expect(page.locator("a[data-nav=desk] .nav-count")).to_have_text("1")
+    await page.go_back()
+    await expect(page.locator("#conversation h2")).to_contain_text("nina")
     await page.reload()
     await expect(page.locator("#desk-live")).to_have_text("Live")
     await expect(page.locator("#conversation h2")).to_contain_text("nina")

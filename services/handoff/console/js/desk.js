@@ -41,6 +41,20 @@ const writeJson = (key, value) => {
   }
 };
 
+// The desk's unread total on the nav's Desk link, on every page: the desk keeps it in this
+// browser's localStorage (as the counts), so the other pages show what the desk last counted.
+export const deskCountKey = (session) => `handoff:desk:${session.tenant}:${session.sub}:unread-total`;
+export function showDeskCount(session) {
+  const nav = document.querySelector("a[data-nav=desk]");
+  if (!nav) return;
+  const total = Number(readJson(deskCountKey(session), 0)) || 0;
+  let badge = nav.querySelector(".nav-count");
+  if (!badge) nav.append((badge = h("span", { class: "nav-count" })));
+  badge.textContent = total ? String(total) : "";
+  badge.hidden = !total;
+  badge.setAttribute("aria-label", `${total} unread`);
+}
+
 function urlConversation() {
   const q = location.hash.split("?")[1] || "";
   return new URLSearchParams(q).get("c");
@@ -147,14 +161,8 @@ export function deskPage(session) {
   function showCounts() {
     const total = [...tickets.keys()].reduce((n, key) => n + (unread[key] || 0), 0);
     document.title = `${total ? `(${total}) ` : ""}Desk · Handoff`;
-    const nav = document.querySelector("a[data-nav=desk]");
-    if (nav) {
-      let badge = nav.querySelector(".nav-count");
-      if (!badge) nav.append((badge = h("span", { class: "nav-count" })));
-      badge.textContent = total ? String(total) : "";
-      badge.hidden = !total;
-      badge.setAttribute("aria-label", `${total} unread`);
-    }
+    writeJson(deskCountKey(session), total);
+    showDeskCount(session);
   }
 
   function renderViews() {
@@ -675,11 +683,6 @@ export function deskPage(session) {
     }
   }
 
-  function showCountsGone() {
-    const badge = document.querySelector("a[data-nav=desk] .nav-count");
-    if (badge) badge.hidden = true; // counted again when the desk opens
-  }
-
   // Ctrl/Cmd+K: the desk's conversations (user id, agent, the last message, the handoff
   // reason), then the tenant's other users whose id matches (the users list, GET …/users?q=):
   // a user with an open conversation opens it, any other their user page.
@@ -763,7 +766,6 @@ export function deskPage(session) {
     cleanup: () => {
       abort.abort();
       document.removeEventListener("keydown", onKey);
-      showCountsGone();
       clearInterval(ticker);
       clearInterval(owners);
       clearInterval(warner);
