@@ -45,7 +45,7 @@ class FieldError(BaseModel):
     )
     ctx: dict[str, int | float | str] | None = Field(
         default=None,
-        description="The bound that was broken, e.g. `{\"max_length\": 1000}` (never the "
+        description='The bound that was broken, e.g. `{"max_length": 1000}` (never the '
         "value sent).",
     )
 
