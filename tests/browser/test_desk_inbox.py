@@ -124,6 +124,7 @@ async def test_the_desk_is_an_inbox(
     # The focus follows to the conversation's item in the list (the list is redrawn).
     chosen = page.locator(f"#tickets .ticket[data-interaction='{first.key}']")
     await expect(chosen).to_be_focused()
+    assert await focused(page) == "button"  # its focus ring shows
     await page.keyboard.press("j")
     await expect(page.locator("#conversation h2")).to_contain_text("nina")
     await expect(page.locator(f"#tickets .ticket[data-interaction='{second.key}']")).to_be_focused()
