@@ -545,3 +545,20 @@ async def test_search_finds_users_beyond_the_desk(
     )
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(re.compile(r"#/users/web/zoe-a$"))
+
+
+async def test_a_refused_reply_is_said_in_words(
+    page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    """A reply the API refuses (over 32 KiB) is told in words, not as the validation text."""
+    who = Who(tenant, "support", user="quinn")
+    await publish_queues_agent(store, who)
+    await hand_off(bus, who, reason="Question")
+    await sign_in(page, "editor", sub="jane", hash="#/desk")
+    await expect(page.locator("#conversation h2")).to_contain_text("quinn")
+    await page.fill("#reply-text", "x" * 33_000)
+    await page.click("#reply-send")
+    toast = page.locator(".toast-error")
+    await expect(toast).to_have_text(re.compile(r"^Please check the text: "))
+    await expect(toast).not_to_contain_text("Invalid request")
+    await expect(page.locator("#reply-text")).to_have_value("x" * 33_000)  # nothing lost

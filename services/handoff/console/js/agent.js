@@ -1,7 +1,7 @@
 // Agents: the handoff section of an agent's settings, Apply (a new version) and Publish.
 
 import { get, paths, post } from "./api.js";
-import { ago, clear, errorBox, fieldProblem, h, loading, openDialog, plural, toast, when } from "./ui.js";
+import { ago, clear, errorBox, fieldProblem, h, loading, openDialog, plural, said, toast, when } from "./ui.js";
 
 const RECENT = "handoff.recent-agents";
 const DEFAULT_NOTICE = "I've handed this conversation to a human teammate. They'll reply here as soon as they can.";
@@ -341,7 +341,7 @@ export function agentPage(session, agentId) {
       await load(n);
       document.getElementById("published-label").focus(); // its Publish button is gone
     } catch (err) {
-      toast(err.message, "error");
+      toast(said(err), "error");
     }
   }
 

@@ -366,7 +366,7 @@ export function deskPage(session) {
               renderList();
               appendTurn({ event_id: sent.event_id, role: "human", text, attachments, at: sent.sent_at });
             } catch (err) {
-              toast(err.message, "error");
+              toast(said(err), "error");
             } finally {
               sendButton.disabled = false;
               reply.focus();
