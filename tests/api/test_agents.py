@@ -114,6 +114,24 @@ async def test_invalid_settings_are_422_naming_the_field(
     assert loc in r.json()["error"]["detail"]
 
 
+async def test_a_field_error_names_its_type_and_bound_never_the_value(
+    editor: Api, tenant: str
+) -> None:
+    """The console words a field error by its `type` and `ctx` (ui.js fieldProblem)."""
+    sent = "secret " * 150
+    handoff = {**GOOD, "waiting_notice_text": sent, "idle_timeout_minutes": 0, "notice_text": " "}
+    r = await editor.post(f"{agent_path(tenant, 'support')}/versions", {"handoff": handoff})
+    assert r.status_code == 422, r.text
+    fields = {f["loc"]: f for f in r.json()["error"]["fields"]}
+    too_long = fields["body.handoff.waiting_notice_text"]
+    assert (too_long["type"], too_long["ctx"]) == ("string_too_long", {"max_length": 1000})
+    too_small = fields["body.handoff.idle_timeout_minutes"]
+    assert (too_small["type"], too_small["ctx"]) == ("greater_than_equal", {"ge": 1})
+    blank = fields["body.handoff.notice_text"]
+    assert blank["type"] == "value_error" and "ctx" not in blank  # the exception is left out
+    assert "secret" not in r.text
+
+
 async def test_limits_are_inclusive(editor: Api, tenant: str) -> None:
     path = f"{agent_path(tenant, 'support')}/versions"
     for handoff in (

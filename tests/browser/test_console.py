@@ -119,8 +119,8 @@ async def test_agent_settings_apply_validate_and_publish(
     await page.fill("#f-idle", "0")
     await page.evaluate("document.querySelector('#f-idle').removeAttribute('min')")
     await page.click("#apply")
-    await expect(page.locator('.field-error[data-for="idle_timeout_minutes"]')).to_contain_text(
-        "greater than or equal to 1"
+    await expect(page.locator('.field-error[data-for="idle_timeout_minutes"]')).to_have_text(
+        "Too small: at least 1."
     )
 
     await page.fill("#f-idle", "30")
@@ -145,6 +145,48 @@ async def test_agent_settings_apply_validate_and_publish(
     await page.click(".version-item[data-version='1'] .version-name")
     await expect(page.locator("#f-enabled")).to_be_checked()
     await shot(page, "agent-settings")
+
+
+async def test_agent_form_errors_are_said_in_words_and_notices_are_bounded(
+    page: Page, sign_in: Callable[..., Any]
+) -> None:
+    """The waiting and return messages carry the notice bound (`GET /v1/limits`) as their
+    `maxlength` and a counter; a too long one (the bound lifted, as an old page would send it)
+    is refused in words, not in pydantic's."""
+    await sign_in(page, "editor", hash="#/agents/support")
+    await page.click("#create-agent")
+    for box, name in (("#f-waiting", "waiting_notice_text"), ("#f-return", "return_notice_text")):
+        await expect(page.locator(box)).to_have_attribute("maxlength", "1000")
+        counter = page.locator(f".field:has({box}) .counter")
+        await page.fill(box, "Hello")
+        await expect(counter).to_have_text("5 / 1000")
+        await page.evaluate(f"document.querySelector('{box}').removeAttribute('maxlength')")
+        await page.fill(box, "x" * 1001)
+        await expect(counter).to_have_text("1001 / 1000")
+        await page.click("#apply")
+        error = page.locator(f'.field-error[data-for="{name}"]')
+        await expect(error).to_have_text("Too long: at most 1000 characters (you have 1001).")
+        await page.fill(box, "Back soon.")
+    await page.click("#apply")
+    await expect(page.locator(".version-item")).to_have_count(1)
+
+
+async def test_the_joined_message_toggle_says_what_it_does(
+    page: Page, sign_in: Callable[..., Any]
+) -> None:
+    """`announce_teammate` only sends the user "<name> from our team has joined the
+    conversation."; the web chat shows who is answering whatever it says."""
+    await sign_in(page, "editor", hash="#/agents/support")
+    await page.click("#create-agent")
+    toggle = page.locator("#f-announce")
+    await expect(page.locator("label[for=f-announce]")).to_have_text(
+        "Send the user a message when a teammate takes the conversation"
+    )
+    await expect(toggle).to_have_attribute("aria-describedby", "f-announce-hint")
+    await expect(page.locator("#f-announce-hint")).to_have_text(
+        "The message names them: “Sam from our team has joined the conversation.” The web "
+        "chat shows who is answering, by name, either way."
+    )
 
 
 async def test_desk_gets_a_ticket_live_and_replies_to_the_user(

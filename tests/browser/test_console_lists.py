@@ -150,6 +150,8 @@ async def test_publish_asks_first_and_shows_the_diff_in_an_accessible_dialog(
     await page.locator("dialog[open] button[type=submit]").click()
     await expect(v2.locator(".badge")).to_have_text("Live")
     await expect(page.locator("#published-label")).to_contain_text("Live: version 2")
+    # The Publish button is gone with the dialog: the focus lands on what changed, not <body>.
+    await expect(page.locator("#published-label")).to_be_focused()
 
     # Apply and publish asks too, with what the form would change.
     await page.fill("#f-idle", "45")

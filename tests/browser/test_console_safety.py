@@ -70,7 +70,10 @@ async def test_errors_are_said_in_words(page: Page, sign_in: Callable[..., Any])
           const ui = await import('./js/ui.js');
           const { ApiError } = await import('./js/api.js');
           const tooShort = new ApiError(422, 'validation_failed', 'Invalid request.', [
-            { loc: 'body.ai.reason', message: 'String should have at least 1 character' },
+            {
+              loc: 'body.ai.reason', message: 'String should have at least 1 character',
+              type: 'string_too_short', ctx: { min_length: 1 },
+            },
           ]);
           const tooBig = new ApiError(413, 'http_413', 'files are limited to 10485760 bytes');
           const expired = new ApiError(401, 'token_expired', 'The token has expired.');

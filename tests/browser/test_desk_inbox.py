@@ -83,6 +83,13 @@ async def test_the_desk_is_an_inbox(
     await expect(unread).to_have_text("1")
     await expect(page).to_have_title(re.compile(r"^\(1\) "))
     await expect(page.locator("a[data-nav=desk] .nav-count")).to_have_text("1")
+    # The nav keeps the count on the console's other pages.
+    await page.click("a[data-nav=queues]")
+    await expect(page.locator("#queue-list")).to_be_visible()
+    await expect(page.locator("a[data-nav=desk] .nav-count")).to_be_visible()
+    await expect(page.locator("a[data-nav=desk] .nav-count")).to_have_text("1")
+    await page.go_back()
+    await expect(page.locator("#conversation h2")).to_contain_text("nina")
     await page.reload()
     await expect(page.locator("#desk-live")).to_have_text("Live")
     await expect(page.locator("#conversation h2")).to_contain_text("nina")
@@ -114,8 +121,13 @@ async def test_the_desk_is_an_inbox(
     await page.keyboard.press("k")
     await expect(page.locator("#conversation h2")).to_contain_text("olga")
     await expect(page.locator("#tickets .unread-count")).to_have_count(0)
+    # The focus follows to the conversation's item in the list (the list is redrawn).
+    chosen = page.locator(f"#tickets .ticket[data-interaction='{first.key}']")
+    await expect(chosen).to_be_focused()
+    assert await focused(page) == "button"  # its focus ring shows
     await page.keyboard.press("j")
     await expect(page.locator("#conversation h2")).to_contain_text("nina")
+    await expect(page.locator(f"#tickets .ticket[data-interaction='{second.key}']")).to_be_focused()
     await page.keyboard.press("r")
     await expect(page.locator("#reply-text")).to_be_focused()
     assert opened_first["ticket_id"]
@@ -533,3 +545,20 @@ async def test_search_finds_users_beyond_the_desk(
     )
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(re.compile(r"#/users/web/zoe-a$"))
+
+
+async def test_a_refused_reply_is_said_in_words(
+    page: Page, sign_in: Callable[..., Any], bus: Bus, store: ModeStore, tenant: str
+) -> None:
+    """A reply the API refuses (over 32 KiB) is told in words, not as the validation text."""
+    who = Who(tenant, "support", user="quinn")
+    await publish_queues_agent(store, who)
+    await hand_off(bus, who, reason="Question")
+    await sign_in(page, "editor", sub="jane", hash="#/desk")
+    await expect(page.locator("#conversation h2")).to_contain_text("quinn")
+    await page.fill("#reply-text", "x" * 33_000)
+    await page.click("#reply-send")
+    toast = page.locator(".toast-error")
+    await expect(toast).to_have_text(re.compile(r"^Please check the text: "))
+    await expect(toast).not_to_contain_text("Invalid request")
+    await expect(page.locator("#reply-text")).to_have_value("x" * 33_000)  # nothing lost

@@ -38,6 +38,16 @@ _STARLETTE_CODES = {
 class FieldError(BaseModel):
     loc: str = Field(description="Where the bad value is, e.g. `body.handoff.notice_text`.")
     message: str
+    type: str | None = Field(
+        default=None,
+        description="What is wrong, as a stable code (pydantic's error type), e.g. "
+        "`string_too_long`, `greater_than_equal`, `missing`: a client words it by this.",
+    )
+    ctx: dict[str, int | float | str] | None = Field(
+        default=None,
+        description='The bound that was broken, e.g. `{"max_length": 1000}` (never the '
+        "value sent).",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -87,6 +97,16 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc) or "(root)"
 
 
+def _bounds(error: Any) -> dict[str, int | float | str] | None:
+    """The plain values of an error's context (`max_length`, `ge`, ...); a validator's
+    exception object or anything else is left out."""
+    ctx = error.get("ctx") or {}
+    plain = {
+        k: v for k, v in ctx.items() if isinstance(v, int | float | str) and not isinstance(v, bool)
+    }
+    return plain or None
+
+
 async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_json(exc.status, exc.code, exc.detail, headers=exc.headers)
@@ -94,7 +114,10 @@ async def api_error_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def validation_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [FieldError(loc=_loc(e["loc"]), message=e["msg"]) for e in exc.errors()]
+    fields = [
+        FieldError(loc=_loc(e["loc"]), message=e["msg"], type=e["type"], ctx=_bounds(e))
+        for e in exc.errors()
+    ]
     summary = "; ".join(f"{f.loc}: {f.message}" for f in fields[:5])
     return error_json(422, "validation_failed", f"Invalid request. {summary}", fields)
 

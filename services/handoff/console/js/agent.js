@@ -1,7 +1,7 @@
 // Agents: the handoff section of an agent's settings, Apply (a new version) and Publish.
 
 import { get, paths, post } from "./api.js";
-import { ago, clear, errorBox, h, loading, openDialog, plural, toast, when } from "./ui.js";
+import { ago, clear, errorBox, fieldProblem, h, loading, openDialog, plural, said, toast, when } from "./ui.js";
 
 const RECENT = "handoff.recent-agents";
 const DEFAULT_NOTICE = "I've handed this conversation to a human teammate. They'll reply here as soon as they can.";
@@ -95,7 +95,7 @@ const FIELDS = {
   out_of_hours: "Outside opening hours",
   waiting_notice_text: "Waiting message",
   return_notice_text: "Message when the AI takes over again",
-  announce_teammate: "Tell the user the teammate's name",
+  announce_teammate: "“… has joined” message to the user",
 };
 
 function shown(key, value) {
@@ -148,7 +148,7 @@ export function agentPage(session, agentId) {
   const versionsBox = h("section", { class: "card versions" }, loading());
   const el = h("div", { class: "page" },
     h("nav", { class: "crumbs" }, h("a", { href: "#/agents" }, "Agents"), " / ", agentId),
-    h("div", { class: "page-head" }, h("h1", {}, agentId), h("span", { id: "published-label", class: "muted" })),
+    h("div", { class: "page-head" }, h("h1", {}, agentId), h("span", { id: "published-label", class: "muted", tabindex: "-1" })),
     h("div", { class: "split" }, formBox, versionsBox));
   let agent = null;
   let editing = null; // the version shown in the form
@@ -219,9 +219,10 @@ export function agentPage(session, agentId) {
     const outOfHours = h("select", { id: "f-out-of-hours", name: "out_of_hours", disabled },
       h("option", { value: "queue", selected: (hd.out_of_hours || "queue") === "queue" }, "Hand over anyway, and tell the user when the team is back"),
       h("option", { value: "stay_with_ai", selected: hd.out_of_hours === "stay_with_ai" }, "Keep the user with the AI, and tell them when people are available"));
-    const waiting = h("textarea", { id: "f-waiting", name: "waiting_notice_text", rows: 2, disabled, placeholder: "Built-in: your place in line and the expected wait" }, hd.waiting_notice_text || "");
-    const returning = h("textarea", { id: "f-return", name: "return_notice_text", rows: 2, disabled }, hd.return_notice_text || "");
-    const announce = h("input", { type: "checkbox", id: "f-announce", name: "announce_teammate", role: "switch", checked: !!hd.announce_teammate, disabled });
+    const noticeChars = session.limits.notice_chars;
+    const waiting = h("textarea", { id: "f-waiting", name: "waiting_notice_text", rows: 2, maxlength: noticeChars, disabled, placeholder: "Built-in: your place in line and the expected wait" }, hd.waiting_notice_text || "");
+    const returning = h("textarea", { id: "f-return", name: "return_notice_text", rows: 2, maxlength: noticeChars, disabled }, hd.return_notice_text || "");
+    const announce = h("input", { type: "checkbox", id: "f-announce", name: "announce_teammate", role: "switch", checked: !!hd.announce_teammate, disabled, "aria-describedby": "f-announce-hint" });
     const errors = h("div", { class: "form-errors" });
     const fieldError = (name) => h("div", { class: "field-error", dataset: { for: name } });
     const form = h("form", {
@@ -255,13 +256,16 @@ export function agentPage(session, agentId) {
           if (publishToo) await post(`${paths.agent(session.tenant, agentId)}/versions/${v.version}/publish`);
           toast(publishToo ? `Version ${v.version} applied and published.` : `Version ${v.version} applied. Publish it to make it live.`, "success");
           await load(v.version);
+          // The form was redrawn: the focus goes to what changed (the live version), or Apply.
+          document.getElementById(publishToo ? "published-label" : "apply")?.focus();
         } catch (err) {
           if (err.code === "validation_failed" && err.fields.length) {
             for (const f of err.fields) {
               const name = f.loc.split(".").pop();
               const slot = form.querySelector(`.field-error[data-for="${name}"]`);
-              if (slot) slot.textContent = f.message;
-              else errors.append(errorBox({ message: `${f.loc}: ${f.message}` }));
+              const box = form.querySelector(`[name="${CSS.escape(name)}"]`);
+              if (slot) slot.textContent = fieldProblem(f, box && "value" in box && box.type !== "checkbox" ? box.value : undefined);
+              else errors.append(errorBox({ code: "validation_failed", fields: [f] }));
             }
           } else {
             errors.append(errorBox(err));
@@ -280,10 +284,13 @@ export function agentPage(session, agentId) {
     h("div", { class: "field" }, h("label", { for: "f-queues" }, "Queues the agent may hand to"), queues,
       h("p", { class: "hint" }, "Queue ids separated by commas; the first is the default. Empty: the default queue."), fieldError("queues")),
     h("div", { class: "field" }, h("label", { for: "f-out-of-hours" }, "Outside opening hours"), outOfHours, fieldError("out_of_hours")),
-    h("div", { class: "field" }, h("label", { for: "f-waiting" }, "Waiting message"), waiting,
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-waiting" }, "Waiting message"), counter(waiting, noticeChars)), waiting,
       h("p", { class: "hint" }, "May use {position}, {eta_minutes} and {opens_at}. Empty: the built-in sentence."), fieldError("waiting_notice_text")),
-    h("div", { class: "field" }, h("label", { for: "f-return" }, "Message when the AI takes over again"), returning, fieldError("return_notice_text")),
-    h("div", { class: "field toggle" }, announce, h("label", { for: "f-announce" }, "Tell the user the teammate's name when they take the conversation"), fieldError("announce_teammate")),
+    h("div", { class: "field" }, h("div", { class: "label-row" }, h("label", { for: "f-return" }, "Message when the AI takes over again"), counter(returning, noticeChars)), returning, fieldError("return_notice_text")),
+    // Only the "has joined" message: the web chat names who is answering whatever this says.
+    h("div", { class: "field toggle" }, announce, h("label", { for: "f-announce" }, "Send the user a message when a teammate takes the conversation"),
+      h("p", { class: "hint", id: "f-announce-hint" }, "The message names them: “Sam from our team has joined the conversation.” The web chat shows who is answering, by name, either way."),
+      fieldError("announce_teammate")),
     errors,
     canWrite
       ? h("div", { class: "form-actions" },
@@ -332,8 +339,9 @@ export function agentPage(session, agentId) {
       await post(`${paths.agent(session.tenant, agentId)}/versions/${n}/publish`);
       toast(`Version ${n} is live.`, "success");
       await load(n);
+      document.getElementById("published-label").focus(); // its Publish button is gone
     } catch (err) {
-      toast(err.message, "error");
+      toast(said(err), "error");
     }
   }
 

@@ -4,7 +4,7 @@ import { get, sessionStarted, token, whenUnauthorized } from "./api.js";
 import { clear, h, errorBox, said } from "./ui.js";
 import { lookupPage, userPage } from "./user.js";
 import { agentLookupPage, agentPage } from "./agent.js";
-import { deskPage } from "./desk.js";
+import { deskCountKey, deskPage, showDeskCount } from "./desk.js";
 import { queuePage, queuesPage } from "./queues.js";
 import { analyticsPage } from "./analytics.js";
 
@@ -30,6 +30,7 @@ async function render() {
   }
   if (!session) return;
   const hash = location.hash || "#/users";
+  showDeskCount(session);
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.classList.toggle("active", hash.startsWith(`#/${link.dataset.nav}`));
   }
@@ -117,6 +118,7 @@ whenUnauthorized(() => {
 
 // Another tab signed in or out: this one follows.
 window.addEventListener("storage", (event) => {
+  if (session && event.key === deskCountKey(session)) return void showDeskCount(session); // a desk in another tab
   if (event.key !== token.key) return;
   if (event.newValue) {
     if (!session) start();

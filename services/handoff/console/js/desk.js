@@ -41,6 +41,20 @@ const writeJson = (key, value) => {
   }
 };
 
+// The desk's unread total on the nav's Desk link, on every page: the desk keeps it in this
+// browser's localStorage (as the counts), so the other pages show what the desk last counted.
+export const deskCountKey = (session) => `handoff:desk:${session.tenant}:${session.sub}:unread-total`;
+export function showDeskCount(session) {
+  const nav = document.querySelector("a[data-nav=desk]");
+  if (!nav) return;
+  const total = Number(readJson(deskCountKey(session), 0)) || 0;
+  let badge = nav.querySelector(".nav-count");
+  if (!badge) nav.append((badge = h("span", { class: "nav-count" })));
+  badge.textContent = total ? String(total) : "";
+  badge.hidden = !total;
+  badge.setAttribute("aria-label", `${total} unread`);
+}
+
 function urlConversation() {
   const q = location.hash.split("?")[1] || "";
   return new URLSearchParams(q).get("c");
@@ -100,6 +114,7 @@ export function deskPage(session) {
       // Gone from the list: back on AI. Keep what the stream brought after we asked.
       for (const [key, t] of [...tickets]) if (!seen.has(key) && !(t.liveAt > asked)) tickets.delete(key);
       renderList();
+      showExpiry();
       loadOwners();
       loadPreviews(page.items);
       const wanted = urlConversation();
@@ -146,14 +161,8 @@ export function deskPage(session) {
   function showCounts() {
     const total = [...tickets.keys()].reduce((n, key) => n + (unread[key] || 0), 0);
     document.title = `${total ? `(${total}) ` : ""}Desk · Handoff`;
-    const nav = document.querySelector("a[data-nav=desk]");
-    if (nav) {
-      let badge = nav.querySelector(".nav-count");
-      if (!badge) nav.append((badge = h("span", { class: "nav-count" })));
-      badge.textContent = total ? String(total) : "";
-      badge.hidden = !total;
-      badge.setAttribute("aria-label", `${total} unread`);
-    }
+    writeJson(deskCountKey(session), total);
+    showDeskCount(session);
   }
 
   function renderViews() {
@@ -178,6 +187,8 @@ export function deskPage(session) {
     showCounts();
     const items = sorted().filter((t) => inView(t, view));
     count.textContent = tickets.size ? `(${tickets.size})` : "";
+    // The list is redrawn: a focused item keeps the focus (else it would fall to <body>).
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.interaction : null;
     if (!items.length) {
       const none = tickets.size ? "No conversation in this view." : "No conversation is waiting for a person. New handoffs appear here as they happen.";
       clear(list, h("li", { class: "empty" }, none));
@@ -198,7 +209,10 @@ export function deskPage(session) {
       ownerLine(owned.get(t.interaction)),
       unread[t.interaction] ? h("span", { class: "unread-count", "aria-label": `${unread[t.interaction]} unread` }, String(unread[t.interaction])) : null))));
     for (const t of items) t.fresh = false;
+    if (focused) focusItem(focused);
   }
+
+  const focusItem = (key) => list.querySelector(`.ticket[data-interaction="${CSS.escape(key)}"]`)?.focus();
 
   function ownerLine(tv) {
     if (!tv) return null;
@@ -266,6 +280,44 @@ export function deskPage(session) {
     return iso ? [" · back to AI in ", liveCountdown(iso)] : " · no idle timeout";
   }
 
+  // The idle expiry is the server's (R19): a teammate's reply or claim moves it a whole
+  // timeout ahead. Within one state version it only moves forward, so an older answer that
+  // arrives late never takes it back.
+  function followExpiry(key, state) {
+    const t = tickets.get(key);
+    if (!t || !state) return;
+    const was = t.state;
+    const older = was && was.state_version === state.state_version && was.expires_at && state.expires_at
+      && new Date(state.expires_at) < new Date(was.expires_at);
+    if (!older) t.state = state;
+    showExpiry();
+  }
+
+  // The open conversation's countdown and warning, from its ticket's state.
+  function showExpiry() {
+    const t = paneTicket && tickets.get(paneTicket.interaction);
+    if (!t || !expiryBox) return;
+    const shown = expiryBox.querySelector(".countdown");
+    if ((shown ? shown.dataset.until : null) !== (t.state.expires_at || null)) clear(expiryBox, expiry(t.state.expires_at));
+    renderWarning();
+  }
+
+  // The routing states again, after a claim or another teammate's reply (both move the
+  // expiry on the server): the desk's tickets, which carry them. One read for a burst.
+  let routingTimer = null;
+  function soonLoadRouting() {
+    if (routingTimer) return;
+    routingTimer = setTimeout(async () => {
+      routingTimer = null;
+      try {
+        const page = await get(`${paths.desk(session.tenant)}/tickets`);
+        for (const item of page.items) followExpiry(item.interaction, item.state);
+      } catch (err) {
+        /* the next change or reconnect reads them again */
+      }
+    }, 200);
+  }
+
   async function renderPane(closedBy) {
     const t = tickets.get(selected);
     if (!t && !closedBy) {
@@ -305,6 +357,7 @@ export function deskPage(session) {
             try {
               const sent = await post(`${base}/messages`, { text, attachments });
               sentByMe.add(sent.event_id);
+              followExpiry(ticket.interaction, { ...ticket.state, expires_at: sent.expires_at }); // R19: moved
               here.sent();
               reply.value = "";
               files.clear();
@@ -313,7 +366,7 @@ export function deskPage(session) {
               renderList();
               appendTurn({ event_id: sent.event_id, role: "human", text, attachments, at: sent.sent_at });
             } catch (err) {
-              toast(err.message, "error");
+              toast(said(err), "error");
             } finally {
               sendButton.disabled = false;
               reply.focus();
@@ -423,6 +476,7 @@ export function deskPage(session) {
       const changed = await post(`${paths.ticket(session.tenant, tv.ticket_id)}/${action}`, body);
       if (changed.status === "queued" || changed.status === "assigned") owned.set(changed.interaction, changed);
       else owned.delete(changed.interaction);
+      if (changed.status === "assigned") soonLoadRouting(); // taking the ticket moves the expiry (R19)
       renderList();
       renderTicketBox();
       return changed;
@@ -493,7 +547,8 @@ export function deskPage(session) {
       if (warnBox.firstChild) clear(warnBox);
       return;
     }
-    if (warnBox.firstChild) return; // the countdown inside ticks by itself
+    if (warnBox.firstChild && warnBox.dataset.until === iso) return; // the countdown inside ticks by itself
+    warnBox.dataset.until = iso;
     clear(warnBox, h("div", { class: "alert alert-warn", role: "alert" },
       h("span", {}, "Back to the AI in ", liveCountdown(iso), " unless someone writes."),
       canWrite ? h("button", { type: "button", class: "button small primary", id: "extend", onclick: () => extend(t) }, "Extend") : null));
@@ -503,9 +558,7 @@ export function deskPage(session) {
     const base = paths.interaction(session.tenant, t.channel, t.external_id, t.agent_id);
     try {
       const r = await post(`${base}/extend`, {});
-      t.state.expires_at = r.expires_at;
-      clear(warnBox);
-      if (expiryBox) clear(expiryBox, expiry(r.expires_at));
+      followExpiry(t.interaction, { ...t.state, expires_at: r.expires_at });
       toast("Extended: the conversation stays with people.", "success");
     } catch (err) {
       toast(said(err), "error");
@@ -587,7 +640,7 @@ export function deskPage(session) {
       t.state.expires_at = d.routing.expires_at;
       previews.set(key, preview(d.message));
       if (key === selected) {
-        if (expiryBox) clear(expiryBox, expiry(t.state.expires_at)); // each message moves it
+        showExpiry(); // each message moves it
         appendTurn({ event_id: d.message.event_id, role: "user", text: d.message.text, attachments: d.message.attachments, at: d.message.sent_at });
       } else {
         unread[key] = (unread[key] || 0) + 1;
@@ -602,8 +655,11 @@ export function deskPage(session) {
       }
     } else if (name === "ticket_changed") {
       soonLoadOwners(); // claimed, assigned, moved, released, resolved: by someone, anywhere
+      if (d.status === "assigned") soonLoadRouting(); // a teammate took it: the expiry moved
     } else if (name === "activity") {
-      if (d.action === "desk_reply" && d.target === selected && !sentByMe.has(d.command_id)) renderPane();
+      if (d.action !== "desk_reply" || sentByMe.has(d.command_id)) return;
+      soonLoadRouting(); // a teammate's reply moved the expiry (R19)
+      if (d.target === selected) renderPane();
     }
   }
 
@@ -625,11 +681,6 @@ export function deskPage(session) {
       backoff = Math.min(backoff * 2, 15000);
       await loadTickets(); // catch up on what happened while disconnected
     }
-  }
-
-  function showCountsGone() {
-    const badge = document.querySelector("a[data-nav=desk] .nav-count");
-    if (badge) badge.hidden = true; // counted again when the desk opens
   }
 
   // Ctrl/Cmd+K: the desk's conversations (user id, agent, the last message, the handoff
@@ -686,7 +737,10 @@ export function deskPage(session) {
     if (key === "j" || key === "k") {
       const at = items.findIndex((t) => t.interaction === selected);
       const next = items[Math.min(Math.max(at + (key === "j" ? 1 : -1), 0), items.length - 1)];
-      if (next) select(next.interaction);
+      if (next) {
+        select(next.interaction);
+        focusItem(next.interaction); // the focus follows the selection
+      }
     } else if (key === "r") {
       document.getElementById("reply-text")?.focus();
     } else if (key === "c") {
@@ -712,7 +766,6 @@ export function deskPage(session) {
     cleanup: () => {
       abort.abort();
       document.removeEventListener("keydown", onKey);
-      showCountsGone();
       clearInterval(ticker);
       clearInterval(owners);
       clearInterval(warner);

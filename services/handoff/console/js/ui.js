@@ -63,7 +63,7 @@ export function countdown(iso) {
 // A live countdown element: ticks once a second while it is in the document; calls onDone
 // (once) when the time is up.
 export function liveCountdown(iso, onDone) {
-  const el = h("span", { class: "countdown", title: when(iso) }, countdown(iso));
+  const el = h("span", { class: "countdown", title: when(iso), dataset: { until: iso } }, countdown(iso));
   let fired = false;
   const timer = setInterval(() => {
     if (!el.isConnected) {
@@ -179,20 +179,62 @@ const SAID = {
   http_500: "Something went wrong on the server. Try again in a moment.",
 };
 
-// A validation error's field in words: its last path segment (`body.ai.reason` -> "the
-// reason"), and what is wrong with it, from pydantic's message.
+// A validation error's field in words, by its stable `type` (pydantic's error type) and the
+// bound in its `ctx`; `value`, when the form knows what was sent, says how far off it is.
+// Never pydantic's own sentence, nor a validation path.
+const chars = (value) => [...String(value)].length; // characters as the server counts them
+export function fieldProblem(field, value) {
+  const c = field.ctx || {};
+  const have = value === undefined || value === null ? "" : ` (you have ${chars(value)})`;
+  switch (field.type) {
+    case "missing":
+      return "Please fill this in.";
+    case "string_too_short":
+      return c.min_length === 1 ? "Please fill this in." : `Too short: at least ${c.min_length} characters${have}.`;
+    case "string_too_long":
+      return `Too long: at most ${c.max_length} characters${have}.`;
+    case "too_short":
+      return `Too few: at least ${c.min_length}.`;
+    case "too_long":
+      return `Too many: at most ${c.max_length}.`;
+    case "greater_than_equal":
+      return `Too small: at least ${c.ge}.`;
+    case "greater_than":
+      return `Too small: more than ${c.gt}.`;
+    case "less_than_equal":
+      return `Too large: at most ${c.le}.`;
+    case "less_than":
+      return `Too large: less than ${c.lt}.`;
+    case "int_parsing":
+    case "int_type":
+    case "int_from_float":
+      return "Please enter a whole number.";
+    case "float_parsing":
+    case "float_type":
+      return "Please enter a number.";
+    case "bool_parsing":
+    case "bool_type":
+      return "Please choose on or off.";
+    case "literal_error":
+    case "enum":
+      return "Please choose one of the offered values.";
+    case "string_pattern_mismatch":
+      return "Please use only the characters allowed here.";
+    case "value_error": // our validators' own words, e.g. "must not be blank"
+      return `${String(field.message || "").replace(/^Value error, /, "").replace(/^./, (x) => x.toUpperCase())}.`;
+    default:
+      return "Please check this value.";
+  }
+}
+
+// For a message about the whole form: the field named by its last path segment
+// (`body.ai.reason` -> "the reason").
 function fieldWords(field) {
   const parts = String(field.loc || "").split(".").filter((p) => p && p !== "body" && !/^\d+$/.test(p));
   const name = `the ${(parts[parts.length - 1] || "form").replace(/_/g, " ")}`;
-  const msg = String(field.message || "");
-  let m;
-  if (/at least 1 (character|item)/.test(msg) || /^Field required/.test(msg)) return `Please fill in ${name}.`;
-  if ((m = msg.match(/at least (\d+) characters?/))) return `Please use at least ${m[1]} characters for ${name}.`;
-  if ((m = msg.match(/at most (\d+) characters?/))) return `Please shorten ${name} to ${m[1]} characters or fewer.`;
-  if ((m = msg.match(/at most (\d+) items?/))) return `Please keep ${name} to ${m[1]} or fewer.`;
-  if (/greater than|less than|multiple of/.test(msg)) return `Please check ${name}: that number is out of range.`;
-  if (/^Input should be/.test(msg)) return `Please check ${name}: choose one of the offered values.`;
-  return `Please check ${name}.`;
+  const problem = fieldProblem(field);
+  if (problem === "Please fill this in.") return `Please fill in ${name}.`;
+  return `Please check ${name}: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}`;
 }
 
 export function said(error) {
