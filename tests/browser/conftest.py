@@ -4,6 +4,7 @@ the handoff service the session fixtures run. Screenshots go to test-artifacts/b
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,31 @@ async def browser() -> AsyncIterator[Browser]:
         yield b
 
 
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
+@asynccontextmanager
+async def desktop_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page of a browser context of its own (its own sign-in), at desktop size."""
     context = await browser.new_context(viewport={"width": 1360, "height": 860})
     context.set_default_timeout(15_000)
-    p = await context.new_page()
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
     errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    yield p
-    await context.close()
+    async with desktop_page(browser) as p:
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        yield p
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+async def second_page(browser: Browser) -> AsyncIterator[Page]:
+    """A second teammate's page, beside `page`."""
+    async with desktop_page(browser) as p:
+        yield p
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ to the AI in 00:15" warning never comes early. The tests' minute is one second."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from devstack.harness.bus import Bus
 from devstack.harness.events import Who
@@ -21,15 +21,6 @@ from tests.support.tickets import hand_off, publish_queues_agent
 pytestmark = pytest.mark.integration
 
 COUNTDOWN = "#conversation .conv-head .countdown"
-
-
-@pytest.fixture
-async def second_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1360, "height": 860})
-    context.set_default_timeout(15_000)
-    p = await context.new_page()
-    yield p
-    await context.close()
 
 
 def seconds_of(text: str) -> int:

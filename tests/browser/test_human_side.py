@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from devstack.harness.bus import Bus
 from devstack.harness.events import Who
@@ -78,15 +78,6 @@ async def test_queue_page_creates_a_queue_and_shows_a_waiting_ticket(
     await expect(page.locator("#queue-hours-sat")).to_have_value("10:00-14:00")
     await shot(page, "queue")
     assert not refused, refused
-
-
-@pytest.fixture
-async def second_page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1360, "height": 860})
-    context.set_default_timeout(15_000)
-    p = await context.new_page()
-    yield p
-    await context.close()
 
 
 async def test_desk_claim_and_a_second_teammate_losing_the_race(

@@ -8,28 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.harness.events import Who, key_of
+from devstack.harness.events import Who
 from devstack.harness.sandbox import NOTICE, agent_knows, publish_known
 from services.agent.domain import NO_HANDOFF_ANSWER, STUCK_REASON
 from services.agent.rules import NOT_UNDERSTOOD
 from services.common.ids import derived_id
 from tests.api.helpers import Api, make_token, user_path
 from tests.e2e.conftest import Stack
-from tests.support.tickets import publish_queues_agent
+from tests.support.tickets import of, publish_queues_agent
 
 pytestmark = pytest.mark.integration
-
-
-def of(who: Who, type_: str, **fields: Any) -> Any:
-    def match(v: Any) -> bool:
-        return (
-            isinstance(v, dict)
-            and v.get("type") == type_
-            and key_of(v) == who.key
-            and all(v.get(k) == want for k, want in fields.items())
-        )
-
-    return match
 
 
 def with_command(command_id: str) -> Any:

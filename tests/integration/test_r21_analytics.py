@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +15,7 @@ import pytest
 
 from devstack.harness.bus import Bus
 from devstack.harness.events import Who
-from devstack.harness.sandbox import Sandbox, opened, wait_until
-from devstack.kafka import KafkaProcess
-from devstack.redis import RedisProcess
+from devstack.harness.sandbox import Sandbox, wait_until
 from services.handoff.state.store import ModeStore
 from tests.api.helpers import make_token, route, user_path
 from tests.support.analytics import TicketLife, human_reply, mode_changed, settled
@@ -257,14 +254,6 @@ async def test_r21_a_real_handoff_claim_reply_and_resolve_are_measured(
     assert billing["first_human_reply_seconds"] == {"count": 1, "p50": first, "p90": first}
     assert billing["handle_seconds"] == {"count": 1, "p50": handle, "p90": handle}
     assert billing["returns_by_cause"] == {"operator": 1}
-
-
-@pytest.fixture
-async def sandbox(
-    kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
-) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
-    async with opened(Sandbox(kafka, redis_server, tmp_path)) as opened_box:
-        yield opened_box
 
 
 async def test_r21_analytics_consumer_killed_mid_stream_counts_each_record_once(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,14 +30,6 @@ from services.handoff.state.store import ModeStore
 from tests.integration.test_ops_cli import handoffctl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def sandbox(
-    kafka: KafkaProcess, redis_server: RedisProcess, tmp_path: Path
-) -> AsyncIterator[tuple[Sandbox, Bus, ModeStore]]:
-    async with opened(Sandbox(kafka, redis_server, tmp_path)) as opened_box:
-        yield opened_box
 
 
 async def test_router_killed_mid_batch_loses_and_duplicates_nothing(

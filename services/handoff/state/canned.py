@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from services.handoff.state.keys import canned_replies_key, outbox_key, tenant_tag
+from services.handoff.state.outbox import QueuedOutput
 from services.handoff.state.reader import StateClient
 
-Outputs = list[tuple[str, str, str]]
+Audit = list[QueuedOutput]  # the change's OperatorAction record(s), queued with it
 Outcome = Literal["created", "replaced", "deleted", "not_found", "too_many"]
 
 
@@ -34,14 +35,14 @@ class CannedReplies:
         replies = [CannedReply(id=k, **json.loads(v)) for k, v in raw.items()]
         return sorted(replies, key=lambda r: (r.title.casefold(), r.id))
 
-    async def put(self, tenant_id: str, reply: CannedReply, audit: Outputs) -> Outcome:
+    async def put(self, tenant_id: str, reply: CannedReply, audit: Audit) -> Outcome:
         doc = {k: v for k, v in reply.__dict__.items() if k != "id"}
         return await self._call(tenant_id, reply.id, json.dumps(doc), audit)
 
-    async def delete(self, tenant_id: str, reply_id: str, audit: Outputs) -> Outcome:
+    async def delete(self, tenant_id: str, reply_id: str, audit: Audit) -> Outcome:
         return await self._call(tenant_id, reply_id, "", audit)
 
-    async def _call(self, tenant_id: str, reply_id: str, doc: str, audit: Outputs) -> Outcome:
+    async def _call(self, tenant_id: str, reply_id: str, doc: str, audit: Audit) -> Outcome:
         tag = tenant_tag(tenant_id)
         call = (
             "FCALL", "ho_canned_put", 2, canned_replies_key(tenant_id), outbox_key(tag), tag,
