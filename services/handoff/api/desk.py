@@ -193,7 +193,7 @@ class DeskFeed:
         self, item: HandoffTicket | RoutedMessage, headers: tracing.RecordHeaders
     ) -> None:
         """A desk reply is a person's answer to what the desk was given last: its span is
-        made a child of that record's trace context (routes.py desk_reply), kept here."""
+        made a child of that record's trace context (service/desk_reply.py), kept here."""
         carrier = tracing.carrier_from(headers)
         if not carrier:
             return
