@@ -31,7 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.partitioner import DefaultPartitioner
 
-from bench.common import ROOT, local_stack, rss_kb, save
+from bench.common import ROOT, cpu_seconds, local_stack, rss_kb, save
 from devstack.harness.sandbox import human_until, redis_now_ms
 from devstack.ports import free_port
 from devstack.stack import Stack
@@ -155,7 +155,7 @@ async def run_one(
     proc = subprocess.Popen(cmd, env=env)
     profiler = None
     try:
-        done, first_at, first_done, rss_start = 0, 0.0, 0, 0
+        done, first_at, first_done, rss_start, cpu_start = 0, 0.0, 0, 0, 0.0
         while done < count:
             await asyncio.sleep(0.25)  # the poll interval of the measurement
             if proc.poll() is not None:
@@ -163,21 +163,24 @@ async def run_one(
             done = await committed(settings, group)
             if done and not first_at:
                 first_at, first_done, rss_start = time.monotonic(), done, rss_kb(proc.pid)
+                cpu_start = cpu_seconds(proc.pid)
                 if profile and router:
                     profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
                         "-p", str(proc.pid), "-d", "20", "-o", str(ROOT / "bench/results/router-flame.svg")],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         elapsed = time.monotonic() - first_at
-        rss_end = rss_kb(proc.pid)
+        rss_end, cpu = rss_kb(proc.pid), cpu_seconds(proc.pid) - cpu_start
     finally:
         proc.terminate()
         proc.wait(30)
         if profiler is not None:
             profiler.wait(60)
     rate = (count - first_done) / elapsed
-    print(f"[{name}] {rate:,.0f} messages/s", flush=True)
+    cpu_us = 1e6 * cpu / (count - first_done)
+    print(f"[{name}] {rate:,.0f} messages/s, {cpu_us:.0f} µs of its CPU per message", flush=True)
     return {
         "messages_per_s": round(rate),
+        "cpu_us_per_message": round(cpu_us, 1),
         "seconds": round(elapsed, 2),
         "rss_kb_start": rss_start,
         "rss_kb_end": rss_end,

@@ -728,6 +728,14 @@ def fatal(exc: BaseException) -> bool:
     return bool(err.fatal()) and err.code() in FENCED_PRODUCER_CODES
 
 
+@dataclass
+class InFlight:
+    """A batch whose outputs and offsets are being committed while the next is handled."""
+
+    records: Sequence[Record]
+    commit: asyncio.Future[None]
+
+
 class TransactionalProcessor:
     """Runs `handler` on batches of `topics` and commits outputs + offsets in one transaction."""
 
@@ -737,11 +745,18 @@ class TransactionalProcessor:
         service: str,
         topics: list[str],
         handler: BatchHandler,
+        overlap: bool = False,
     ) -> None:
+        """`overlap`: the next batch is polled and handled while the last one commits. Only
+        for handlers whose Redis step is replay-safe per record (it answers a record seen
+        before with the outputs it gave then, as the router's do): when the commit fails,
+        both batches are handled again from the first record not committed."""
         self._settings = settings
         self._service = service
         self._topics = topics
         self._handler = handler
+        self._overlap = overlap
+        self._in_flight: InFlight | None = None
         self._consumer: GroupConsumer | None = None
         self._producer: KafkaWriter | None = None
         self._stuck: dict[TP, Stuck] = {}
@@ -759,6 +774,7 @@ class TransactionalProcessor:
         self.healthy = True
 
     async def stop(self) -> None:
+        await self._unsettled()  # the last commit ends (or fails) before the clients close
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -787,12 +803,15 @@ class TransactionalProcessor:
         backoff = 0.1
         while True:
             polled = await self._consumer.poll(s.consumer_max_records, s.consumer_poll_ms / 1000)
-            if not polled.records:
-                self.healthy = True
-                continue
             committed: dict[TP, int] = {}  # the next offset, once committed
             try:
-                await self._process(polled, committed)
+                if not polled.records:
+                    await self._settle()
+                elif self._overlap and not self._stuck:
+                    await self._process_overlapped(polled, committed)
+                else:
+                    await self._settle()
+                    await self._process(polled, committed)
                 self.healthy, backoff = True, 0.1
             except asyncio.CancelledError:
                 raise
@@ -801,9 +820,45 @@ class TransactionalProcessor:
                     raise  # e.g. fenced: another live instance has our transactional id; stop
                 self.healthy = False
                 log.exception("batch_failed", service=self._service, retry_in_s=backoff)
-                self._rewind(polled.records, committed, exc)
+                uncommitted = [*await self._unsettled(), *polled.records]
+                self._rewind(uncommitted, committed, exc)
                 await asyncio.sleep(backoff)  # backoff before the retry, not synchronisation
                 backoff = min(backoff * 2, 5.0)
+
+    async def _process_overlapped(self, polled: Polled, committed: dict[TP, int]) -> None:
+        """Handles the batch while the previous one commits, then commits it in the
+        background once that one has. The partitions' order holds: batches are handled in
+        turn, and each commit starts after the one before it ended. A record at fault in
+        the handler takes `_process`'s way at once; one whose output Kafka refuses fails
+        the commit, so both batches are retried, without overlap while a partition is stuck."""
+        metrics.BATCH_SIZE.labels(service=self._service).observe(len(polled.records))
+        try:
+            handled = await self._handler(polled.records)
+        except Exception as exc:
+            if not follows_record(exc):
+                raise
+            await self._settle()
+            await self._process(polled, committed)
+            return
+        await self._settle()
+        commit = self._commit(handled, polled.records, polled, {})
+        self._in_flight = InFlight(polled.records, asyncio.ensure_future(commit))
+
+    async def _settle(self) -> None:
+        """Waits for the batch in flight to commit; raises what made it fail."""
+        if self._in_flight is not None:
+            await asyncio.shield(self._in_flight.commit)
+            self._in_flight = None
+
+    async def _unsettled(self) -> list[Record]:
+        """The records of the batch in flight if its commit failed (once it has ended)."""
+        flight, self._in_flight = self._in_flight, None
+        if flight is None:
+            return []
+        with contextlib.suppress(Exception):
+            await asyncio.shield(flight.commit)
+            return []
+        return list(flight.records)
 
     async def _process(self, polled: Polled, committed: dict[TP, int]) -> None:
         # In partition order, each partition's records in offset order: any prefix of this

@@ -20,10 +20,14 @@ async def main() -> None:
     state = StateClient.from_settings(settings)
     await state.load_functions()
     topics = settings.topics
+    # Both handlers are replay-safe per record (the Redis functions keep what they decided
+    # for each source offset), so each batch is handled while the one before commits.
     processors = [
-        TransactionalProcessor(settings, "router", [topics.inbound], InboundRouter(state, topics)),
         TransactionalProcessor(
-            settings, "reply-gate", [topics.agent_replies], ReplyGate(state, topics)
+            settings, "router", [topics.inbound], InboundRouter(state, topics), overlap=True
+        ),
+        TransactionalProcessor(
+            settings, "reply-gate", [topics.agent_replies], ReplyGate(state, topics), overlap=True
         ),
     ]
     await run_service("router", settings, settings.router_http_port, state, processors)

@@ -7,6 +7,7 @@ asked once per batch (a pipeline).
 
 from __future__ import annotations
 
+from collections import Counter as CountOf
 from collections.abc import Sequence
 
 import structlog
@@ -17,7 +18,13 @@ from services.common.kafka import MAX_OUTPUT_BYTES, Handled, Output, Record, dec
 from services.common.settings import Topics
 from services.handoff.domain.routing import GateRequest, RouteRequest
 from services.handoff.state.reader import StateClient
-from services.router.domain import ai_turn, forwarded_reply, is_stateless, routed_record, user_turn
+from services.router.domain import (
+    ai_turn,
+    forwarded_reply,
+    is_stateless,
+    routed_record,
+    user_turn_json,
+)
 
 log = structlog.get_logger()
 
@@ -32,7 +39,7 @@ def route_request(record: Record, message: UserMessage) -> RouteRequest:
         ikey=interaction_key(message),
         event_id=message.event_id,
         src=source_of(record),
-        turn_json="" if stateless else user_turn(message).model_dump_json(),
+        turn_json="" if stateless else user_turn_json(message),
         stateless=stateless,
     )
 
@@ -50,6 +57,8 @@ class InboundRouter:
         decisions = await self._state.route_batch(requests) if requests else []
         answered = iter(zip(requests, decisions, strict=True))
         handled = Handled()
+        routed: CountOf[str] = CountOf()  # per mode; counted once per batch (the hot path)
+        duplicates = 0
         for record, item in decoded:
             if not isinstance(item, UserMessage):
                 handled.dead_letter(self._topics.dead_letter, item)
@@ -57,25 +66,21 @@ class InboundRouter:
             request, decision = next(answered)
             ikey = request.ikey
             if decision.status == "duplicate":
-                handled.count(metrics.DUPLICATES.labels(topic=record.topic))
+                duplicates += 1
                 log.info("duplicate_dropped", interaction=ikey, event_id=item.event_id)
                 continue
-            topic = (
-                self._topics.human_queue if decision.mode == "human" else self._topics.ai_requests
-            )
+            human = decision.mode == "human"
+            topic = self._topics.human_queue if human else self._topics.ai_requests
             room = MAX_OUTPUT_BYTES - len(ikey.encode())
             value = routed_record(record.value or b"", item, decision, room)
             headers = tracing.processed(record, started, {"handoff.mode": decision.mode})
             handled.emit(Output(topic, ikey, value, headers))
-            handled.count(metrics.MESSAGES_ROUTED.labels(mode=decision.mode))
-            log.debug(
-                "routed",
-                interaction=ikey,
-                event_id=item.event_id,
-                mode=decision.mode,
-                state_version=decision.version,
-                replay=decision.status == "replay",
-            )
+            routed[decision.mode] += 1
+        for mode, n in routed.items():
+            handled.count(metrics.MESSAGES_ROUTED.labels(mode=mode), n)
+        if duplicates:
+            handled.count(metrics.DUPLICATES.labels(topic=records[0].topic), duplicates)
+        log.debug("batch_routed", records=len(records), **routed)
         return handled
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
+from confluent_kafka import KafkaError, KafkaException
 from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import REGISTRY
 
@@ -37,6 +38,7 @@ from services.common.kafka import (
     MAX_VALUE_BYTES,
     BatchHandler,
     Handled,
+    KafkaWriter,
     Output,
     Record,
     TransactionalProcessor,
@@ -241,11 +243,19 @@ async def test_r11_records_that_crash_the_router_are_dead_lettered_and_the_rest_
 
 @asynccontextmanager
 async def in_process_router(
-    box: Sandbox, state: StateClient, handler: BatchHandler | None = None
+    box: Sandbox,
+    state: StateClient,
+    overlap: bool,
+    handler: BatchHandler | None = None,
+    max_records: int = 500,
 ) -> AsyncIterator[TransactionalProcessor]:
-    settings: CommonSettings = box.settings.model_copy(update={"consumer_poll_ms": 50})
+    """The router's processor in this process; `overlap` as the router runs it (True), and
+    without (the default of every other service)."""
+    tuning = {"consumer_poll_ms": 50, "consumer_max_records": max_records}
+    settings: CommonSettings = box.settings.model_copy(update=tuning)
     handler = handler or InboundRouter(state, settings.topics)
-    processor = TransactionalProcessor(settings, "router", [settings.topics.inbound], handler)
+    topics = [settings.topics.inbound]
+    processor = TransactionalProcessor(settings, "router", topics, handler, overlap=overlap)
     await processor.start()
     task = asyncio.create_task(processor.run())
     try:
@@ -266,8 +276,12 @@ async def produce_for(bus: Bus, users: list[Who], rounds: int) -> list[dict[str,
     return messages
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["in_turn", "overlapped"])
 async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_failed_dead_letter(
-    sandbox: Opened, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox: Opened,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    overlap: bool,
 ) -> None:
     box, bus, _ = sandbox
     users = [Who("acme", "support", user=f"u{n}") for n in range(6)]  # over the 3 partitions
@@ -287,7 +301,7 @@ async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_fail
     )
     state = StateClient.from_settings(box.settings)
     try:
-        async with in_process_router(box, state):
+        async with in_process_router(box, state, overlap):
             await one_letter_and_the_rest(bus, users, messages)
     finally:
         await state.close()
@@ -313,8 +327,9 @@ async def test_r11_a_record_that_crashes_the_handler_ends_as_one_processing_fail
     assert "cannot route" not in logged.out + logged.err  # the error's text is not logged
 
 
+@pytest.mark.parametrize("overlap", [False, True], ids=["in_turn", "overlapped"])
 async def test_r11_a_record_whose_output_the_producer_refuses_ends_as_one_dead_letter(
-    sandbox: Opened,
+    sandbox: Opened, overlap: bool
 ) -> None:
     box, bus, _ = sandbox
     users = [Who("acme", "support", user=f"o{n}") for n in range(6)]
@@ -332,7 +347,7 @@ async def test_r11_a_record_whose_output_the_producer_refuses_ends_as_one_dead_l
         return handled
 
     try:
-        async with in_process_router(box, state, with_one_oversize_output):
+        async with in_process_router(box, state, overlap, with_one_oversize_output):
             await one_letter_and_the_rest(bus, users, messages)
     finally:
         await state.close()
@@ -345,8 +360,59 @@ async def test_r11_a_record_whose_output_the_producer_refuses_ends_as_one_dead_l
     assert not [s for s in bus.records if s.key == "k"]  # the aborted output is not visible
 
 
-async def test_r11_a_batch_that_fails_once_for_redis_is_retried_whole_and_counted_once(
+async def test_r11_overlapped_batches_commit_in_turn_and_a_failed_commit_retries_both(
     sandbox: Opened, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router handles a batch while the one before commits. Each commit starts after the
+    last ended; when one fails (Kafka), it and the batch handled meanwhile are handled again
+    from the first record not committed: everything routed once, in order, counted once."""
+    box, bus, _ = sandbox
+    users = [Who("acme", "support", user=f"w{n}") for n in range(6)]
+    messages = await produce_for(bus, users, 40)
+    events: list[str] = []  # "handle", "begin", "end", in the order they happened
+    real_transaction = KafkaWriter.transaction
+
+    async def traced_transaction(self: KafkaWriter, *args: Any) -> None:
+        events.append("begin")
+        try:
+            if events.count("begin") == 3:
+                raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker went away"))
+            await real_transaction(self, *args)
+        finally:
+            events.append("end")
+
+    monkeypatch.setattr(KafkaWriter, "transaction", traced_transaction)
+    state = StateClient.from_settings(box.settings)
+    router = InboundRouter(state, box.settings.topics)
+
+    async def traced_router(records: Sequence[Record]) -> Handled:
+        events.append("handle")
+        return await router(records)
+
+    routed_before = counted("handoff_messages_routed_total", mode="ai")
+    try:
+        async with in_process_router(box, state, True, traced_router, max_records=10):
+            await wait_until(
+                lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages),
+                60,
+                "everything routed",
+            )
+    finally:
+        await state.close()
+
+    assert box.settings.exactly_once
+    for who in users:
+        expected = [m["event_id"] for m in messages if m["user"]["external_id"] == who.user]
+        assert routed_ids(bus, who) == expected
+    assert counted("handoff_messages_routed_total", mode="ai") - routed_before == len(messages)
+    trail = "".join({"handle": "h", "begin": "[", "end": "]"}[e] for e in events)
+    assert "[[" not in trail and "]]" not in trail  # one commit at a time
+    assert "[h]" in trail  # a batch was handled while the one before committed
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["in_turn", "overlapped"])
+async def test_r11_a_batch_that_fails_once_for_redis_is_retried_whole_and_counted_once(
+    sandbox: Opened, monkeypatch: pytest.MonkeyPatch, overlap: bool
 ) -> None:
     box, bus, _ = sandbox
     users = [Who("acme", "support", user=f"v{n}") for n in range(6)]
@@ -368,7 +434,7 @@ async def test_r11_a_batch_that_fails_once_for_redis_is_retried_whole_and_counte
     routed_before = counted("handoff_messages_routed_total", mode="ai")
     state = StateClient.from_settings(box.settings)
     try:
-        async with in_process_router(box, state) as processor:
+        async with in_process_router(box, state, overlap) as processor:
             processors.append(processor)
             await wait_until(
                 lambda: sum(len(routed_ids(bus, w)) for w in users) >= len(messages),

@@ -15,7 +15,10 @@ from services.router.domain import (
     is_stateless,
     routed_message,
     routed_record,
+    routing,
+    routing_json,
     user_turn,
+    user_turn_json,
 )
 from tests.unit.builders import NOW_MS, attachment, message, reply
 
@@ -95,6 +98,43 @@ def test_user_turn_keeps_the_attachments_on_the_turn() -> None:
     turn = user_turn(msg)
     assert (turn.role, turn.event_id, turn.text, turn.at) == ("user", "m-1", "hello", msg.sent_at)
     assert turn.attachments == msg.attachments
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"attachments": [attachment(0), attachment(1)]},
+        {"conversation_id": None, "text": 'Grüße, 你好 "quoted" \\ \u2028'},
+        {"sent_at": "2024-05-01T14:00:00.123456+02:00"},  # kept as UTC, microseconds too
+    ],
+)
+def test_the_turn_json_is_the_turn_models_json_byte_for_byte(extra: dict[str, Any]) -> None:
+    msg = message(**extra)
+    assert user_turn_json(msg) == user_turn(msg).model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        RouteDecision(status="routed", decided_at_ms=NOW_MS),
+        RouteDecision(status="replay", mode="human", cause="agent", version=9,
+                      decided_at_ms=NOW_MS + 7, human_since_ms=NOW_MS - 1,
+                      expires_at_ms=NOW_MS + 600_001, ticket_id="tk-9", queue="billing"),
+        # A ticket on an AI decision (it was just resolved) is not named in the routing.
+        RouteDecision(status="routed", mode="ai", cause="timeout", version=2,
+                      decided_at_ms=NOW_MS, ticket_id="tk-1", queue="billing"),
+        RouteDecision(status="routed", version=3, decided_at_ms=NOW_MS, context={
+            "ticket_id": "tk-1", "reason": "r", "handled_by": None, "resolution_note": None,
+            "turns": [{"event_id": "h-1", "role": "human", "text": "x",
+                       "at": "2024-05-01T11:59:00Z"}],
+            "ended_by": "timeout"}),
+    ],
+)  # fmt: skip
+def test_the_routing_json_is_the_routing_models_json_byte_for_byte(
+    decision: RouteDecision,
+) -> None:
+    assert routing_json(decision) == routing(decision).model_dump_json().encode()
 
 
 def test_forwarded_reply() -> None:
