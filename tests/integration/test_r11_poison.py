@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
-from confluent_kafka import KafkaError, KafkaException
 from aiokafka.errors import MessageSizeTooLargeError
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import REGISTRY
 
 import services.router.domain
