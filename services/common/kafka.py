@@ -552,6 +552,8 @@ class KafkaWriter:
             "error_cb": self._on_error,
         }
         self._auth_error: KafkaError | None = None
+        self._timeout_s = settings.transaction_timeout_ms / 1000
+        self._begun_at: float | None = None  # time.monotonic() of the open transaction's begin
         if transactional:  # implies enable.idempotence=true and acks=all
             config["transactional.id"] = settings.transactional_id(service)
             config["transaction.timeout.ms"] = settings.transaction_timeout_ms
@@ -671,6 +673,7 @@ class KafkaWriter:
             if self._abort_pending:
                 self._abort(p)
             p.begin_transaction()
+            self._begun_at = time.monotonic()
             try:
                 deliveries = self._produce(p, outputs)
                 positions = [TopicPartition(t, part, o) for (t, part), o in offsets.items()]
@@ -680,6 +683,7 @@ class KafkaWriter:
                 except KafkaException:
                     deliveries.raise_first()  # an output refused: say which
                     raise
+                self._begun_at = None
             except BaseException as exc:
                 if not (isinstance(exc, KafkaException) and exc.args[0].fatal()):
                     self._abort(p)  # a fatal error leaves nothing to abort: a new producer
@@ -698,12 +702,21 @@ class KafkaWriter:
             yield p
         except KafkaException as exc:
             err = exc.args[0]
-            if not err.fatal() or fatal(exc):
+            if not err.fatal() or (fatal(exc) and not self._outlived_its_timeout()):
                 raise
             log.warning("producer_renewed", code=err.name())
             if p is self._producer:
                 self._broken = True
             raise KafkaException(KafkaError(err.code(), f"producer renewed: {err.str()}")) from exc
+
+    def _outlived_its_timeout(self) -> bool:
+        """Whether the transaction that failed was open longer than transaction.timeout.ms
+        (the process was frozen meanwhile, or its host was): the coordinator then aborts it
+        and bumps our epoch, and librdkafka calls that fenced, though no newer instance
+        exists. Renewing takes the epoch back; were there one, its own transaction would be
+        young, and it would stop rather than renew (`fatal`): no ping-pong."""
+        begun, self._begun_at = self._begun_at, None
+        return begun is not None and time.monotonic() - begun > self._timeout_s
 
     def _abort(self, p: Producer) -> None:
         # Kafka unreachable: the abort fails too, and is tried again before the next begin.
