@@ -513,6 +513,7 @@ TRANSACTION_CALL_TIMEOUT_S = 10.0  # a blocking librdkafka call gives up after t
 INIT_TIMEOUT_S = 30.0  # connecting (and fencing our predecessor) at start
 # A write (a few such calls) that has not returned after this long is librdkafka hung.
 HUNG_CALL_S = 60.0
+COMMIT_ATTEMPTS = 3  # commit_transaction resumed after a timeout, within HUNG_CALL_S
 
 
 class _Deliveries:
@@ -679,7 +680,7 @@ class KafkaWriter:
                 positions = [TopicPartition(t, part, o) for (t, part), o in offsets.items()]
                 p.send_offsets_to_transaction(positions, group, TRANSACTION_CALL_TIMEOUT_S)
                 try:
-                    p.commit_transaction(TRANSACTION_CALL_TIMEOUT_S)
+                    self._commit_resumed(p)
                 except KafkaException:
                     deliveries.raise_first()  # an output refused: say which
                     raise
@@ -718,10 +719,31 @@ class KafkaWriter:
         begun, self._begun_at = self._begun_at, None
         return begun is not None and time.monotonic() - begun > self._timeout_s
 
+    @staticmethod
+    def _commit_resumed(p: Producer) -> None:
+        """commit_transaction, called again while it fails retriably (it timed out: slow
+        Kafka, or the process was frozen): the coordinator may have the commit under way,
+        and librdkafka resumes it rather than let it be aborted (an abort would conflict
+        with it, and leave its outcome unknown). Its result is then final either way."""
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                p.commit_transaction(TRANSACTION_CALL_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+
     def _abort(self, p: Producer) -> None:
         # Kafka unreachable: the abort fails too, and is tried again before the next begin.
         self._abort_pending = True
-        p.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
+        try:
+            p.abort_transaction(TRANSACTION_CALL_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._CONFLICT:
+                # A commit that gave up on our side is still in progress in librdkafka, and
+                # blocks every abort: a new producer with our id ends it on the coordinator.
+                self._broken = True
+            raise
         self._abort_pending = False
 
 
