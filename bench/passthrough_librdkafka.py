@@ -3,7 +3,7 @@ router's batch size, acks, partitioner and partitions, and no Redis: what the cl
 lets Python move on this machine. `python bench/passthrough_librdkafka.py IN OUT GROUP [--eos]`.
 
 --eos wraps each batch in a Kafka transaction with its offsets and the consumer's group
-metadata (KIP-447), as the router does by default; without it, outputs are acknowledged and
+metadata (KIP-447), as the router does by default (and with its retry.backoff.ms); without it, outputs are acknowledged and
 then offsets committed (HANDOFF_EXACTLY_ONCE=false).
 """
 
@@ -19,7 +19,7 @@ def main(source: str, sink: str, group: str, eos: bool) -> None:
     common = {"bootstrap.servers": os.environ["HANDOFF_KAFKA_BOOTSTRAP"]}
     tuning = {"partitioner": "murmur2_random", "message.max.bytes": 1_048_588}
     producer = Producer(
-        {**common, **tuning, "transactional.id": f"{group}-tx"}
+        {**common, **tuning, "transactional.id": f"{group}-tx", "retry.backoff.ms": 10}
         if eos
         else {**common, **tuning, "enable.idempotence": True, "acks": "all"}
     )

@@ -514,6 +514,7 @@ INIT_TIMEOUT_S = 30.0  # connecting (and fencing our predecessor) at start
 # A write (a few such calls) that has not returned after this long is librdkafka hung.
 HUNG_CALL_S = 60.0
 COMMIT_ATTEMPTS = 3  # commit_transaction resumed after a timeout, within HUNG_CALL_S
+TRANSACTION_RETRY_BACKOFF_MS = 10
 
 
 class _Deliveries:
@@ -558,6 +559,11 @@ class KafkaWriter:
         if transactional:  # implies enable.idempotence=true and acks=all
             config["transactional.id"] = settings.transactional_id(service)
             config["transaction.timeout.ms"] = settings.transaction_timeout_ms
+            # A transaction begun right after the last one finds the coordinator still
+            # writing that one's markers (CONCURRENT_TRANSACTIONS) and retries after this:
+            # librdkafka's 100 ms default was most of each batch's commit. It grows up to
+            # retry.backoff.max.ms (1 s) while Kafka keeps failing.
+            config["retry.backoff.ms"] = TRANSACTION_RETRY_BACKOFF_MS
         else:
             config |= {"enable.idempotence": True, "acks": "all"}
         self._config = config
