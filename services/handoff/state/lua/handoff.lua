@@ -26,27 +26,40 @@ local function key(kind, tag, ikey)
   return 'ho:' .. kind .. ':' .. tag .. ':' .. ikey
 end
 
-local function load_state(state_key)
-  local flat = redis.call('HGETALL', state_key)
-  local st = {}
-  for i = 1, #flat, 2 do st[flat[i]] = flat[i + 1] end
-  st.mode = st.mode or 'ai'
-  st.version = tonumber(st.version or '0')
-  return st
-end
-
 local STATE_FIELDS = {'mode', 'cause', 'actor', 'reason', 'changed_at', 'expires_at',
                       'idle_ms', 'human_since', 'version', 'command_id',
                       'return_notice', 'ticket_id', 'pending_context', 'queue'}
 
--- Writes the state hash and keeps lease and deadline index in step with it.
+-- The state of a stored hash: a field not stored (write_state keeps only those with a
+-- value) is empty, as every field of a hash written before was.
+local function load_state(state_key)
+  local flat = redis.call('HGETALL', state_key)
+  local st = {}
+  for i = 1, #flat, 2 do st[flat[i]] = flat[i + 1] end
+  if #flat > 0 then
+    for _, f in ipairs(STATE_FIELDS) do st[f] = st[f] or '' end
+  end
+  st.mode = st.mode ~= '' and st.mode or 'ai'
+  st.version = tonumber(st.version ~= '' and st.version or '0')
+  return st
+end
+
+-- Writes the state hash and keeps lease and deadline index in step with it. Only the fields
+-- with a value are stored (a missing field reads as empty, here and in ModeState.from_redis),
+-- and the hash is written anew: a hash that a long value (a return context) turned into a
+-- hashtable is a compact listpack again (bench/memory.py).
 local function write_state(tag, ikey, st)
   local args = {}
   for _, f in ipairs(STATE_FIELDS) do
-    args[#args + 1] = f
-    args[#args + 1] = tostring(st[f] or '')
+    local v = tostring(st[f] or '')
+    if v ~= '' then
+      args[#args + 1] = f
+      args[#args + 1] = v
+    end
   end
-  redis.call('HSET', key('state', tag, ikey), unpack(args))
+  local state = key('state', tag, ikey)
+  redis.call('DEL', state)
+  redis.call('HSET', state, unpack(args))
   local lease, deadlines = key('lease', tag, ikey), 'ho:deadlines:' .. tag
   if st.mode == 'human' and (st.expires_at or '') ~= '' then
     redis.call('SET', lease, st.version, 'PXAT', st.expires_at)
