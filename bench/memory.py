@@ -117,9 +117,7 @@ async def hand_off(service: CommandService, who: Who) -> None:
     assert result.code == "accepted", result.code
 
 
-async def shape(
-    store: ModeStore, name: str, human: bool, turns: int, count: int
-) -> dict[str, Any]:
+async def shape(store: ModeStore, name: str, human: bool, turns: int, count: int) -> dict[str, Any]:
     service = CommandService(store, minute_ms=60_000, ticket_turns=20)
     indexes = shared_indexes()
     per_key: dict[str, int] = {}
@@ -174,10 +172,17 @@ async def main(count: int) -> None:
                 enabled=True, idle_timeout_minutes=60, notice_text="A person takes over.",
                 queues=(QUEUE,),
             )  # fmt: skip
-            version = await store.apply_agent_version(TENANT, AGENT, config, "2026-01-01T00:00:00Z", "b")
+            version = await store.apply_agent_version(
+                TENANT, AGENT, config, "2026-01-01T00:00:00Z", "b"
+            )
             await store.publish_agent_version(TENANT, AGENT, version)
             await store.put_queue(
-                TENANT, QUEUE, QueueSettings(pickup_minutes=10), "2026-01-01T00:00:00Z", "bench", None
+                TENANT,
+                QUEUE,
+                QueueSettings(pickup_minutes=10),
+                "2026-01-01T00:00:00Z",
+                "bench",
+                None,
             )
             figures = {
                 "ai_one_message": await shape(store, "a", False, 1, count),

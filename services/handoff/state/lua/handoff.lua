@@ -70,9 +70,29 @@ local function write_state(tag, ikey, st)
   end
 end
 
-local function push_history(tag, ikey, change_json, cap)
+-- A history entry is a change record stored compactly (services/handoff/state/history.py,
+-- which reads it): its values in HISTORY_FIELDS order, without the interaction key the
+-- history's key names, then an object of any further fields (a timeout's due_at).
+local HISTORY_FIELDS = {'event_id', 'from_mode', 'to_mode', 'cause', 'actor', 'reason',
+                        'changed_at', 'expires_at', 'idle_ms', 'version', 'command_id'}
+
+-- change: the change record, as a table or its JSON.
+local function push_history(tag, ikey, change, cap)
+  if type(change) == 'string' then change = cjson.decode(change) end
+  local entry, known = {}, {ikey = true}
+  for i, f in ipairs(HISTORY_FIELDS) do
+    known[f] = true
+    local v = change[f]
+    if v == nil then v = cjson.null end
+    entry[i] = v
+  end
+  local further, any = {}, false
+  for f, v in pairs(change) do
+    if not known[f] then further[f], any = v, true end
+  end
+  if any then entry[#entry + 1] = further end
   local history = key('history', tag, ikey)
-  redis.call('LPUSH', history, change_json)
+  redis.call('LPUSH', history, cjson.encode(entry))
   redis.call('LTRIM', history, 0, cap - 1)
 end
 
