@@ -1,23 +1,38 @@
 """What an interaction's state and history hold in Redis (issue 15's memory per
 interaction, bench/memory.py), on the real server: compact history entries read back as
 the change records they store, entries and state hashes of the former layout (a deployment
-upgraded in place) read as before, and state hashes stay in the compact listpack encoding."""
+upgraded in place) read as before, and state hashes stay in the compact listpack encoding;
+a ticket's history alike."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from devstack.harness.events import Who
-from devstack.harness.sandbox import human_until, redis_now_ms, wait_for_lease_expiry, wait_until
+from devstack.harness.sandbox import (
+    human_until,
+    publish_agent,
+    redis_now_ms,
+    wait_for_lease_expiry,
+    wait_until,
+)
+from schemas import HandoffCommand, TicketChanged
 from services.handoff.api.models import HistoryEntry
 from services.handoff.domain.events import change_record
 from services.handoff.domain.modes import ModeState
 from services.handoff.domain.routing import RouteRequest
+from services.handoff.service.commands import API, CommandResult, CommandService
 from services.handoff.state.history import FIELDS
-from services.handoff.state.keys import InteractionKeys, shard_of
+from services.handoff.state.keys import (
+    InteractionKeys,
+    shard_of,
+    ticket_history_key,
+    ticket_key,
+)
 from services.handoff.state.store import ModeStore
 
 pytestmark = pytest.mark.integration
@@ -179,3 +194,57 @@ async def test_a_state_hash_of_the_former_layout_routes_as_before(
 
     assert await store.read_state(who.key) == request.new_state
     assert await route(store, who, "m1") == "human"
+
+
+def ticket_events(result: CommandResult) -> list[dict[str, Any]]:
+    found = [json.loads(value) for role, _, value in result.outputs if role == "events"]
+    return [e for e in found if e["type"] == "ticket_changed"]
+
+
+async def test_a_tickets_history_is_stored_compactly_and_read_as_its_events(
+    store: ModeStore, tenant: str
+) -> None:
+    """Opened by a handoff (the event from Python), closed by the return (from handoff.lua):
+    each entry reads back as the TicketChanged that was emitted."""
+    who = Who(tenant, "support")
+    await publish_agent(store, who, idle=30)
+    service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
+    to_human = HandoffCommand.model_validate(who.command("to_human"))
+    opened = ticket_events(await service.execute(to_human, f"t/0/{tenant}-1", API))
+    ticket_id = opened[0]["ticket_id"]
+    to_ai = HandoffCommand.model_validate(who.command("to_ai", source="operator"))
+    closed = ticket_events(await service.execute(to_ai, f"t/0/{tenant}-2", API))
+    assert [e["status"] for e in opened + closed] == ["queued", "closed"]
+
+    tag = InteractionKeys(who.key).tag
+    raw = await store.redis.lrange(ticket_history_key(tag, ticket_id), 0, -1)
+    assert all(tenant not in entry and ticket_id not in entry for entry in raw)
+    history = await store.ticket_history(ticket_id)
+    assert history == opened + closed
+    assert [TicketChanged.model_validate(e).status for e in history] == ["queued", "closed"]
+
+
+async def test_a_tickets_history_of_the_former_layout_and_a_rebuilt_one_read_alike(
+    store: ModeStore, tenant: str
+) -> None:
+    who = Who(tenant, "support")
+    await publish_agent(store, who, idle=30)
+    service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
+    to_human = HandoffCommand.model_validate(who.command("to_human"))
+    [opened] = ticket_events(await service.execute(to_human, f"t/0/{tenant}-1", API))
+    ticket_id = opened["ticket_id"]
+    ticket = await store.ticket(ticket_id)
+    assert ticket is not None
+    tag = InteractionKeys(who.key).tag
+    claimed = {**opened, "event_id": "tc-2", "from_status": "queued", "status": "assigned",
+               "assignee": "operator:jane", "ticket_version": 2, "position": None}  # fmt: skip
+    await store.redis.lpush(ticket_history_key(tag, ticket_id), json.dumps(claimed))
+    assert await store.ticket_history(ticket_id) == [opened, claimed]
+
+    ids = json.dumps({"tenant_id": tenant, "agent_id": "support", "user": opened["user"]})
+    await store.redis.delete(ticket_key(tag, ticket_id))
+    changes = [json.dumps(opened), json.dumps(claimed)]
+    assert await store.restore_ticket(ticket, ids, changes, None)
+    raw = await store.redis.lrange(ticket_history_key(tag, ticket_id), 0, -1)
+    assert all(isinstance(json.loads(entry), list) for entry in raw)
+    assert await store.ticket_history(ticket_id) == [opened, claimed]

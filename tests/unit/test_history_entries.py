@@ -1,13 +1,21 @@
-"""The compact form of a history entry (services/handoff/state/history.py): what is written
-reads back as the change record, and entries of the former form read as they are."""
+"""The compact form of history entries (services/handoff/state/history.py), an interaction's
+and a ticket's: what is written reads back as the record or event it stores, and entries of
+the former form read as they are."""
 
 from __future__ import annotations
 
 import json
 
+from schemas import TicketChanged
 from services.handoff.domain.events import change_record
 from services.handoff.domain.modes import ModeState
-from services.handoff.state.history import FIELDS, decode_entry, encode_entry
+from services.handoff.state.history import (
+    FIELDS,
+    decode_entry,
+    decode_ticket_entry,
+    encode_entry,
+    encode_ticket_entry,
+)
 
 IKEY = "acme:support:web:zoe"
 
@@ -45,3 +53,26 @@ def test_further_fields_are_kept_and_missing_ones_read_as_null() -> None:
 def test_an_entry_of_the_former_form_reads_as_it_was_written() -> None:
     former = json.dumps(a_change())
     assert decode_entry(former, "another:key:of:no:matter") == a_change()
+
+
+def a_ticket_change() -> TicketChanged:
+    return TicketChanged(
+        tenant_id="acme", agent_id="support", user={"channel": "web", "external_id": "zoe:1"},
+        event_id="tc-1", ticket_id="tk3-abc", queue="billing", from_status="queued",
+        status="assigned", assignee="operator:jane", actor="operator:jane", note="on it",
+        changed_at="2026-12-01T13:57:52.658000Z", ticket_version=2, position=None,
+    )  # fmt: skip
+
+
+def test_a_ticket_entry_reads_back_as_its_ticket_changed() -> None:
+    change = a_ticket_change()
+    raw = encode_ticket_entry(change.model_dump_json())
+    assert "acme" not in raw and "tk3-abc" not in raw and "ticket_changed" not in raw
+    back = decode_ticket_entry(raw, "tk3-abc", "acme:support:web:zoe:1")
+    assert back == json.loads(change.model_dump_json())
+    assert TicketChanged.model_validate(back) == change
+
+
+def test_a_ticket_entry_of_the_former_form_reads_as_it_was_written() -> None:
+    former = a_ticket_change().model_dump_json()
+    assert decode_ticket_entry(former, "tk3-abc", "x:y:web:z") == json.loads(former)

@@ -70,29 +70,32 @@ local function write_state(tag, ikey, st)
   end
 end
 
--- A history entry is a change record stored compactly (services/handoff/state/history.py,
--- which reads it): its values in HISTORY_FIELDS order, without the interaction key the
--- history's key names, then an object of any further fields (a timeout's due_at).
+-- History entries are stored compactly (services/handoff/state/history.py reads them): a
+-- JSON array of the record's `fields` in order, without those the history's key names
+-- (`named`), then an object of any further fields (a timeout's due_at).
+local function compact_entry(record, fields, named)
+  local entry, known = {}, {}
+  for f in pairs(named) do known[f] = true end
+  for i, f in ipairs(fields) do
+    known[f] = true
+    if record[f] == nil then entry[i] = cjson.null else entry[i] = record[f] end
+  end
+  local further, any = {}, false
+  for f, v in pairs(record) do
+    if not known[f] then further[f], any = v, true end
+  end
+  if any then entry[#entry + 1] = further end
+  return cjson.encode(entry)
+end
+
 local HISTORY_FIELDS = {'event_id', 'from_mode', 'to_mode', 'cause', 'actor', 'reason',
                         'changed_at', 'expires_at', 'idle_ms', 'version', 'command_id'}
 
 -- change: the change record, as a table or its JSON.
 local function push_history(tag, ikey, change, cap)
   if type(change) == 'string' then change = cjson.decode(change) end
-  local entry, known = {}, {ikey = true}
-  for i, f in ipairs(HISTORY_FIELDS) do
-    known[f] = true
-    local v = change[f]
-    if v == nil then v = cjson.null end
-    entry[i] = v
-  end
-  local further, any = {}, false
-  for f, v in pairs(change) do
-    if not known[f] then further[f], any = v, true end
-  end
-  if any then entry[#entry + 1] = further end
   local history = key('history', tag, ikey)
-  redis.call('LPUSH', history, cjson.encode(entry))
+  redis.call('LPUSH', history, compact_entry(change, HISTORY_FIELDS, {ikey = true}))
   redis.call('LTRIM', history, 0, cap - 1)
 end
 
@@ -234,9 +237,18 @@ local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
   return {'outbound', ikey, cjson.encode(notice)}
 end
 
+-- A ticket's history entry: its TicketChanged without what the ticket names (type, ticket id,
+-- the interaction's ids).
+local TICKET_HISTORY_FIELDS = {'event_id', 'schema_version', 'queue', 'from_status', 'status',
+                               'assignee', 'actor', 'note', 'changed_at', 'ticket_version',
+                               'position'}
+local OF_THE_TICKET = {type = true, ticket_id = true, tenant_id = true, agent_id = true,
+                       user = true}
+
 local function ticket_changed_here(tag, ticket_id, change_json)
   local history = 'ho:ticket_history:' .. tag .. ':' .. ticket_id
-  redis.call('LPUSH', history, change_json)
+  redis.call('LPUSH', history,
+             compact_entry(cjson.decode(change_json), TICKET_HISTORY_FIELDS, OF_THE_TICKET))
   redis.call('LTRIM', history, 0, TICKET_HISTORY_CAP - 1)
 end
 
