@@ -226,7 +226,7 @@ class TicketStore(StateClient):
             return False
         history = ticket_history_key(tag, ticket.ticket_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=cast(Any, {**ticket.to_redis(), "ids": ids_json}))
+            pipe.hset(key, mapping=cast(Any, {**ticket.to_new_redis(), "ids": ids_json}))
             pipe.delete(history)
             for change in changes:
                 pipe.lpush(history, encode_ticket_entry(change))  # newest first, as steps push
