@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench.memory [--interactions 1000]
 
-Three shapes of interaction, each after one routed message per turn: in AI mode never
+Four shapes of interaction, each after one routed message per turn: in AI mode never
 changed; handed to a human by the agent (a real to_human through the handoff service's
 CommandService, as its Kafka consumer runs it) on an agent with an idle timeout and a queue
-with a pickup target, so with its open ticket; and the same with a 50-turn transcript.
+with a pickup target, so with its open ticket; handed off and back to the AI by an operator
+(its ticket closed, kept TICKET_KEEP_MS); and handed off with a 50-turn transcript.
 
 Per interaction, each of its keys is measured exactly (MEMORY USAGE, SAMPLES 0) and listed.
 An interaction's entries in the shared sorted sets (deadlines, users index, the shard's open
@@ -13,11 +14,12 @@ tickets and pickup deadlines, the queue's open tickets) are measured as the grow
 keys over the second half of the interactions, per interaction, with every sorted set in
 its skiplist encoding (`zset-max-listpack-entries 0`): what a shard holding more than 128
 entries pays, i.e. any deployment of more than ~8k interactions. `resident` is what stays
-for as long as the interaction does, without its transcript; the transcript and the
-markers (one per message and one per command, kept `HANDOFF_DEDUPE_TTL_HOURS` whatever
-the interaction) are reported apart. Redis runs with the settings of devstack's (the
-tests', `make run`'s): `stream-node-max-bytes 1024`. The router's RSS over a million
-messages is in route_throughput.
+for as long as the interaction does, without its transcript (`resident_without_ticket`:
+without the ticket's hash, history and index entries); the transcript and the markers (one
+per message and one per command, kept `HANDOFF_DEDUPE_TTL_HOURS` whatever the interaction)
+are reported apart. Redis runs with devstack's settings (the tests', `make run`'s, the
+compose files'): `stream-node-max-bytes 1024`, `hash-max-listpack-value 1024`. The router's
+RSS over a million messages is in route_throughput.
 """
 
 from __future__ import annotations
@@ -55,9 +57,14 @@ from services.handoff.state.store import ModeStore
 
 TENANT, AGENT, QUEUE = "mem", "support", "billing"
 TARGET_BYTES = 1024
-# The agent's handoff comes on handoff.commands: its outputs ride the consumer's Kafka
-# transaction (nothing in the shard outbox).
-AGENT_ENTRY = Entry("agent", topic="handoff.commands")
+# The agent's handoff comes on handoff.commands, an operator's return on
+# handoff.operator-commands: their outputs ride the consumer's Kafka transaction (nothing in
+# the shard outbox).
+ENTRIES = {
+    "to_human": Entry("agent", topic="handoff.commands"),
+    "to_ai": Entry("operator", topic="handoff.operator-commands"),
+}
+HANDOFF, BACK = ["to_human"], ["to_human", "to_ai"]
 
 
 def turn(n: int) -> str:
@@ -94,8 +101,9 @@ async def index_bytes(store: ModeStore, indexes: dict[str, list[str]]) -> dict[s
     return {what: sum(await sizes(store, keys)) for what, keys in indexes.items()}
 
 
-async def own_keys(store: ModeStore, ikey: str) -> dict[str, str]:
-    """The keys of one interaction that last as long as it does, by what they are."""
+async def own_keys(store: ModeStore, ikey: str, ticket_id: str | None) -> dict[str, str]:
+    """The keys of one interaction that last as long as it does, by what they are (an ended
+    ticket's stay TICKET_KEEP_MS)."""
     k = InteractionKeys(ikey)
     _, _, channel, user = ikey.split(":", 3)
     keys = {
@@ -104,20 +112,30 @@ async def own_keys(store: ModeStore, ikey: str) -> dict[str, str]:
         "history": k.history,
         "user_agents": user_agents_key(TENANT, channel, user),
     }
-    ticket_id = await store.redis.hget(k.state, "ticket_id")
     if ticket_id:
         keys["ticket"] = ticket_key(k.tag, ticket_id)
         keys["ticket_history"] = ticket_history_key(k.tag, ticket_id)
     return keys
 
 
-async def hand_off(service: CommandService, who: Who) -> None:
-    command = HandoffCommand.model_validate(who.command("to_human"))
-    result = await service.execute(command, f"bench/0/{who.user}", AGENT_ENTRY)
+async def switch(service: CommandService, who: Who, action: str, entry: Entry) -> str:
+    """Runs the command; returns its command id."""
+    source = "agent" if action == "to_human" else "operator"
+    command = HandoffCommand.model_validate(who.command(action, source=source))
+    result = await service.execute(command, f"bench/0/{command.command_id}", entry)
     assert result.code == "accepted", result.code
+    return command.command_id
 
 
-async def shape(store: ModeStore, name: str, human: bool, turns: int, count: int) -> dict[str, Any]:
+TICKET_PARTS = {"ticket", "ticket_history", "shard_tickets_entry", "pickup_entry",
+                "queue_tickets_entry"}  # fmt: skip
+
+
+async def shape(
+    store: ModeStore, name: str, switches: Sequence[str], turns: int, count: int
+) -> dict[str, Any]:
+    """`count` interactions, each through the mode `switches` (to_human, to_ai), then `turns`
+    routed messages."""
     service = CommandService(store, minute_ms=60_000, ticket_turns=20)
     indexes = shared_indexes()
     per_key: dict[str, int] = {}
@@ -128,31 +146,35 @@ async def shape(store: ModeStore, name: str, human: bool, turns: int, count: int
         if n == half:
             at_half = await index_bytes(store, indexes)
         who = Who(TENANT, AGENT, user=f"{name}{n:05}")
-        if human:
-            await hand_off(service, who)
+        k = InteractionKeys(who.key)
+        commands, ticket_id = [], None
+        for action in switches:
+            commands.append(await switch(service, who, action, ENTRIES[action]))
+            ticket_id = ticket_id or await store.redis.hget(k.state, "ticket_id")
         ids = [f"{name}{n}-{t}" for t in range(turns)]
         await store.route_batch([
             RouteRequest(ikey=who.key, event_id=e, src=f"bench/0/{i}", turn_json=turn(i),
                          stateless=False)
             for i, e in enumerate(ids)
         ])  # fmt: skip
-        keys = await own_keys(store, who.key)
+        keys = await own_keys(store, who.key, ticket_id)
         for what, size in zip(keys, await sizes(store, list(keys.values())), strict=True):
             per_key[what] = per_key.get(what, 0) + size
-        k = InteractionKeys(who.key)
         [transcript_size] = await sizes(store, [k.transcript])
         transcript += transcript_size
-        marker_keys = [k.seen(e) for e in ids]
-        if human:
-            marker_keys.append(k.command(str(await store.redis.hget(k.state, "command_id"))))
+        marker_keys = [k.seen(e) for e in ids] + [k.command(c) for c in commands]
         markers += sum(await sizes(store, marker_keys))
     keys_avg = {what: round(total / count) for what, total in per_key.items()}
     for what, size in (await index_bytes(store, indexes)).items():
-        keys_avg[what] = round((size - at_half[what]) / (count - half))
+        # An index the interactions only entered and left again may shrink a few bytes (its
+        # hash table resized): that is no entry.
+        keys_avg[what] = max(0, round((size - at_half[what]) / (count - half)))
     resident = sum(keys_avg.values())
+    without_ticket = sum(v for what, v in keys_avg.items() if what not in TICKET_PARTS)
     return {
         "keys": keys_avg,
         "resident": resident,
+        "resident_without_ticket": without_ticket,
         "target_met": resident <= TARGET_BYTES,
         "transcript": round(transcript / count),
         "markers": round(markers / count),
@@ -185,9 +207,10 @@ async def main(count: int) -> None:
                 None,
             )
             figures = {
-                "ai_one_message": await shape(store, "a", False, 1, count),
-                "human_with_timeout_one_message": await shape(store, "h", True, 1, count),
-                "human_with_50_turn_transcript": await shape(store, "t", True, 50, count // 10),
+                "ai_one_message": await shape(store, "a", [], 1, count),
+                "human_with_timeout_one_message": await shape(store, "h", HANDOFF, 1, count),
+                "ai_again_after_a_handoff": await shape(store, "b", BACK, 1, count),
+                "human_with_50_turn_transcript": await shape(store, "t", HANDOFF, 50, count // 10),
             }
             await store.close()
         finally:
