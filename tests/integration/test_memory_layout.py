@@ -215,8 +215,12 @@ async def test_a_tickets_history_is_stored_compactly_and_read_as_its_events(
     to_ai = HandoffCommand.model_validate(who.command("to_ai", source="operator"))
     closed = ticket_events(await service.execute(to_ai, f"t/0/{tenant}-2", API))
     assert [e["status"] for e in opened + closed] == ["queued", "closed"]
-
+    ids = ("tenant_id", "agent_id", "user")
+    assert [closed[0][f] for f in ids] == [opened[0][f] for f in ids]  # from the ticket's ikey
     tag = InteractionKeys(who.key).tag
+    stored = await store.redis.hgetall(ticket_key(tag, ticket_id))
+    assert "ids" not in stored and "" not in stored.values()  # what its ikey says, empties
+
     raw = await store.redis.lrange(ticket_history_key(tag, ticket_id), 0, -1)
     assert all(tenant not in entry and ticket_id not in entry for entry in raw)
     history = await store.ticket_history(ticket_id)
@@ -241,10 +245,33 @@ async def test_a_tickets_history_of_the_former_layout_and_a_rebuilt_one_read_ali
     await store.redis.lpush(ticket_history_key(tag, ticket_id), json.dumps(claimed))
     assert await store.ticket_history(ticket_id) == [opened, claimed]
 
-    ids = json.dumps({"tenant_id": tenant, "agent_id": "support", "user": opened["user"]})
     await store.redis.delete(ticket_key(tag, ticket_id))
     changes = [json.dumps(opened), json.dumps(claimed)]
-    assert await store.restore_ticket(ticket, ids, changes, None)
+    assert await store.restore_ticket(ticket, changes, None)
     raw = await store.redis.lrange(ticket_history_key(tag, ticket_id), 0, -1)
     assert all(isinstance(json.loads(entry), list) for entry in raw)
     assert await store.ticket_history(ticket_id) == [opened, claimed]
+
+
+async def test_a_ticket_hash_of_the_former_layout_reads_and_closes_as_before(
+    store: ModeStore, tenant: str
+) -> None:
+    """Every field stored (the empty ones as ''), and the interaction ids as `ids` JSON."""
+    who = Who(tenant, "support")
+    await publish_agent(store, who, idle=30)
+    service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
+    to_human = HandoffCommand.model_validate(who.command("to_human"))
+    [opened] = ticket_events(await service.execute(to_human, f"t/0/{tenant}-1", API))
+    ticket = await store.ticket(opened["ticket_id"])
+    assert ticket is not None
+    key = ticket_key(InteractionKeys(who.key).tag, ticket.ticket_id)
+    ids = {f: opened[f] for f in ("tenant_id", "agent_id", "user")}
+    await store.redis.hset(key, mapping={**ticket.to_redis(), "ids": json.dumps(ids)})
+    assert await store.ticket(ticket.ticket_id) == ticket
+
+    to_ai = HandoffCommand.model_validate(who.command("to_ai", source="operator"))
+    [closed] = ticket_events(await service.execute(to_ai, f"t/0/{tenant}-2", API))
+    assert {f: closed[f] for f in ids} == ids
+    assert (closed["status"], closed["from_status"]) == ("closed", "queued")
+    after = await store.ticket(ticket.ticket_id)
+    assert after is not None and after.status == "closed"

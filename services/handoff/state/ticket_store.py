@@ -215,7 +215,7 @@ class TicketStore(StateClient):
         return str(json.loads(raw)["status"])
 
     async def restore_ticket(
-        self, ticket: Ticket, ids_json: str, changes: Sequence[str], pickup_due_ms: int | None
+        self, ticket: Ticket, changes: Sequence[str], pickup_due_ms: int | None
     ) -> bool:
         """Writes a ticket rebuilt from its TicketChanged events (oldest first), if Redis has
         none (`handoffctl state rebuild`); False: it had one."""
@@ -226,7 +226,7 @@ class TicketStore(StateClient):
             return False
         history = ticket_history_key(tag, ticket.ticket_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=cast(Any, {**ticket.to_new_redis(), "ids": ids_json}))
+            pipe.hset(key, mapping=cast(Any, ticket.to_new_redis()))
             pipe.delete(history)
             for change in changes:
                 pipe.lpush(history, encode_ticket_entry(change))  # newest first, as steps push

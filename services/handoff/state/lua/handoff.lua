@@ -259,6 +259,14 @@ local function ticket_ended(tag, ticket_id)
   redis.call('PEXPIRE', 'ho:ticket_history:' .. tag .. ':' .. ticket_id, TICKET_KEEP_MS)
 end
 
+-- The interaction ids of a ticket's events: from its interaction key (a ticket stored before
+-- also holds them as `ids` JSON; the key says the same).
+local function ticket_ids(t)
+  local tenant, agent, channel, external = string.match(t.ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
+  return {tenant_id = tenant, agent_id = agent,
+          user = {channel = channel, external_id = external ~= '' and external or cjson.null}}
+end
+
 -- The interaction left human mode without a resolution: its open ticket becomes `closed`.
 -- Returns the TicketChanged JSON (for the caller to emit), or nil when no ticket was open.
 local function close_ticket(tag, ticket_id, now, actor, note)
@@ -268,7 +276,7 @@ local function close_ticket(tag, ticket_id, now, actor, note)
   if t.status ~= 'queued' and t.status ~= 'assigned' then return nil end
   local version = tonumber(t.version) + 1
   redis.call('HSET', tk, 'status', 'closed', 'version', version, 'ended_at', now)
-  local ids = cjson.decode(t.ids)
+  local ids = ticket_ids(t)
   local change = cjson.encode({
     type = 'ticket_changed', schema_version = 1,
     event_id = 'tkc-' .. redis.sha1hex(ticket_id .. '\31' .. version),
