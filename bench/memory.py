@@ -30,7 +30,7 @@ import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench.common import save
 from devstack.harness.events import Who
@@ -150,7 +150,7 @@ async def shape(
         commands, ticket_id = [], None
         for action in switches:
             commands.append(await switch(service, who, action, ENTRIES[action]))
-            ticket_id = ticket_id or await store.redis.hget(k.state, "ticket_id")
+            ticket_id = ticket_id or cast(str | None, await store.redis.hget(k.state, "ticket_id"))
         ids = [f"{name}{n}-{t}" for t in range(turns)]
         await store.route_batch([
             RouteRequest(ikey=who.key, event_id=e, src=f"bench/0/{i}", turn_json=turn(i),

@@ -58,7 +58,7 @@ def encode_entry(change: dict[str, Any]) -> str:
     return _compact(change, FIELDS, ("ikey",))
 
 
-def decode_entry(raw: str, ikey: str) -> dict[str, Any]:
+def decode_entry(raw: str | bytes, ikey: str) -> dict[str, Any]:
     doc = json.loads(raw)
     if isinstance(doc, dict):
         return doc  # written before the compact form: the record as it was
@@ -87,7 +87,7 @@ def encode_ticket_entry(change_json: str) -> str:
     return _compact(json.loads(change_json), TICKET_FIELDS, _OF_THE_TICKET)
 
 
-def decode_ticket_entry(raw: str, ticket_id: str, ikey: str) -> dict[str, Any]:
+def decode_ticket_entry(raw: str | bytes, ticket_id: str, ikey: str) -> dict[str, Any]:
     """The TicketChanged of an entry of the ticket `ticket_id` of the interaction `ikey`."""
     doc = json.loads(raw)
     if isinstance(doc, dict):
