@@ -135,6 +135,12 @@ class RedisProcess(ManagedProcess):
             # ones about as compact (bench/memory.py).
             "--stream-node-max-bytes",
             "1024",
+            # A hash stays a compact listpack while every value is at most this long: 64 by
+            # default, which the state's return notice or context and a ticket's ids pass,
+            # and a hashtable costs ~1.2-1.7 KB for those ~15 fields instead of ~0.3-0.5 KB
+            # (bench/memory.py). The hashes are small (at most ~20 fields), so a scan is cheap.
+            "--hash-max-listpack-value",
+            "1024",
             "--save",
             "",
             "--daemonize",

@@ -19,7 +19,6 @@ in time order, as far back as those topics' retention reaches. Not rebuilt: dedu
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -136,9 +135,8 @@ async def restore_tickets(store: ModeStore, log: Log, minute_ms: int) -> int:
             if record is not None:
                 queued = ticket.queued_at_ms
                 due = pickup_due_ms(record.settings, queued, queued, minute_ms)
-        ids = changes[0].model_dump(mode="json", include={"tenant_id", "agent_id", "user"})
         history = [c.model_dump_json() for c in changes]
-        written += await store.restore_ticket(ticket, json.dumps(ids), history, due)
+        written += await store.restore_ticket(ticket, history, due)
     return written
 
 

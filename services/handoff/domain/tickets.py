@@ -241,6 +241,12 @@ class Ticket:
             "notified_at": s(self.notified_at_ms),
         }
 
+    def to_new_redis(self) -> dict[str, str]:
+        """The hash of a ticket written whole (opened, or restored by a rebuild): the fields
+        with a value only, as a missing field reads as empty (`from_redis`); ~90 B less
+        (bench/memory.py). A step writes what it changed, an emptied field as ''."""
+        return {k: v for k, v in self.to_redis().items() if v}
+
 
 @dataclass(frozen=True)
 class Refusal:

@@ -367,9 +367,7 @@ class CommandService:
                     None, handoff.ticket, command.actor, None, snap.now_ms, handoff.waiting.position
                 ).model_dump_json()
                 outputs.append(("events", ikey, opened))
-                ids = command.model_dump(mode="json", include={"tenant_id", "agent_id", "user"})
-                fields = {**handoff.ticket.to_redis(), "ids": json.dumps(ids)}
-                doc: dict[str, Any] = {"fields": fields, "change": opened}
+                doc: dict[str, Any] = {"fields": handoff.ticket.to_new_redis(), "change": opened}
                 if handoff.pickup_due_ms is not None:
                     doc["pickup_due"] = handoff.pickup_due_ms
                 ticket_json = json.dumps(doc)

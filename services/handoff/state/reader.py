@@ -33,6 +33,7 @@ from services.handoff.domain.modes import (
     parse_cause,
 )
 from services.handoff.domain.routing import GateRequest, GateVerdict, RouteDecision, RouteRequest
+from services.handoff.state.history import decode_entry
 from services.handoff.state.keys import (
     SHARDS,
     InteractionKeys,
@@ -240,7 +241,7 @@ class StateClient:
     async def history(self, ikey: str, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         """Mode changes, newest first."""
         raw = await self.redis.lrange(InteractionKeys(ikey).history, offset, offset + limit - 1)
-        return [json.loads(item) for item in raw]
+        return [decode_entry(item, ikey) for item in raw]
 
     async def history_page(self, ikey: str, before: int | None, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` mode changes with a version below `before` (all when None), newest
@@ -254,13 +255,13 @@ class StateClient:
             head = await self.redis.lindex(key, 0)
             if head is None:
                 return []
-            start = max(0, int(json.loads(head)["version"]) - before + 1)
+            start = max(0, int(decode_entry(head, ikey)["version"]) - before + 1)
         page: list[dict[str, Any]] = []
         while len(page) < limit:
             raw = await self.redis.lrange(key, start, start + limit + 15)
             if not raw:
                 break
-            changes = [json.loads(item) for item in raw]
+            changes = [decode_entry(item, ikey) for item in raw]
             if before is not None and start > 0 and changes[0]["version"] < before - 1:
                 start = 0  # the guess went past `before` (a gap): scan from the head
                 continue

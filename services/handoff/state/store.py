@@ -15,6 +15,7 @@ from typing import Any, cast
 from services.handoff.domain.modes import AgentVersion, ModeState
 from services.handoff.domain.tickets import QueueSettings
 from services.handoff.state.agent_versions import AgentVersionStore
+from services.handoff.state.history import encode_entry
 from services.handoff.state.keys import (
     LISTS_BACKFILLED_KEY,
     InteractionKeys,
@@ -155,7 +156,7 @@ class ModeStore(TimeoutStore, AgentVersionStore):
             for ikey, records in changes.items():
                 key = InteractionKeys(ikey).history
                 for record in records:
-                    pipe.lpush(key, json.dumps(record))
+                    pipe.lpush(key, encode_entry(record))
                 pipe.ltrim(key, 0, self.limits.history_cap - 1)
             await pipe.execute()
 

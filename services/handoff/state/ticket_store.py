@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from schemas import OutboundMessage
 from services.handoff.domain.events import outbound_turn
 from services.handoff.domain.tickets import QueueSettings, Ticket, shard_of_ticket
+from services.handoff.state.history import decode_ticket_entry, encode_ticket_entry
 from services.handoff.state.keys import (
     outbox_key,
     pickup_key,
@@ -176,12 +177,18 @@ class TicketStore(StateClient):
         return Ticket.from_redis(cast(dict[str, str], raw))
 
     async def ticket_history(self, ticket_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The ticket's TicketChanged events, oldest first."""
+        """The ticket's TicketChanged events, oldest first; none once its hash is gone (they
+        expire together), whose interaction key the compact entries need (history.py)."""
         tag = _tag_of(ticket_id)
         if tag is None:
             return []
-        raw = await self.redis.lrange(ticket_history_key(tag, ticket_id), 0, limit - 1)
-        return [json.loads(item) for item in reversed(raw)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(ticket_key(tag, ticket_id), "ikey")
+            pipe.lrange(ticket_history_key(tag, ticket_id), 0, limit - 1)
+            ikey, raw = await pipe.execute()
+        if not ikey:
+            return []
+        return [decode_ticket_entry(item, ticket_id, ikey) for item in reversed(raw)]
 
     async def ticket_step(
         self,
@@ -208,7 +215,7 @@ class TicketStore(StateClient):
         return str(json.loads(raw)["status"])
 
     async def restore_ticket(
-        self, ticket: Ticket, ids_json: str, changes: Sequence[str], pickup_due_ms: int | None
+        self, ticket: Ticket, changes: Sequence[str], pickup_due_ms: int | None
     ) -> bool:
         """Writes a ticket rebuilt from its TicketChanged events (oldest first), if Redis has
         none (`handoffctl state rebuild`); False: it had one."""
@@ -219,10 +226,10 @@ class TicketStore(StateClient):
             return False
         history = ticket_history_key(tag, ticket.ticket_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=cast(Any, {**ticket.to_redis(), "ids": ids_json}))
+            pipe.hset(key, mapping=cast(Any, ticket.to_new_redis()))
             pipe.delete(history)
             for change in changes:
-                pipe.lpush(history, change)  # newest first, as the steps push them
+                pipe.lpush(history, encode_ticket_entry(change))  # newest first, as steps push
             if ticket.open:
                 pipe.zadd(shard_tickets_key(tag), {ticket.ticket_id: ticket.created_at_ms})
                 pipe.zadd(

@@ -26,27 +26,40 @@ local function key(kind, tag, ikey)
   return 'ho:' .. kind .. ':' .. tag .. ':' .. ikey
 end
 
-local function load_state(state_key)
-  local flat = redis.call('HGETALL', state_key)
-  local st = {}
-  for i = 1, #flat, 2 do st[flat[i]] = flat[i + 1] end
-  st.mode = st.mode or 'ai'
-  st.version = tonumber(st.version or '0')
-  return st
-end
-
 local STATE_FIELDS = {'mode', 'cause', 'actor', 'reason', 'changed_at', 'expires_at',
                       'idle_ms', 'human_since', 'version', 'command_id',
                       'return_notice', 'ticket_id', 'pending_context', 'queue'}
 
--- Writes the state hash and keeps lease and deadline index in step with it.
+-- The state of a stored hash: a field not stored (write_state keeps only those with a
+-- value) is empty, as every field of a hash written before was.
+local function load_state(state_key)
+  local flat = redis.call('HGETALL', state_key)
+  local st = {}
+  for i = 1, #flat, 2 do st[flat[i]] = flat[i + 1] end
+  if #flat > 0 then
+    for _, f in ipairs(STATE_FIELDS) do st[f] = st[f] or '' end
+  end
+  st.mode = st.mode ~= '' and st.mode or 'ai'
+  st.version = tonumber(st.version ~= '' and st.version or '0')
+  return st
+end
+
+-- Writes the state hash and keeps lease and deadline index in step with it. Only the fields
+-- with a value are stored (a missing field reads as empty, here and in ModeState.from_redis),
+-- and the hash is written anew: a hash that a long value (a return context) turned into a
+-- hashtable is a compact listpack again (bench/memory.py).
 local function write_state(tag, ikey, st)
   local args = {}
   for _, f in ipairs(STATE_FIELDS) do
-    args[#args + 1] = f
-    args[#args + 1] = tostring(st[f] or '')
+    local v = tostring(st[f] or '')
+    if v ~= '' then
+      args[#args + 1] = f
+      args[#args + 1] = v
+    end
   end
-  redis.call('HSET', key('state', tag, ikey), unpack(args))
+  local state = key('state', tag, ikey)
+  redis.call('DEL', state)
+  redis.call('HSET', state, unpack(args))
   local lease, deadlines = key('lease', tag, ikey), 'ho:deadlines:' .. tag
   if st.mode == 'human' and (st.expires_at or '') ~= '' then
     redis.call('SET', lease, st.version, 'PXAT', st.expires_at)
@@ -57,9 +70,32 @@ local function write_state(tag, ikey, st)
   end
 end
 
-local function push_history(tag, ikey, change_json, cap)
+-- History entries are stored compactly (services/handoff/state/history.py reads them): a
+-- JSON array of the record's `fields` in order, without those the history's key names
+-- (`named`), then an object of any further fields (a timeout's due_at).
+local function compact_entry(record, fields, named)
+  local entry, known = {}, {}
+  for f in pairs(named) do known[f] = true end
+  for i, f in ipairs(fields) do
+    known[f] = true
+    if record[f] == nil then entry[i] = cjson.null else entry[i] = record[f] end
+  end
+  local further, any = {}, false
+  for f, v in pairs(record) do
+    if not known[f] then further[f], any = v, true end
+  end
+  if any then entry[#entry + 1] = further end
+  return cjson.encode(entry)
+end
+
+local HISTORY_FIELDS = {'event_id', 'from_mode', 'to_mode', 'cause', 'actor', 'reason',
+                        'changed_at', 'expires_at', 'idle_ms', 'version', 'command_id'}
+
+-- change: the change record, as a table or its JSON.
+local function push_history(tag, ikey, change, cap)
+  if type(change) == 'string' then change = cjson.decode(change) end
   local history = key('history', tag, ikey)
-  redis.call('LPUSH', history, change_json)
+  redis.call('LPUSH', history, compact_entry(change, HISTORY_FIELDS, {ikey = true}))
   redis.call('LTRIM', history, 0, cap - 1)
 end
 
@@ -201,9 +237,18 @@ local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
   return {'outbound', ikey, cjson.encode(notice)}
 end
 
+-- A ticket's history entry: its TicketChanged without what the ticket names (type, ticket id,
+-- the interaction's ids).
+local TICKET_HISTORY_FIELDS = {'event_id', 'schema_version', 'queue', 'from_status', 'status',
+                               'assignee', 'actor', 'note', 'changed_at', 'ticket_version',
+                               'position'}
+local OF_THE_TICKET = {type = true, ticket_id = true, tenant_id = true, agent_id = true,
+                       user = true}
+
 local function ticket_changed_here(tag, ticket_id, change_json)
   local history = 'ho:ticket_history:' .. tag .. ':' .. ticket_id
-  redis.call('LPUSH', history, change_json)
+  redis.call('LPUSH', history,
+             compact_entry(cjson.decode(change_json), TICKET_HISTORY_FIELDS, OF_THE_TICKET))
   redis.call('LTRIM', history, 0, TICKET_HISTORY_CAP - 1)
 end
 
@@ -212,6 +257,14 @@ local function ticket_ended(tag, ticket_id)
   redis.call('ZREM', 'ho:pickup:' .. tag, ticket_id)
   redis.call('PEXPIRE', ticket_key(tag, ticket_id), TICKET_KEEP_MS)
   redis.call('PEXPIRE', 'ho:ticket_history:' .. tag .. ':' .. ticket_id, TICKET_KEEP_MS)
+end
+
+-- The interaction ids of a ticket's events: from its interaction key (a ticket stored before
+-- also holds them as `ids` JSON; the key says the same).
+local function ticket_ids(t)
+  local tenant, agent, channel, external = string.match(t.ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
+  return {tenant_id = tenant, agent_id = agent,
+          user = {channel = channel, external_id = external ~= '' and external or cjson.null}}
 end
 
 -- The interaction left human mode without a resolution: its open ticket becomes `closed`.
@@ -223,7 +276,7 @@ local function close_ticket(tag, ticket_id, now, actor, note)
   if t.status ~= 'queued' and t.status ~= 'assigned' then return nil end
   local version = tonumber(t.version) + 1
   redis.call('HSET', tk, 'status', 'closed', 'version', version, 'ended_at', now)
-  local ids = cjson.decode(t.ids)
+  local ids = ticket_ids(t)
   local change = cjson.encode({
     type = 'ticket_changed', schema_version = 1,
     event_id = 'tkc-' .. redis.sha1hex(ticket_id .. '\31' .. version),
