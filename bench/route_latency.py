@@ -89,6 +89,7 @@ def collect(
     })  # fmt: skip
     consumer.subscribe(outputs)
     ours = event_ids(tag)
+    generator: subprocess.Popen[bytes] | None = None
     try:
         # Warm-up: until a first message makes it through (group joined, transactions ready).
         warm = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
@@ -97,7 +98,7 @@ def collect(
         warm.produce(inbound, value, interaction(0).encode())
         warm.flush(30)
         deadline = time.monotonic() + 60
-        while consumer.poll(0.2) is None:
+        while (first := consumer.poll(0.2)) is None or first.error() is not None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{tag}: nothing came through within 60 s")
         generator = subprocess.Popen(
@@ -126,6 +127,9 @@ def collect(
                 deadline = time.monotonic() + 30  # draining what is in flight
     finally:
         consumer.close()
+        if generator is not None and generator.poll() is None:
+            generator.kill()
+            generator.wait()
     return {
         "offered_per_s": rate,
         "sent": sent,
