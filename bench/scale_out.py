@@ -140,8 +140,8 @@ async def main(count: int, modes: list[str]) -> None:
         ) as stack,
     ):
         cluster = RedisClusterProcesses(Path(tmp) / "redis-cluster")
-        cluster.start()
         try:
+            cluster.start()
             for mode in modes:
                 eos = MODES[mode]
                 reference = await run_one(
