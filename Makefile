@@ -76,9 +76,10 @@ schemas-check: $(STAMP) ## the generated JSON Schema and AsyncAPI files are up t
 	$(PY) -m schemas --check
 	$(PY) -m schemas.asyncapi --check
 
-bench: deps ## benchmarks, not in CI: figures printed and saved in bench/results/ (~25 min)
+bench: deps ## benchmarks, not in CI: figures printed and saved in bench/results/ (~35 min)
 	$(PY) -m bench.route_throughput --profile
 	$(PY) -m bench.route_latency
+	$(PY) -m bench.scale_out
 	$(PY) -m bench.timeout_sweep
 	$(PY) -m bench.memory
 

@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-def local_stack(root: Path, partitions: int = 6) -> AbstractContextManager[Stack]:
-    """A broker (heap 1 GiB, `partitions` per new topic) and a Redis server of the bench's own."""
-    return devstack_stack(root, {"num.partitions": str(partitions)}, heap="1g")
+def local_stack(
+    root: Path, partitions: int = 6, broker: dict[str, str] | None = None
+) -> AbstractContextManager[Stack]:
+    """A broker (heap 1 GiB, `partitions` per new topic, `broker` properties besides) and a
+    Redis server of the bench's own."""
+    return devstack_stack(root, {"num.partitions": str(partitions), **(broker or {})}, heap="1g")
 
 
 def machine() -> dict[str, Any]:

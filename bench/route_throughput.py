@@ -100,9 +100,10 @@ async def committed(settings: CommonSettings, group: str) -> int:
         await admin.close()
 
 
-async def seed_human(redis_url: str) -> None:
-    """10% of the interactions in human mode with an hour of idle timeout."""
-    store = ModeStore.from_url(redis_url)
+async def seed_human(redis_url: str, cluster: bool = False) -> None:
+    """10% of the interactions in human mode with an hour of idle timeout, in an emptied
+    database (on a Redis Cluster: every master emptied)."""
+    store = ModeStore.from_url(redis_url, cluster=cluster)
     await store.load_functions()
     await store.redis.flushdb()
     now = await redis_now_ms(store)
