@@ -378,10 +378,11 @@ def _remember_agent(ikey: str) -> tuple[str, str, str]:
 
 
 def _route_decision(d: dict[str, Any]) -> RouteDecision:
-    if d["status"] == "duplicate":
+    status = d.get("status", "routed")  # ho_route answers a new decision without one
+    if status == "duplicate":
         return RouteDecision("duplicate")
     return RouteDecision(
-        status=d["status"],
+        status=status,
         mode="human" if d["mode"] == "human" else "ai",
         cause=_cause(d.get("cause")),
         version=int(d["version"]),

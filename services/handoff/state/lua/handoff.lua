@@ -367,7 +367,7 @@ local function ho_route(keys, args)
   local context_turns = tonumber(args[9] or '20')
   local hit = marker_hit(keys[1], src)
   if hit then return hit end
-  local now = now_ms()
+  local now = args[10] or now_ms()
   local d = {src = src, decided_at = now}
   if stateless then
     d.mode, d.version, d.stateless = 'ai', 0, 1
@@ -390,9 +390,11 @@ local function ho_route(keys, args)
       d.ticket_id, d.queue = st.ticket_id, st.queue
     end
   end
-  redis.call('SET', keys[1], cjson.encode(d), 'PX', ttl)
-  d.status = 'routed'
-  return cjson.encode(d)
+  -- Stored and returned as one encoding: without a status, the answer means `routed`
+  -- (reader.py); a replay's marker_hit answers with `replay`.
+  local decided = cjson.encode(d)
+  redis.call('SET', keys[1], decided, 'PX', ttl)
+  return decided
 end
 
 --[[ ho_route_many: ho_route for the messages of one shard in a batch, in their order: one
@@ -404,13 +406,14 @@ Returns each message's ho_route result, in order. ]]
 local function ho_route_many(keys, args)
   local tag, ttl, transcript_cap, history_cap = args[1], args[2], args[3], args[4]
   local context_turns = args[5]
+  local now = now_ms()  -- one step: one time for all its messages
   local results = {}
   for i = 3, #keys do
     local a = 6 + (i - 3) * 4
     results[#results + 1] = ho_route(
       {keys[i], keys[1], keys[2]},
       {tag, args[a], args[a + 1], args[a + 2], args[a + 3], ttl, transcript_cap, history_cap,
-       context_turns})
+       context_turns, now})
   end
   return results
 end
