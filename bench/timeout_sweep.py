@@ -1,6 +1,8 @@
 """Timeout sweep: 100,000 leases due within one second beside 500,000 unrelated volatile keys,
 swept by one and then by two timeout workers. Reports the time to emit them all and the
-revert lag (the ModeChanged's Kafka timestamp minus the lease's due time), p50/p99/max.
+revert lag (the ModeChanged's Kafka timestamp minus the lease's due time), p50/p99/max, and
+the load average around each run (the machine is shared: compare the runs of one bench).
+The leases fall due once seeding is done: a time measured on a first slice of them.
 
     .venv/bin/python -m bench.timeout_sweep [--leases 100000] [--unrelated 500000]
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -44,14 +47,22 @@ async def one_run(
         await store.redis.eval(FILL, 0, start, min(start + 49_999, unrelated))
     for n in range(workers):
         box.service("services.timeout", f"t{n}")
+    # How long seeding takes here and now: 2,000 leases of interactions of their own.
+    started = time.monotonic()
     now = await redis_now_ms(store)
-    due_from = now + 20_000
+    await store.apply_many(
+        [human_until(f"calib:a:web:u{n}", now + 3_600_000, now) for n in range(2_000)]
+    )
+    seeding_s = (time.monotonic() - started) * leases / 2_000
+    now = await redis_now_ms(store)
+    due_from = now + int(1_000 * (1.5 * seeding_s + 5))
     rng = random.Random(workers)
     due = {f"bench:support:web:u{n:06}": due_from + rng.randrange(1_000) for n in range(leases)}
     keys = list(due)
     for i in range(0, leases, 5_000):
         await store.apply_many([human_until(k, due[k], now) for k in keys[i : i + 5_000]])
     seeded_ms = await redis_now_ms(store)
+    load_at_due = os.getloadavg()
     await store.close()
 
     consumer = AIOKafkaConsumer(
@@ -83,6 +94,8 @@ async def one_run(
         "lag_p99_ms": percentile(lags, 0.99),
         "lag_max_ms": max(lags) if lags else None,
         "reverts_per_s": round(len(lags) / max(0.001, (last_emitted - due_from) / 1000)),
+        "load_average_at_due": [round(x, 2) for x in load_at_due],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -44,11 +44,10 @@ local function load_state(state_key)
   return st
 end
 
--- Writes the state hash and keeps lease and deadline index in step with it. Only the fields
--- with a value are stored (a missing field reads as empty, here and in ModeState.from_redis),
--- and the hash is written anew: a hash that a long value (a return context) turned into a
--- hashtable is a compact listpack again (bench/memory.py).
-local function write_state(tag, ikey, st)
+-- Writes the state hash: only the fields with a value (a missing field reads as empty, here
+-- and in ModeState.from_redis), and anew, so that a hash a long value (a return context)
+-- turned into a hashtable is a compact listpack again (bench/memory.py).
+local function write_state_hash(tag, ikey, st)
   local args = {}
   for _, f in ipairs(STATE_FIELDS) do
     local v = tostring(st[f] or '')
@@ -60,6 +59,11 @@ local function write_state(tag, ikey, st)
   local state = key('state', tag, ikey)
   redis.call('DEL', state)
   redis.call('HSET', state, unpack(args))
+end
+
+-- Writes the state hash and keeps lease and deadline index in step with it.
+local function write_state(tag, ikey, st)
+  write_state_hash(tag, ikey, st)
   local lease, deadlines = key('lease', tag, ikey), 'ho:deadlines:' .. tag
   if st.mode == 'human' and (st.expires_at or '') ~= '' then
     redis.call('SET', lease, st.version, 'PXAT', st.expires_at)
@@ -172,10 +176,11 @@ end
 
 -- st: the state of the human stretch that ends now; ended_by: the cause of the return;
 -- upto: the stretch's last transcript entry. Read the ticket after it was resolved (its
--- assignee and resolution note as the stretch left them).
-local function capture_return(tag, ikey, st, ended_by, upto)
+-- assignee and resolution note as the stretch left them); `ticket`: its hash, when the
+-- caller has read it already.
+local function capture_return(tag, ikey, st, ended_by, upto, ticket)
   local ticket_id = nonempty(st.ticket_id)
-  local ticket = ticket_id and load_hash(ticket_key(tag, ticket_id)) or {}
+  ticket = ticket or (ticket_id and load_hash(ticket_key(tag, ticket_id))) or {}
   return cjson.encode({
     ticket_id = ticket_id, reason = st.reason, ended_by = ended_by,
     handled_by = nonempty(ticket.assignee), handled_by_name = nonempty(ticket.assignee_name),
@@ -207,34 +212,62 @@ local function take_return_context(tag, ikey, st, turns_cap)
   return p
 end
 
-local function last_conversation(tag, ikey)
-  local entries = redis.call('XREVRANGE', key('transcript', tag, ikey), '+', '-', 'COUNT', 20)
-  for _, entry in ipairs(entries) do
-    local ok, turn = pcall(cjson.decode, entry[2][2])
-    if ok and type(turn) == 'table' and type(turn.conversation_id) == 'string' then
-      return turn.conversation_id
-    end
+local function conversation_of(turn_json)
+  local ok, turn = pcall(cjson.decode, turn_json)
+  if ok and type(turn) == 'table' and type(turn.conversation_id) == 'string' then
+    return turn.conversation_id
   end
   return nil
 end
 
--- The return notice of a return decided here (not by a Python command), as the outbox
--- output to queue with the return, and recorded in the transcript. st: the ended stretch.
-local function return_notice(tag, ikey, st, event_id, now, transcript_cap)
-  local tenant, agent, channel, external = string.match(ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
-  local text = nonempty(st.return_notice) or DEFAULT_RETURN_NOTICE
-  local conversation, at = last_conversation(tag, ikey), rfc3339(now)
-  local notice = {
-    type = 'outbound_message', schema_version = 1, event_id = event_id,
-    tenant_id = tenant, agent_id = agent, user = {channel = channel, external_id = external},
-    conversation_id = conversation, sender = 'system', text = text, sent_at = at,
-  }
-  -- Written out: cjson would encode the empty attachments list as an object.
-  add_turn(tag, ikey, '{"event_id":' .. cjson.encode(event_id) .. ',"conversation_id":'
-    .. (conversation and cjson.encode(conversation) or 'null') .. ',"role":"system","text":'
-    .. cjson.encode(text) .. ',"attachments":[],"at":' .. cjson.encode(at) .. '}',
+-- Where a human stretch ends in the transcript: the id of its last entry (nil: none), and
+-- the conversation of the latest of the last 20 turns that names one (nil: none). One read
+-- when the last turn names it, as it mostly does.
+local function transcript_end(tag, ikey)
+  local transcript = key('transcript', tag, ikey)
+  local entries = redis.call('XREVRANGE', transcript, '+', '-', 'COUNT', 1)
+  if not entries[1] then return nil, nil end
+  local conversation = conversation_of(entries[1][2][2])
+  if conversation == nil then
+    entries = redis.call('XREVRANGE', transcript, '+', '-', 'COUNT', 20)
+    for i = 2, #entries do
+      conversation = conversation_of(entries[i][2][2])
+      if conversation then break end
+    end
+  end
+  return entries[1][1], conversation
+end
+
+-- The ids of an interaction key (the inverse of schemas' interaction_key): tenant, agent,
+-- channel, external id ('' for an anonymous user).
+local function ids_of(ikey)
+  return string.match(ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
+end
+
+-- The ids of an interaction key as the JSON members of an event about the interaction
+-- (tenant_id, agent_id, user).
+local function ids_json(ikey)
+  local tenant, agent, channel, external = ids_of(ikey)
+  return '"tenant_id":' .. cjson.encode(tenant) .. ',"agent_id":' .. cjson.encode(agent)
+    .. ',"user":{"channel":' .. cjson.encode(channel) .. ',"external_id":'
+    .. (external == '' and 'null' or cjson.encode(external)) .. '}'
+end
+
+-- The return notice of a return decided here (not by a Python command): the JSON of the
+-- outbound message to queue with the return, also recorded in the transcript. st: the ended
+-- stretch; ids: ids_json's; event_id and at (now, RFC 3339) need no escaping. Written out
+-- (no cjson.encode of a table): the sweep writes one per revert.
+local function return_notice(tag, ikey, ids, st, event_id, at, conversation, transcript_cap)
+  local text = cjson.encode(nonempty(st.return_notice) or DEFAULT_RETURN_NOTICE)
+  local conv = conversation and cjson.encode(conversation) or 'null'
+  -- The turn is written out for another reason too: cjson would encode the empty
+  -- attachments list as an object.
+  add_turn(tag, ikey, '{"event_id":"' .. event_id .. '","conversation_id":' .. conv
+    .. ',"role":"system","text":' .. text .. ',"attachments":[],"at":"' .. at .. '"}',
     transcript_cap)
-  return {'outbound', ikey, cjson.encode(notice)}
+  return '{"type":"outbound_message","schema_version":1,"event_id":"' .. event_id .. '",'
+    .. ids .. ',"conversation_id":' .. conv .. ',"sender":"system","text":' .. text
+    .. ',"sent_at":"' .. at .. '"}'
 end
 
 -- A ticket's history entry: its TicketChanged without what the ticket names (type, ticket id,
@@ -262,17 +295,18 @@ end
 -- The interaction ids of a ticket's events: from its interaction key (a ticket stored before
 -- also holds them as `ids` JSON; the key says the same).
 local function ticket_ids(t)
-  local tenant, agent, channel, external = string.match(t.ikey, '^([^:]*):([^:]*):([^:]*):(.*)$')
+  local tenant, agent, channel, external = ids_of(t.ikey)
   return {tenant_id = tenant, agent_id = agent,
           user = {channel = channel, external_id = external ~= '' and external or cjson.null}}
 end
 
 -- The interaction left human mode without a resolution: its open ticket becomes `closed`.
 -- Returns the TicketChanged JSON (for the caller to emit), or nil when no ticket was open.
-local function close_ticket(tag, ticket_id, now, actor, note)
+-- t: the ticket's hash, when the caller has read it already; at: now, RFC 3339, likewise.
+local function close_ticket(tag, ticket_id, now, actor, note, t, at)
   if (ticket_id or '') == '' then return nil end
   local tk = ticket_key(tag, ticket_id)
-  local t = load_hash(tk)
+  t = t or load_hash(tk)
   if t.status ~= 'queued' and t.status ~= 'assigned' then return nil end
   local version = tonumber(t.version) + 1
   redis.call('HSET', tk, 'status', 'closed', 'version', version, 'ended_at', now)
@@ -283,7 +317,7 @@ local function close_ticket(tag, ticket_id, now, actor, note)
     tenant_id = ids.tenant_id, agent_id = ids.agent_id, user = ids.user,
     ticket_id = ticket_id, queue = t.queue, from_status = t.status, status = 'closed',
     assignee = (t.assignee or '') ~= '' and t.assignee or cjson.null,
-    actor = actor, note = note, changed_at = rfc3339(now), ticket_version = version,
+    actor = actor, note = note, changed_at = at or rfc3339(now), ticket_version = version,
     position = cjson.null,
   })
   ticket_changed_here(tag, ticket_id, change)
@@ -297,36 +331,101 @@ local function lease_expired(tag, ikey, st)
     and redis.call('EXISTS', key('lease', tag, ikey)) == 0
 end
 
--- Applies the timeout revert and queues its ModeChanged and the return notice (R20) in the
--- shard's outbox, which the timeout worker publishes. Returns the new state.
--- actor, reason: of a return other than the idle timeout's (R18: nobody picked up).
-local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap, actor, reason)
-  local new = {
-    mode = 'ai', cause = 'timeout', actor = actor or __TIMEOUT_ACTOR__,
-    reason = reason or __TIMEOUT_REASON__,
-    changed_at = now, expires_at = '', idle_ms = '', human_since = '',
-    version = st.version + 1, command_id = '',
+--[[ A timeout revert's records, queued in the shard's outbox for the timeout worker to publish:
+its ModeChanged, its return notice (R20) and its ticket's TicketChanged (R15), in that order.
+The reverts made by one step share entries, at most REVERTS_PER_ENTRY in one: an entry costs
+Redis one XADD, and the relay publishes each entry whole (its budget per sweep counts the
+reverts in it). A revert entry holds
+- `records`: each record as `role US key US value`, joined by RS;
+- `reverts`: each revert as `interaction key US event_id US state_version US due_at (ms)`,
+  joined by RS, for the relay's metrics and logs.
+Neither needs escaping: JSON text holds no raw control character, and an interaction key's
+parts are printable (schemas: Id, ExternalId). cjson's escaping of ~1 KB of JSON per revert
+(a JSON array of records) cost the sweep as much as the state change itself. ]]
+local REVERTS_PER_ENTRY = 16
+local US, RS = '\31', '\30'
+
+-- now: Redis TIME of the step (ms); actor, reason: of the returns (default: the idle
+-- timeout's), written into each revert as they are.
+local function revert_batch(tag, now, actor, reason)
+  actor, reason = actor or __TIMEOUT_ACTOR__, reason or __TIMEOUT_REASON__
+  return {
+    tag = tag, now = now, now_s = string.format('%d', now), at = rfc3339(now),
+    actor = actor, reason = reason, actor_json = cjson.encode(actor),
+    reason_json = cjson.encode(reason), records = {}, reverts = {},
   }
-  new.pending_context = capture_return(tag, ikey, st, 'timeout', last_turn_id(tag, ikey))
-  write_state(tag, ikey, new)
-  local change = cjson.encode({
-    event_id = 'tmo-' .. redis.sha1hex(ikey .. '\31' .. new.version),
-    ikey = ikey, from_mode = 'human', to_mode = 'ai', cause = 'timeout', actor = new.actor,
-    reason = new.reason, changed_at = now, due_at = tonumber(st.expires_at),
-    version = new.version,
-  })
-  push_history(tag, ikey, change, history_cap)
-  -- The return notice (R20) rides in the revert's own outbox entry: one entry per revert
-  -- keeps the relay's throughput (it publishes a bounded number of entries per sweep).
-  local notice_id = 'ret-' .. redis.sha1hex(ikey .. '\31' .. new.version)
-  local notice = return_notice(tag, ikey, st, notice_id, now, transcript_cap)
-  -- Time-based ids (never reused, even after Redis lost its data): the timeout worker
-  -- checkpoints the last one it published in Kafka.
-  local out = {notice}
+end
+
+-- Time-based ids (never reused, even after Redis lost its data): the timeout worker
+-- checkpoints the last one it published in Kafka.
+local function flush_reverts(batch)
+  if #batch.reverts == 0 then return end
+  redis.call('XADD', 'ho:outbox:' .. batch.tag, '*', 'reverts', table.concat(batch.reverts, RS),
+             'records', table.concat(batch.records, RS))
+  batch.reverts, batch.records = {}, {}
+end
+
+-- What a timeout revert reads of the state: the fields it uses, in one HMGET (ho_expire_due:
+-- a HGETALL and its table walk cost the sweep as much as the revert's own writes).
+local function load_revert_state(state_key)
+  local v = redis.call('HMGET', state_key, 'mode', 'idle_ms', 'version', 'expires_at', 'reason',
+                       'ticket_id', 'human_since', 'return_notice')
+  return {
+    mode = v[1] or 'ai', idle_ms = v[2] or '', version = tonumber(v[3] or '0'),
+    expires_at = v[4] or '', reason = v[5] or nil, ticket_id = v[6] or nil,
+    human_since = v[7] or nil, return_notice = v[8] or nil,
+  }
+end
+
+-- Applies the timeout revert and queues its records (see REVERTS_PER_ENTRY) in the shard's
+-- outbox, which the timeout worker publishes. Returns the new state. st: load_state's or
+-- load_revert_state's. actor, reason: of a return other than the idle timeout's (R18: nobody
+-- picked up). batch: the sweep's (ho_expire_due; it found the lease gone, drops the
+-- deadlines it claimed at once and flushes the batch); without one the revert is queued
+-- alone. The JSON is written out, not cjson-encoded from tables: it is the sweep's hot path.
+local function revert_expired(tag, ikey, st, now, history_cap, transcript_cap, actor, reason,
+                              batch)
+  local b = batch or revert_batch(tag, now, actor, reason)
+  local version = st.version + 1
+  local ticket_id = nonempty(st.ticket_id)
+  local ticket = ticket_id and load_hash(ticket_key(tag, ticket_id)) or {}
+  local upto, conversation = transcript_end(tag, ikey)
+  local new = {
+    mode = 'ai', cause = 'timeout', actor = b.actor, reason = b.reason, changed_at = b.now_s,
+    expires_at = '', idle_ms = '', human_since = '', version = version, command_id = '',
+    pending_context = capture_return(tag, ikey, st, 'timeout', upto, ticket),
+  }
+  write_state_hash(tag, ikey, new)
+  if not batch then
+    redis.call('DEL', key('lease', tag, ikey))
+    redis.call('ZREM', 'ho:deadlines:' .. tag, ikey)
+  end
+  local v = string.format('%d', version)
+  local digest = redis.sha1hex(ikey .. US .. v)
+  local event_id, notice_id = 'tmo-' .. digest, 'ret-' .. digest
+  local due = (st.expires_at or '') ~= '' and st.expires_at or 'null'
+  push_history(tag, ikey, '{"event_id":"' .. event_id .. '","ikey":' .. cjson.encode(ikey)
+    .. ',"from_mode":"human","to_mode":"ai","cause":"timeout","actor":' .. b.actor_json
+    .. ',"reason":' .. b.reason_json .. ',"changed_at":' .. b.now_s .. ',"due_at":' .. due
+    .. ',"version":' .. v .. '}', history_cap)
+  local ids = ids_json(ikey)
+  -- As services/handoff/domain/events.py mode_changed writes it (a test holds them equal).
+  local event = '{"type":"mode_changed","schema_version":1,' .. ids .. ',"event_id":"'
+    .. event_id .. '","from_mode":"human","to_mode":"ai","cause":"timeout","actor":'
+    .. b.actor_json .. ',"reason":' .. b.reason_json .. ',"changed_at":"' .. b.at
+    .. '","expires_at":null,"idle_timeout_minutes":null,"state_version":' .. v
+    .. ',"command_id":null}'
+  local notice = return_notice(tag, ikey, ids, st, notice_id, b.at, conversation,
+                               transcript_cap)
+  local records = b.records
+  records[#records + 1] = 'events' .. US .. ikey .. US .. event
+  records[#records + 1] = 'outbound' .. US .. ikey .. US .. notice
   -- The open ticket closes with the return (R15), in the same entry.
-  local closed = close_ticket(tag, st.ticket_id, now, new.actor, 'mode_returned')
-  if closed then out[#out + 1] = {'events', ikey, closed} end
-  redis.call('XADD', 'ho:outbox:' .. tag, '*', 'change', change, 'out', cjson.encode(out))
+  local closed = ticket_id and close_ticket(tag, ticket_id, now, b.actor, 'mode_returned',
+                                            ticket, b.at)
+  if closed then records[#records + 1] = 'events' .. US .. ikey .. US .. closed end
+  b.reverts[#b.reverts + 1] = ikey .. US .. event_id .. US .. v .. US .. (st.expires_at or '')
+  if not batch or #b.reverts >= REVERTS_PER_ENTRY then flush_reverts(b) end
   return new
 end
 
@@ -671,6 +770,7 @@ end
 
 --[[ ho_expire_due: revert every interaction of a shard whose lease ran out (timeout worker).
 Claiming and reverting are one step, so two workers never revert (nor emit) one expiry twice.
+The reverts share outbox entries (REVERTS_PER_ENTRY); the claimed deadlines go in one ZREM.
 KEYS: deadlines, outbox
 ARGV: tag, limit, history_cap, transcript_cap ]]
 local function ho_expire_due(keys, args)
@@ -678,17 +778,22 @@ local function ho_expire_due(keys, args)
   local transcript_cap = tonumber(args[4])
   local now = now_ms()
   local due = redis.call('ZRANGE', keys[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-  local reverted = 0
+  local batch, claimed, reverted = revert_batch(tag, now), {}, 0
   for _, ikey in ipairs(due) do
-    local st = load_state(key('state', tag, ikey))
+    local st = load_revert_state(key('state', tag, ikey))
     if lease_expired(tag, ikey, st) then
-      revert_expired(tag, ikey, st, now, history_cap, transcript_cap)
+      revert_expired(tag, ikey, st, now, history_cap, transcript_cap, nil, nil, batch)
       reverted = reverted + 1
+      claimed[#claimed + 1] = ikey
     elseif st.mode == 'human' and (st.expires_at or '') ~= '' then
       redis.call('ZADD', keys[1], st.expires_at, ikey)  -- moved forward meanwhile
     else
-      redis.call('ZREM', keys[1], ikey)
+      claimed[#claimed + 1] = ikey
     end
+  end
+  flush_reverts(batch)
+  for i = 1, #claimed, 1000 do  -- unpack's bound on arguments
+    redis.call('ZREM', keys[1], unpack(claimed, i, math.min(i + 999, #claimed)))
   end
   return reverted
 end
