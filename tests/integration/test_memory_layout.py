@@ -25,6 +25,7 @@ from services.handoff.api.models import HistoryEntry
 from services.handoff.domain.events import change_record
 from services.handoff.domain.modes import ModeState
 from services.handoff.domain.routing import RouteRequest
+from services.handoff.domain.tickets import Ticket
 from services.handoff.service.commands import API, CommandResult, CommandService
 from services.handoff.state.history import FIELDS
 from services.handoff.state.keys import (
@@ -228,17 +229,24 @@ async def test_a_tickets_history_is_stored_compactly_and_read_as_its_events(
     assert [TicketChanged.model_validate(e).status for e in history] == ["queued", "closed"]
 
 
-async def test_a_tickets_history_of_the_former_layout_and_a_rebuilt_one_read_alike(
-    store: ModeStore, tenant: str
-) -> None:
+async def handed_off(store: ModeStore, tenant: str) -> tuple[Who, dict[str, Any], Ticket]:
+    """An interaction handed off to a queue (an agent with an idle timeout): its TicketOpened
+    event and its ticket."""
     who = Who(tenant, "support")
     await publish_agent(store, who, idle=30)
     service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
     to_human = HandoffCommand.model_validate(who.command("to_human"))
     [opened] = ticket_events(await service.execute(to_human, f"t/0/{tenant}-1", API))
-    ticket_id = opened["ticket_id"]
-    ticket = await store.ticket(ticket_id)
+    ticket = await store.ticket(opened["ticket_id"])
     assert ticket is not None
+    return who, opened, ticket
+
+
+async def test_a_tickets_history_of_the_former_layout_and_a_rebuilt_one_read_alike(
+    store: ModeStore, tenant: str
+) -> None:
+    who, opened, ticket = await handed_off(store, tenant)
+    ticket_id = ticket.ticket_id
     tag = InteractionKeys(who.key).tag
     claimed = {**opened, "event_id": "tc-2", "from_status": "queued", "status": "assigned",
                "assignee": "operator:jane", "ticket_version": 2, "position": None}  # fmt: skip
@@ -257,19 +265,14 @@ async def test_a_ticket_hash_of_the_former_layout_reads_and_closes_as_before(
     store: ModeStore, tenant: str
 ) -> None:
     """Every field stored (the empty ones as ''), and the interaction ids as `ids` JSON."""
-    who = Who(tenant, "support")
-    await publish_agent(store, who, idle=30)
-    service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
-    to_human = HandoffCommand.model_validate(who.command("to_human"))
-    [opened] = ticket_events(await service.execute(to_human, f"t/0/{tenant}-1", API))
-    ticket = await store.ticket(opened["ticket_id"])
-    assert ticket is not None
+    who, opened, ticket = await handed_off(store, tenant)
     key = ticket_key(InteractionKeys(who.key).tag, ticket.ticket_id)
     ids = {f: opened[f] for f in ("tenant_id", "agent_id", "user")}
     await store.redis.hset(key, mapping={**ticket.to_redis(), "ids": json.dumps(ids)})
     assert await store.ticket(ticket.ticket_id) == ticket
 
     to_ai = HandoffCommand.model_validate(who.command("to_ai", source="operator"))
+    service = CommandService(store, minute_ms=MINUTE_MS, ticket_turns=5)
     [closed] = ticket_events(await service.execute(to_ai, f"t/0/{tenant}-2", API))
     assert {f: closed[f] for f in ids} == ids
     assert (closed["status"], closed["from_status"]) == ("closed", "queued")
