@@ -11,6 +11,7 @@ strands existing state, so it is a constant, not a setting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 # The shards themselves are services/common/shards.py's (the agent's keys use them too).
 from services.common.shards import SHARDS as SHARDS
@@ -22,7 +23,7 @@ from services.common.shards import shard_tag as shard_tag
 class InteractionKeys:
     ikey: str
 
-    @property
+    @cached_property  # every key name opens with it: worked out once (the router's hot path)
     def tag(self) -> str:
         return shard_tag(shard_of(self.ikey))
 
