@@ -552,6 +552,9 @@ class KafkaWriter:
             "partitioner": "murmur2_random",
             "message.max.bytes": BROKER_MAX_MESSAGE_BYTES,
             "error_cb": self._on_error,
+            # Only a failed output calls back into Python (_Deliveries): a report per output
+            # took the GIL from the handler once per record, on the producer's thread.
+            "delivery.report.only.error": True,
         }
         self._auth_error: KafkaError | None = None
         self._timeout_s = settings.transaction_timeout_ms / 1000
