@@ -166,7 +166,7 @@ async def run_one(
                 first_at, first_done, rss_start = time.monotonic(), done, rss_kb(proc.pid)
                 cpu_start = cpu_seconds(proc.pid)
                 if profile and router:
-                    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
+                    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
                         "-p", str(proc.pid), "-d", "20", "-o", str(ROOT / "bench/results/router-flame.svg")],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         elapsed = time.monotonic() - first_at
