@@ -531,7 +531,7 @@ export function deskPage(session) {
       if (!r) return;
       toast(`${tv.external_id}'s ticket is resolved.`, "success");
       if (back.checked) {
-        close(tv.interaction, `Resolved by you; ${tv.agent_id} has the conversation again.`);
+        close(tv.interaction, `Resolved by you; ${tv.agent_id} has the conversation again.`, true);
         document.getElementById("closed-note")?.focus(); // what was focused is gone
       }
     });
@@ -591,14 +591,18 @@ export function deskPage(session) {
     });
     if (result) {
       toast(`${ticket.external_id} is back with ${ticket.agent_id}.`, "success");
-      close(ticket.interaction, `Back on AI: returned by ${result.actor}. ${result.reason}`);
+      close(ticket.interaction, `Back on AI: returned by ${result.actor}. ${result.reason}`, true);
     }
   }
 
-  function close(key, text) {
-    const ticket = tickets.get(key);
+  // The pane of an interaction that left human mode. `mine`: this teammate's own action said
+  // so; its words replace the live stream's, which often arrives before the action's answer.
+  let lastClosed = null;
+  function close(key, text, mine = false) {
+    const ticket = tickets.get(key) || (mine && lastClosed?.key === key ? lastClosed.ticket : null);
     if (!ticket) return;
     tickets.delete(key);
+    lastClosed = { key, ticket };
     renderList();
     if (selected === key) renderPane({ ticket, text });
   }
