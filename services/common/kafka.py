@@ -881,15 +881,15 @@ class TransactionalProcessor:
         turn, and each commit starts after the one before it ended. A record at fault in
         the handler takes `_process`'s way at once; one whose output Kafka refuses fails
         the commit, so both batches are retried, without overlap while a partition is stuck."""
-        metrics.BATCH_SIZE.labels(service=self._service).observe(len(polled.records))
         try:
             handled = await self._handler(polled.records)
         except Exception as exc:
             if not follows_record(exc):
                 raise
             await self._settle()
-            await self._process(polled, committed)
+            await self._process(polled, committed)  # observes the batch's size itself
             return
+        metrics.BATCH_SIZE.labels(service=self._service).observe(len(polled.records))
         await self._settle()
         commit = self._commit(handled, polled.records, polled, {})
         self._in_flight = InFlight(polled.records, asyncio.ensure_future(commit))
